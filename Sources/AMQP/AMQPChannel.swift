@@ -1,0 +1,262 @@
+import Foundation
+
+/// A channel on an `AMQPConnection`. It survives reconnects: after the connection comes
+/// back the channel is re-opened with the same settings and its consumers resume.
+/// Every method throws `AMQPError`.
+public struct AMQPChannel: Sendable {
+    public let id: UInt16
+    public let connection: AMQPConnection
+
+    init(id: UInt16, connection: AMQPConnection) {
+        self.id = id
+        self.connection = connection
+    }
+
+    private var loop: IOLoop { connection.loop }
+
+    // MARK: Topology (re-declared after a reconnect)
+
+    public func declareExchange(
+        _ name: String, type: String = "topic", durable: Bool = true, autoDelete: Bool = false,
+        internal: Bool = false, arguments: AMQPTable = [:]
+    ) async throws {
+        let declare: @Sendable (RabbitSession, UInt16) throws(AMQPError) -> Void = { session, channel throws(AMQPError) in
+            try session.declareExchange(channel, name, type: type, durable: durable, autoDelete: autoDelete, isInternal: `internal`, arguments: arguments)
+        }
+        try await call("exchange.declare \(name)", recovery: .add(key: "exchange:\(name)", replay: declare)) { session, channel, _ throws(AMQPError) in
+            try declare(session, channel)
+        }
+    }
+
+    public func deleteExchange(_ name: String, ifUnused: Bool = false) async throws {
+        try await call("exchange.delete \(name)", recovery: .remove { key in
+            key == "exchange:\(name)" || Self.bindingParts(key)?.exchange == name
+        }) { session, channel, _ throws(AMQPError) in
+            try session.deleteExchange(channel, name, ifUnused: ifUnused)
+        }
+    }
+
+    /// Declares a queue; a server-named queue (empty `name`) is not re-declared on reconnect.
+    @discardableResult
+    public func declareQueue(
+        _ name: String, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false,
+        arguments: AMQPTable = [:]
+    ) async throws -> AMQPQueueInfo {
+        let declare: @Sendable (RabbitSession, UInt16) throws(AMQPError) -> AMQPQueueInfo = { session, channel throws(AMQPError) in
+            try session.declareQueue(channel, name, passive: false, durable: durable, exclusive: exclusive, autoDelete: autoDelete, arguments: arguments)
+        }
+        let recovery: RecoveryChange? = name.isEmpty ? nil : .add(key: "queue:\(name)") { session, channel throws(AMQPError) in
+            _ = try declare(session, channel)
+        }
+        return try await call("queue.declare \(name)", recovery: recovery) { session, channel, _ throws(AMQPError) in
+            try declare(session, channel)
+        }
+    }
+
+    /// The queue's message and consumer counts; `channelClosed` with 404 if it does not exist.
+    public func queueInfo(_ name: String) async throws -> AMQPQueueInfo {
+        try await call("queue.declare (passive) \(name)") { session, channel, _ throws(AMQPError) in
+            try session.declareQueue(channel, name, passive: true, durable: false, exclusive: false, autoDelete: false, arguments: [:])
+        }
+    }
+
+    /// Deletes a queue and returns how many messages it held.
+    @discardableResult
+    public func deleteQueue(_ name: String, ifUnused: Bool = false, ifEmpty: Bool = false) async throws -> UInt32 {
+        try await call("queue.delete \(name)", recovery: .remove { key in
+            key == "queue:\(name)" || Self.bindingParts(key)?.queue == name
+        }) { session, channel, _ throws(AMQPError) in
+            try session.deleteQueue(channel, name, ifUnused: ifUnused, ifEmpty: ifEmpty)
+        }
+    }
+
+    /// Removes every ready message and returns how many there were.
+    @discardableResult
+    public func purgeQueue(_ name: String) async throws -> UInt32 {
+        try await call("queue.purge \(name)") { session, channel, _ throws(AMQPError) in
+            try session.purgeQueue(channel, name)
+        }
+    }
+
+    public func bindQueue(_ queue: String, to exchange: String, routingKey: String, arguments: AMQPTable = [:]) async throws {
+        let bind: @Sendable (RabbitSession, UInt16) throws(AMQPError) -> Void = { session, channel throws(AMQPError) in
+            try session.bindQueue(channel, queue: queue, exchange: exchange, routingKey: routingKey, arguments: arguments)
+        }
+        let key = Self.bindingKey(queue: queue, exchange: exchange, routingKey: routingKey, arguments: arguments)
+        try await call("queue.bind \(queue)", recovery: .add(key: key, replay: bind)) { session, channel, _ throws(AMQPError) in
+            try bind(session, channel)
+        }
+    }
+
+    public func unbindQueue(_ queue: String, from exchange: String, routingKey: String, arguments: AMQPTable = [:]) async throws {
+        let key = Self.bindingKey(queue: queue, exchange: exchange, routingKey: routingKey, arguments: arguments)
+        try await call("queue.unbind \(queue)", recovery: .remove { $0 == key }) { session, channel, _ throws(AMQPError) in
+            try session.unbindQueue(channel, queue: queue, exchange: exchange, routingKey: routingKey, arguments: arguments)
+        }
+    }
+
+    private static let separator: Character = "\u{1F}"
+
+    private static func bindingKey(queue: String, exchange: String, routingKey: String, arguments: AMQPTable) -> String {
+        let args = arguments.keys.sorted().map { "\($0)=\(arguments[$0]!)" }.joined(separator: ",")
+        return ["binding:" + queue, exchange, routingKey, args].joined(separator: String(separator))
+    }
+
+    private static func bindingParts(_ key: String) -> (queue: String, exchange: String)? {
+        guard key.hasPrefix("binding:") else { return nil }
+        let parts = key.dropFirst("binding:".count).split(separator: separator, omittingEmptySubsequences: false)
+        return (String(parts[0]), String(parts[1]))
+    }
+
+    // MARK: Publishing
+
+    /// Publishes and returns once the broker has confirmed the message (on a confirm
+    /// channel). Fails, never silently drops: `publishNacked`, `publishReturned` (mandatory
+    /// and unroutable), `channelClosed` (e.g. 404 for a missing exchange), `connectionLost`,
+    /// or `timeout` when no confirm came in `timeout` (default: the connection's
+    /// `publishTimeout`), including time spent blocked by a resource alarm or reconnecting.
+    public func publish(
+        _ body: [UInt8], exchange: String, routingKey: String, properties: AMQPProperties = AMQPProperties(),
+        mandatory: Bool = false, timeout: Duration? = nil
+    ) async throws {
+        let timeout = timeout ?? connection.configuration.publishTimeout
+        let id = self.id
+        let result: Result<Void, AMQPError> = await withCheckedContinuation { continuation in
+            loop.submit(.publish(PublishRequest(
+                channel: id, exchange: exchange, routingKey: routingKey, mandatory: mandatory, properties: properties,
+                body: body, deadline: .now + timeout, timeout: timeout, done: { continuation.resume(returning: $0) })))
+        }
+        try result.get()
+    }
+
+    // MARK: Consuming
+
+    /// How many unacknowledged deliveries the broker may send to each consumer on this channel.
+    public func setPrefetch(_ count: UInt16) async throws {
+        let loop = self.loop
+        try await call("basic.qos \(count)") { session, channel, _ throws(AMQPError) in
+            try session.qos(channel, prefetch: count)
+            loop.channel(channel)?.prefetch = count
+        }
+    }
+
+    /// Starts a consumer. Deliveries arrive in order and must be acked, nacked or rejected
+    /// on this channel. The sequence ends when the consumer is cancelled or the connection
+    /// closed, and throws `consumerCancelled` if the broker cancels it (queue deleted).
+    public func consume(queue: String, prefetch: UInt16? = nil, exclusive: Bool = false, arguments: AMQPTable = [:]) async throws -> AMQPConsumer {
+        if let prefetch { try await setPrefetch(prefetch) }
+        let tag = "warren.\(queue).\(UUID().uuidString.prefix(8).lowercased())"
+        let (deliveries, continuation) = AsyncThrowingStream.makeStream(of: AMQPDelivery.self, throwing: (any Error).self)
+        let registration = ConsumerRegistration(channel: id, queue: queue, tag: tag, exclusive: exclusive, arguments: arguments, deliveries: continuation)
+        let loop = self.loop
+        try await call("basic.consume on \(queue)") { session, channel, _ throws(AMQPError) in
+            let state = loop.channel(channel)
+            state?.consumers[tag] = registration
+            do throws(AMQPError) {
+                try session.consume(channel, queue: queue, tag: tag, exclusive: exclusive, arguments: arguments)
+            } catch {
+                state?.consumers[tag] = nil
+                throw error
+            }
+        }
+        let channel = self
+        continuation.onTermination = { termination in
+            if case .cancelled = termination { Task { try? await channel.cancel(consumerTag: tag) } }
+        }
+        return AMQPConsumer(tag: tag, queue: queue, deliveries: deliveries, channel: self)
+    }
+
+    /// Stops a consumer: its delivery sequence ends; deliveries already in flight to it
+    /// are returned to the queue.
+    public func cancel(consumerTag tag: String) async throws {
+        let loop = self.loop
+        try await call("basic.cancel \(tag)") { session, channel, _ throws(AMQPError) in
+            guard let consumer = loop.channel(channel)?.consumers.removeValue(forKey: tag) else { return }
+            defer { consumer.deliveries.finish() }
+            try session.cancel(channel, tag: tag)
+        }
+    }
+
+    /// `basic.get`: one message from `queue`, or nil if it is empty.
+    public func get(queue: String) async throws -> AMQPDelivery? {
+        try await call("basic.get \(queue)") { session, channel, epoch throws(AMQPError) in
+            try session.get(channel, queue: queue, generation: epoch)
+        }
+    }
+
+    public func ack(_ delivery: AMQPDelivery, multiple: Bool = false) async throws {
+        try await settle(delivery, multiple: multiple, .ack)
+    }
+
+    public func nack(_ delivery: AMQPDelivery, multiple: Bool = false, requeue: Bool = true) async throws {
+        try await settle(delivery, multiple: multiple, .nack(requeue: requeue))
+    }
+
+    /// Rejects one delivery; without `requeue` it goes to the queue's dead-letter exchange.
+    public func reject(_ delivery: AMQPDelivery, requeue: Bool = false) async throws {
+        try await settle(delivery, multiple: false, .reject(requeue: requeue))
+    }
+
+    private func settle(_ delivery: AMQPDelivery, multiple: Bool, _ kind: Settlement.Kind) async throws {
+        guard delivery.channelID == id else {
+            throw AMQPError(.library, "delivery \(delivery.deliveryTag) came on channel \(delivery.channelID), not \(id)")
+        }
+        let error: AMQPError? = await withCheckedContinuation { continuation in
+            loop.submit(.settle(Settlement(
+                channel: id, generation: delivery.generation, deliveryTag: delivery.deliveryTag, multiple: multiple, kind: kind,
+                done: { continuation.resume(returning: $0) })))
+        }
+        if let error { throw error }
+    }
+
+    /// Closes the channel; its unconfirmed publishes fail with `.closed`.
+    public func close() async {
+        await withCheckedContinuation { continuation in
+            loop.submit(.closeChannel(id: id) { continuation.resume() })
+        }
+    }
+
+    // MARK: Plumbing
+
+    /// Runs a synchronous broker method on the I/O thread. While disconnected it waits for
+    /// the reconnect, up to the connection's `rpcTimeout`.
+    private func call<T: Sendable>(
+        _ context: String, recovery: RecoveryChange? = nil,
+        _ body: @escaping @Sendable (RabbitSession, UInt16, UInt64) throws(AMQPError) -> T
+    ) async throws -> T {
+        let loop = self.loop
+        let id = self.id
+        let result: Result<T, AMQPError> = await withCheckedContinuation { continuation in
+            loop.submit(.call(Call(
+                channel: id, context: context, deadline: .now + loop.configuration.rpcTimeout, recovery: recovery,
+                run: { session, channel, epoch in
+                    do throws(AMQPError) {
+                        continuation.resume(returning: .success(try body(session, channel, epoch)))
+                        return nil
+                    } catch {
+                        continuation.resume(returning: .failure(error))
+                        return error
+                    }
+                },
+                fail: { continuation.resume(returning: .failure($0)) })))
+        }
+        return try result.get()
+    }
+}
+
+/// The deliveries of one consumer, in order.
+public struct AMQPConsumer: AsyncSequence, Sendable {
+    public typealias Element = AMQPDelivery
+    public let tag: String
+    public let queue: String
+    let deliveries: AsyncThrowingStream<AMQPDelivery, any Error>
+    public let channel: AMQPChannel
+
+    public func makeAsyncIterator() -> AsyncThrowingStream<AMQPDelivery, any Error>.AsyncIterator {
+        deliveries.makeAsyncIterator()
+    }
+
+    public func cancel() async throws {
+        try await channel.cancel(consumerTag: tag)
+    }
+}

@@ -1,0 +1,59 @@
+import Logging
+import Synchronization
+
+/// A connection to RabbitMQ that stays up: it reconnects with backoff across the
+/// configured endpoints, re-opens its channels, re-declares what was declared through it
+/// and resumes consumers. All work runs on the connection's own I/O thread; every method
+/// here only queues work and awaits it, so nothing blocks Swift's cooperative pool.
+public final class AMQPConnection: Sendable {
+    let loop: IOLoop
+    private let nextChannelID = Mutex<UInt16>(IOLoop.controlChannel + 1)
+
+    private init(loop: IOLoop) {
+        self.loop = loop
+    }
+
+    /// Connects to the first endpoint that accepts, or throws the last endpoint's error.
+    public static func connect(
+        _ configuration: AMQPConfiguration,
+        logger: Logger = Logger(label: "warren.amqp")
+    ) async throws -> AMQPConnection {
+        let loop = IOLoop(configuration: configuration, logger: logger)
+        try await loop.start()
+        return AMQPConnection(loop: loop)
+    }
+
+    deinit {
+        loop.submit(.close(done: {}))
+    }
+
+    public var configuration: AMQPConfiguration { loop.configuration }
+
+    /// Connected, blocked by a resource alarm, reconnecting, or closed.
+    public var state: AMQPConnectionState { loop.status.current }
+
+    /// The current state, then every change until the connection is closed.
+    public func stateUpdates() -> AsyncStream<AMQPConnectionState> { loop.status.updates() }
+
+    /// Opens a channel. With `confirms` (the default) every publish on it waits for the
+    /// broker's confirm; without, a publish is done once written to the socket.
+    public func openChannel(confirms: Bool = true) async throws -> AMQPChannel {
+        let id = try nextChannelID.withLock { next throws(AMQPError) -> UInt16 in
+            guard next < 2047 else { throw AMQPError(.library, "no channel ids left on this connection") }
+            defer { next += 1 }
+            return next
+        }
+        let error: AMQPError? = await withCheckedContinuation { continuation in
+            loop.submit(.registerChannel(id: id, confirms: confirms) { continuation.resume(returning: $0) })
+        }
+        if let error { throw error }
+        return AMQPChannel(id: id, connection: self)
+    }
+
+    /// Closes cleanly: work still queued or unconfirmed fails with `.closed`, consumers end.
+    public func close() async {
+        await withCheckedContinuation { continuation in
+            loop.submit(.close { continuation.resume() })
+        }
+    }
+}

@@ -1,0 +1,26 @@
+/// A message the broker delivered to a consumer or handed out by `basic.get`.
+public struct AMQPDelivery: Sendable {
+    public var body: [UInt8]
+    public var properties: AMQPProperties
+    public var deliveryTag: UInt64
+    public var redelivered: Bool
+    public var exchange: String
+    public var routingKey: String
+    /// The consumer it was delivered to; nil for `basic.get`.
+    public var consumerTag: String?
+    /// How many messages remained in the queue (`basic.get` only).
+    public var messageCount: UInt32?
+
+    /// Which connection the delivery tag belongs to: tags are only valid on the
+    /// connection (and channel) that delivered them.
+    let channelID: UInt16
+    let generation: UInt64
+}
+
+/// A message the broker returned because a mandatory publish matched no queue.
+public struct AMQPReturnedMessage: Sendable {
+    public var replyCode: Int
+    public var replyText: String
+    public var exchange: String
+    public var routingKey: String
+}

@@ -1,0 +1,57 @@
+/// Work handed to the I/O thread. Each carries what it needs to report its outcome.
+enum Command: Sendable {
+    case publish(PublishRequest)
+    case call(Call)
+    case settle(Settlement)
+    case registerChannel(id: UInt16, confirms: Bool, done: @Sendable (AMQPError?) -> Void)
+    case closeChannel(id: UInt16, done: @Sendable () -> Void)
+    case close(done: @Sendable () -> Void)
+}
+
+struct PublishRequest: Sendable {
+    var channel: UInt16
+    var exchange: String
+    var routingKey: String
+    var mandatory: Bool
+    var properties: AMQPProperties
+    var body: [UInt8]
+    var deadline: ContinuousClock.Instant
+    var timeout: Duration
+    var done: @Sendable (Result<Void, AMQPError>) -> Void
+}
+
+/// A synchronous broker method run on a channel. `run` reports to the caller itself and
+/// returns the error, if any, so the loop can react (reopen a closed channel, reconnect).
+struct Call: Sendable {
+    var channel: UInt16
+    var context: String
+    var deadline: ContinuousClock.Instant
+    var recovery: RecoveryChange?
+    var run: @Sendable (RabbitSession, UInt16, UInt64) -> AMQPError?
+    var fail: @Sendable (AMQPError) -> Void
+}
+
+/// How a successful call changes what is re-declared after a reconnect.
+enum RecoveryChange: Sendable {
+    case add(key: String, replay: @Sendable (RabbitSession, UInt16) throws(AMQPError) -> Void)
+    case remove(@Sendable (String) -> Bool)
+}
+
+struct Settlement: Sendable {
+    enum Kind: Sendable { case ack, nack(requeue: Bool), reject(requeue: Bool) }
+    var channel: UInt16
+    var generation: UInt64
+    var deliveryTag: UInt64
+    var multiple: Bool
+    var kind: Kind
+    var done: @Sendable (AMQPError?) -> Void
+}
+
+struct ConsumerRegistration: Sendable {
+    var channel: UInt16
+    var queue: String
+    var tag: String
+    var exclusive: Bool
+    var arguments: AMQPTable
+    var deliveries: AsyncThrowingStream<AMQPDelivery, any Error>.Continuation
+}

@@ -1,0 +1,297 @@
+import CRabbitMQ
+import Glibc
+
+/// One rabbitmq-c connection. rabbitmq-c is not thread-safe, so a session is created,
+/// used and destroyed by its `IOLoop`'s thread alone; nothing else ever touches it.
+final class RabbitSession {
+    let state: amqp_connection_state_t
+    let endpoint: AMQPEndpoint
+    private let arena = CArena()
+
+    init(endpoint: AMQPEndpoint, configuration: AMQPConfiguration) throws(AMQPError) {
+        guard let state = amqp_new_connection() else { fatalError("out of memory") }
+        self.state = state
+        self.endpoint = endpoint
+        let socket: OpaquePointer?
+        if let tls = endpoint.tls {
+            socket = amqp_ssl_socket_new(state)
+            guard let socket else { throw AMQPError(.tls, "cannot create a TLS socket") }
+            if let ca = tls.caFile {
+                let status = amqp_ssl_socket_set_cacert(socket, ca)
+                if status != 0 { throw AMQPError.library(status, "loading CA file \(ca)") }
+            }
+            if let cert = tls.certFile, let key = tls.keyFile {
+                let status = amqp_ssl_socket_set_key(socket, cert, key)
+                if status != 0 { throw AMQPError.library(status, "loading client certificate \(cert)") }
+            }
+            amqp_ssl_socket_set_verify_peer(socket, tls.verifyPeer ? 1 : 0)
+            amqp_ssl_socket_set_verify_hostname(socket, tls.verifyPeer && tls.verifyHostname ? 1 : 0)
+        } else {
+            socket = amqp_tcp_socket_new(state)
+        }
+        guard let socket else { throw AMQPError(.connectionFailed, "cannot create a socket") }
+
+        var connectTimeout = timeval(endpoint.connectTimeout)
+        let where_ = endpoint.redactedDescription
+        let status = amqp_socket_open_noblock(socket, endpoint.host, Int32(endpoint.port), &connectTimeout)
+        if status != 0 {
+            var error = AMQPError.library(status, "connecting to \(where_)")
+            if error.code != .tls { error.code = .connectionFailed }
+            throw error
+        }
+        var handshake = timeval(endpoint.connectTimeout)
+        amqp_set_handshake_timeout(state, &handshake)
+        var rpc = timeval(configuration.rpcTimeout)
+        amqp_set_rpc_timeout(state, &rpc)
+
+        var properties = arena.table([
+            "connection_name": .string(configuration.connectionName),
+            "product": "Warren",
+            "platform": "Swift",
+            // rabbitmq-c 0.11 advertises only authentication_failure_close by default;
+            // without connection.blocked a resource alarm silently stalls publishes.
+            "capabilities": .table([
+                "publisher_confirms": true,
+                "consumer_cancel_notify": true,
+                "connection.blocked": true,
+                "authentication_failure_close": true,
+                "basic.nack": true,
+                "exchange_exchange_bindings": true,
+                "per_consumer_qos": true,
+            ]),
+        ])
+        defer { arena.reset() }
+        let reply = warren_amqp_login_plain(
+            state, endpoint.vhost, 0, 131_072, Int32(configuration.heartbeat), &properties,
+            endpoint.user, endpoint.password)
+        do {
+            try check(reply, channel: 0, "logging in to \(where_) as \(endpoint.user)")
+        } catch {
+            var error = error
+            if error.code == .connectionClosed, error.replyCode == 403 || error.replyCode == 530 {
+                error.code = error.replyCode == 403 ? .authenticationFailed : .connectionFailed
+            } else if error.code != .tls {
+                error.code = .connectionFailed
+            }
+            throw error
+        }
+    }
+
+    deinit {
+        amqp_destroy_connection(state)
+    }
+
+    var fileDescriptor: Int32 { amqp_get_sockfd(state) }
+
+    /// Input that rabbitmq-c already holds, which `poll` on the socket would not show.
+    var hasBufferedInput: Bool { amqp_data_in_buffer(state) != 0 || amqp_frames_enqueued(state) != 0 }
+
+    /// A clean AMQP close; errors are irrelevant because the session is discarded anyway.
+    func close() {
+        _ = amqp_connection_close(state, 200)
+    }
+
+    // MARK: Frames
+
+    /// The next frame if one can be had without waiting. Also sends a heartbeat when one
+    /// is due and fails with `connectionLost` when the broker's heartbeats stopped.
+    func nextFrame() throws(AMQPError) -> amqp_frame_t? {
+        var frame = amqp_frame_t()
+        var now = timeval(tv_sec: 0, tv_usec: 0)
+        let status = amqp_simple_wait_frame_noblock(state, &frame, &now)
+        if status == AMQP_STATUS_TIMEOUT.rawValue { return nil }
+        if status != AMQP_STATUS_OK.rawValue { throw AMQPError.library(status, "reading from the broker") }
+        return frame
+    }
+
+    /// Frees what rabbitmq-c decoded for a channel once its frames were copied out.
+    func releaseBuffers(channel: UInt16) {
+        amqp_maybe_release_buffers_on_channel(state, channel)
+    }
+
+    func send(method: amqp_method_number_t, channel: UInt16, _ body: UnsafeMutableRawPointer) throws(AMQPError) {
+        let status = amqp_send_method(state, channel, method, body)
+        if status != 0 { throw AMQPError.library(status, "sending a method") }
+    }
+
+    // MARK: Synchronous broker methods
+
+    /// Turns an RPC reply into success or an `AMQPError`. When the broker answered by
+    /// closing the channel or connection, acknowledges the close as the protocol requires.
+    func check(_ reply: amqp_rpc_reply_t, channel: UInt16, _ context: String) throws(AMQPError) {
+        switch reply.reply_type {
+        case AMQP_RESPONSE_NORMAL:
+            return
+        case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+            throw AMQPError.library(reply.library_error, context)
+        case AMQP_RESPONSE_SERVER_EXCEPTION:
+            if reply.reply.id == Method.channelClose, let decoded = reply.reply.decoded {
+                let close = decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
+                var ok = amqp_channel_close_ok_t()
+                _ = amqp_send_method(state, channel, Method.channelCloseOK, &ok)
+                throw AMQPError(.channelClosed, context, replyCode: Int(close.reply_code), replyText: String(amqp: close.reply_text))
+            }
+            if reply.reply.id == Method.connectionClose, let decoded = reply.reply.decoded {
+                let close = decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
+                var ok = amqp_connection_close_ok_t()
+                _ = amqp_send_method(state, 0, Method.connectionCloseOK, &ok)
+                throw AMQPError(.connectionClosed, context, replyCode: Int(close.reply_code), replyText: String(amqp: close.reply_text))
+            }
+            throw AMQPError(.library, "\(context): unexpected reply method \(reply.reply.id)")
+        default:
+            throw AMQPError(.library, "\(context): no reply")
+        }
+    }
+
+    private func lastReply(_ channel: UInt16, _ context: String) throws(AMQPError) {
+        defer { releaseBuffers(channel: channel) }
+        try check(amqp_get_rpc_reply(state), channel: channel, context)
+    }
+
+    func openChannel(_ channel: UInt16, confirms: Bool, prefetch: UInt16?) throws(AMQPError) {
+        amqp_channel_open(state, channel)
+        try lastReply(channel, "channel.open \(channel)")
+        if confirms {
+            amqp_confirm_select(state, channel)
+            try lastReply(channel, "confirm.select on channel \(channel)")
+        }
+        if let prefetch { try qos(channel, prefetch: prefetch) }
+    }
+
+    func closeChannel(_ channel: UInt16) throws(AMQPError) {
+        let reply = amqp_channel_close(state, channel, 200)
+        defer { releaseBuffers(channel: channel) }
+        try check(reply, channel: channel, "channel.close \(channel)")
+    }
+
+    func qos(_ channel: UInt16, prefetch: UInt16) throws(AMQPError) {
+        amqp_basic_qos(state, channel, 0, prefetch, 0)
+        try lastReply(channel, "basic.qos \(prefetch)")
+    }
+
+    func declareExchange(_ channel: UInt16, _ name: String, type: String, durable: Bool, autoDelete: Bool, isInternal: Bool, arguments: AMQPTable) throws(AMQPError) {
+        defer { arena.reset() }
+        amqp_exchange_declare(state, channel, arena.bytes(name), arena.bytes(type), 0, durable ? 1 : 0, autoDelete ? 1 : 0, isInternal ? 1 : 0, arena.table(arguments))
+        try lastReply(channel, "exchange.declare \(name)")
+    }
+
+    func deleteExchange(_ channel: UInt16, _ name: String, ifUnused: Bool) throws(AMQPError) {
+        defer { arena.reset() }
+        amqp_exchange_delete(state, channel, arena.bytes(name), ifUnused ? 1 : 0)
+        try lastReply(channel, "exchange.delete \(name)")
+    }
+
+    func declareQueue(_ channel: UInt16, _ name: String, passive: Bool, durable: Bool, exclusive: Bool, autoDelete: Bool, arguments: AMQPTable) throws(AMQPError) -> AMQPQueueInfo {
+        defer { arena.reset() }
+        let ok = amqp_queue_declare(state, channel, arena.bytes(name), passive ? 1 : 0, durable ? 1 : 0, exclusive ? 1 : 0, autoDelete ? 1 : 0, arena.table(arguments))
+        let info = ok.map { AMQPQueueInfo(name: String(amqp: $0.pointee.queue), messageCount: $0.pointee.message_count, consumerCount: $0.pointee.consumer_count) }
+        try lastReply(channel, "queue.declare \(name)")
+        return info!
+    }
+
+    func deleteQueue(_ channel: UInt16, _ name: String, ifUnused: Bool, ifEmpty: Bool) throws(AMQPError) -> UInt32 {
+        defer { arena.reset() }
+        let ok = amqp_queue_delete(state, channel, arena.bytes(name), ifUnused ? 1 : 0, ifEmpty ? 1 : 0)
+        let count = ok?.pointee.message_count ?? 0
+        try lastReply(channel, "queue.delete \(name)")
+        return count
+    }
+
+    func purgeQueue(_ channel: UInt16, _ name: String) throws(AMQPError) -> UInt32 {
+        defer { arena.reset() }
+        let ok = amqp_queue_purge(state, channel, arena.bytes(name))
+        let count = ok?.pointee.message_count ?? 0
+        try lastReply(channel, "queue.purge \(name)")
+        return count
+    }
+
+    func bindQueue(_ channel: UInt16, queue: String, exchange: String, routingKey: String, arguments: AMQPTable) throws(AMQPError) {
+        defer { arena.reset() }
+        amqp_queue_bind(state, channel, arena.bytes(queue), arena.bytes(exchange), arena.bytes(routingKey), arena.table(arguments))
+        try lastReply(channel, "queue.bind \(queue) to \(exchange) with '\(routingKey)'")
+    }
+
+    func unbindQueue(_ channel: UInt16, queue: String, exchange: String, routingKey: String, arguments: AMQPTable) throws(AMQPError) {
+        defer { arena.reset() }
+        amqp_queue_unbind(state, channel, arena.bytes(queue), arena.bytes(exchange), arena.bytes(routingKey), arena.table(arguments))
+        try lastReply(channel, "queue.unbind \(queue) from \(exchange) with '\(routingKey)'")
+    }
+
+    func consume(_ channel: UInt16, queue: String, tag: String, exclusive: Bool, arguments: AMQPTable) throws(AMQPError) {
+        defer { arena.reset() }
+        amqp_basic_consume(state, channel, arena.bytes(queue), arena.bytes(tag), 0, 0, exclusive ? 1 : 0, arena.table(arguments))
+        try lastReply(channel, "basic.consume on \(queue)")
+    }
+
+    func cancel(_ channel: UInt16, tag: String) throws(AMQPError) {
+        defer { arena.reset() }
+        amqp_basic_cancel(state, channel, arena.bytes(tag))
+        try lastReply(channel, "basic.cancel \(tag)")
+    }
+
+    /// `basic.get`: the message's content frames follow get-ok at once on the channel.
+    func get(_ channel: UInt16, queue: String, generation: UInt64) throws(AMQPError) -> AMQPDelivery? {
+        defer { arena.reset() }
+        let reply = amqp_basic_get(state, channel, arena.bytes(queue), 0)
+        try check(reply, channel: channel, "basic.get \(queue)")
+        guard reply.reply.id == Method.basicGetOK, let decoded = reply.reply.decoded else {
+            releaseBuffers(channel: channel)
+            return nil
+        }
+        let ok = decoded.assumingMemoryBound(to: amqp_basic_get_ok_t.self).pointee
+        var delivery = AMQPDelivery(
+            body: [], properties: AMQPProperties(), deliveryTag: ok.delivery_tag, redelivered: ok.redelivered != 0,
+            exchange: String(amqp: ok.exchange), routingKey: String(amqp: ok.routing_key), consumerTag: nil,
+            messageCount: ok.message_count, channelID: channel, generation: generation)
+        var message = amqp_message_t()
+        try check(amqp_read_message(state, channel, &message, 0), channel: channel, "reading the message of basic.get \(queue)")
+        delivery.properties = AMQPProperties(amqp: message.properties)
+        delivery.body = [UInt8](amqp: message.body)
+        amqp_destroy_message(&message)
+        releaseBuffers(channel: channel)
+        return delivery
+    }
+
+    // MARK: Asynchronous methods (no reply)
+
+    func publish(_ channel: UInt16, exchange: String, routingKey: String, mandatory: Bool, properties: AMQPProperties, body: [UInt8]) throws(AMQPError) {
+        defer { arena.reset() }
+        var cProperties = arena.properties(properties)
+        let exchangeBytes = arena.bytes(exchange)
+        let keyBytes = arena.bytes(routingKey)
+        let status = body.withUnsafeBytes { raw in
+            amqp_basic_publish(state, channel, exchangeBytes, keyBytes, mandatory ? 1 : 0, 0, &cProperties,
+                               amqp_bytes_t(len: raw.count, bytes: UnsafeMutableRawPointer(mutating: raw.baseAddress)))
+        }
+        if status != 0 { throw AMQPError.library(status, "basic.publish to \(exchange)") }
+    }
+
+    func ack(_ channel: UInt16, tag: UInt64, multiple: Bool) throws(AMQPError) {
+        let status = amqp_basic_ack(state, channel, tag, multiple ? 1 : 0)
+        if status != 0 { throw AMQPError.library(status, "basic.ack") }
+    }
+
+    func nack(_ channel: UInt16, tag: UInt64, multiple: Bool, requeue: Bool) throws(AMQPError) {
+        let status = amqp_basic_nack(state, channel, tag, multiple ? 1 : 0, requeue ? 1 : 0)
+        if status != 0 { throw AMQPError.library(status, "basic.nack") }
+    }
+
+    func reject(_ channel: UInt16, tag: UInt64, requeue: Bool) throws(AMQPError) {
+        let status = amqp_basic_reject(state, channel, tag, requeue ? 1 : 0)
+        if status != 0 { throw AMQPError.library(status, "basic.reject") }
+    }
+}
+
+/// What `queue.declare` reports.
+public struct AMQPQueueInfo: Sendable, Equatable {
+    public var name: String
+    public var messageCount: UInt32
+    public var consumerCount: UInt32
+}
+
+extension timeval {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self.init(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+    }
+}

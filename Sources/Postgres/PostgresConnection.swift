@@ -1,0 +1,231 @@
+import CLibPQ
+import Logging
+import Synchronization
+
+/// One libpq connection. Every libpq call runs on the connection's own thread, never on
+/// Swift's cooperative pool; the API is `async`.
+///
+/// Lease it to one task at a time (``PostgresPool`` does). If the server goes away, the
+/// failing call throws ``PostgresError/Code-swift.struct/connectionLost`` and the next call
+/// reconnects (`PQreset`), except inside a ``transaction(isolation:_:)``, whose work is gone
+/// with the session.
+public final class PostgresConnection: @unchecked Sendable {
+    // `@unchecked Sendable` is sound because the mutable stored properties (`pgconn`,
+    // `transactionDepth`) are read and written only inside jobs on `thread`, which runs one
+    // job at a time in order on a single OS thread, and in `deinit`, when no job can be
+    // pending (each pending job holds a strong reference to `self`). Everything else is
+    // immutable or atomic.
+    private let thread: BlockingThread
+    private var pgconn: OpaquePointer?
+    /// Open transaction plus savepoints; see PostgresConnection+Transaction.swift.
+    var transactionDepth = 0
+    private let broken = Atomic<Bool>(false)
+    private let notices: LibPQNotices
+    let logger: Logger
+
+    private init(thread: BlockingThread, pgconn: OpaquePointer, notices: LibPQNotices, logger: Logger) {
+        self.thread = thread
+        self.pgconn = pgconn
+        self.notices = notices
+        self.logger = logger
+    }
+
+    deinit {
+        guard let pgconn else { return }
+        let handle = UnsafeHandle(pointer: pgconn)
+        thread.submit { [notices] in
+            withExtendedLifetime(notices) { PQfinish(handle.pointer) }
+        }
+    }
+
+    /// Opens a connection from a libpq URI (`postgresql://user:pass@host:5432/db`) or a
+    /// `key=value` conninfo string. The session is set to UTC, ISO dates, hex bytea and UTF-8,
+    /// which the decoders rely on.
+    public static func connect(to conninfo: String, logger: Logger) async throws -> PostgresConnection {
+        let thread = BlockingThread(name: "warren.postgres")
+        let notices = LibPQNotices(logger: logger)
+        let handle = try await thread.run {
+            guard let pgconn = PQconnectdb(conninfo) else {
+                throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
+            }
+            notices.install(on: pgconn)
+            do {
+                try Self.checkConnected(pgconn)
+                try Self.configureSession(pgconn)
+            } catch {
+                PQfinish(pgconn)
+                throw error
+            }
+            return UnsafeHandle(pointer: pgconn)
+        }
+        var logger = logger
+        logger[metadataKey: "postgres.backend_pid"] = "\(PQbackendPID(handle.pointer))"
+        logger.debug("postgres connection opened")
+        return PostgresConnection(thread: thread, pgconn: handle.pointer, notices: notices, logger: logger)
+    }
+
+    /// Rows of a query whose interpolations are bind parameters.
+    public func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        try await run(query.sql, query.binds) { $0.rows() }
+    }
+
+    /// Rows of `sql` with `$1`, `$2`… bound to `binds` (nil is NULL).
+    public func query(_ sql: String, _ binds: [PostgresValue?]) async throws -> [PostgresRow] {
+        try await run(sql, binds) { $0.rows() }
+    }
+
+    /// Runs a statement and returns the number of rows it affected.
+    @discardableResult
+    public func execute(_ query: PostgresQuery) async throws -> Int {
+        try await run(query.sql, query.binds) { $0.affectedRows }
+    }
+
+    @discardableResult
+    public func execute(_ sql: String, _ binds: [PostgresValue?]) async throws -> Int {
+        try await run(sql, binds) { $0.affectedRows }
+    }
+
+    /// True once a call found the connection dead and it has not been re-established yet.
+    /// The pool replaces such connections instead of handing them out again.
+    public var isBroken: Bool { broken.load(ordering: .relaxed) }
+
+    /// Closes the connection; later calls throw ``PostgresError/Code-swift.struct/closed``.
+    public func close() async {
+        _ = try? await thread.run { [self] in
+            if let pgconn { PQfinish(pgconn) }
+            pgconn = nil
+        }
+    }
+
+    // MARK: Work on the connection's thread
+
+    private func run<T: Sendable>(
+        _ sql: String,
+        _ binds: [PostgresValue?],
+        _ read: @escaping @Sendable (borrowing LibPQResult) -> T
+    ) async throws -> T {
+        try await thread.run { [self] in
+            let result = try execute(sql, binds)
+            return read(result)
+        }
+    }
+
+    /// Runs `sql` with the simple query protocol: several statements allowed, no binds. For
+    /// trusted SQL only (migration files, transaction control).
+    func executeScript(_ sql: String, context: String) async throws {
+        try await thread.run { [self] in
+            _ = try withLiveConnection(context: context, query: sql) { pgconn in
+                PQexec(pgconn, sql)
+            }
+        }
+    }
+
+    /// Runs `body` on the connection's thread, where it may use the thread-confined members below.
+    func onThread<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        try await thread.run { [self] in try body(self) }
+    }
+
+    /// Thread-confined, like `transactionDepth`.
+    var isAlive: Bool { pgconn.map { PQstatus($0) == CONNECTION_OK } ?? false }
+
+    var transactionStatus: PGTransactionStatusType { pgconn.map(PQtransactionStatus) ?? PQTRANS_UNKNOWN }
+
+    private func execute(_ sql: String, _ binds: [PostgresValue?]) throws -> LibPQResult {
+        var parameters = try BindParameters(binds)
+        defer { parameters.deallocate() }
+        return try withLiveConnection(context: nil, query: sql) { pgconn in
+            PQexecParams(
+                pgconn, sql, Int32(binds.count), parameters.types, parameters.values, parameters.lengths,
+                parameters.formats, 0)
+        }
+    }
+
+    /// The one place that talks to the server: reconnects a dead connection (outside a
+    /// transaction), runs `call`, and turns a failed result into a ``PostgresError``.
+    func withLiveConnection(
+        context: String?,
+        query: String?,
+        _ call: (OpaquePointer) -> OpaquePointer?
+    ) throws -> LibPQResult {
+        guard let pgconn else {
+            throw PostgresError(code: .closed, message: "the connection was closed", context: context)
+        }
+        // libpq takes C strings: a NUL would silently cut the statement short.
+        guard !(query?.utf8.contains(0) ?? false) else {
+            throw PostgresError(code: .invalidValue, message: "the SQL text contains a NUL byte", context: context)
+        }
+        if PQstatus(pgconn) != CONNECTION_OK {
+            guard transactionDepth == 0 else {
+                throw PostgresError(
+                    code: .connectionLost,
+                    message: "the connection was lost inside a transaction; the transaction is gone",
+                    context: context
+                )
+            }
+            logger.info("postgres connection reconnecting")
+            PQreset(pgconn)
+            do {
+                try Self.checkConnected(pgconn)
+                try Self.configureSession(pgconn)
+            } catch {
+                broken.store(true, ordering: .relaxed)
+                throw error
+            }
+            broken.store(false, ordering: .relaxed)
+        }
+        guard let pointer = call(pgconn) else {
+            throw PostgresError(
+                code: failureCode(pgconn), message: Self.errorMessage(pgconn), context: context, query: query)
+        }
+        let result = LibPQResult(pointer: pointer)
+        guard result.succeeded else {
+            throw result.error(
+                code: failureCode(pgconn), fallbackMessage: Self.errorMessage(pgconn), context: context, query: query)
+        }
+        return result
+    }
+
+    /// After a failed call: `connectionLost` if the connection died with it, else `queryFailed`.
+    private func failureCode(_ pgconn: OpaquePointer) -> PostgresError.Code {
+        guard PQstatus(pgconn) != CONNECTION_OK else { return .queryFailed }
+        broken.store(true, ordering: .relaxed)
+        logger.warning("postgres connection lost")
+        return .connectionLost
+    }
+
+    private static func checkConnected(_ pgconn: OpaquePointer) throws {
+        guard PQstatus(pgconn) == CONNECTION_OK else {
+            throw PostgresError(code: .connectionFailed, message: errorMessage(pgconn))
+        }
+    }
+
+    /// Session settings the text decoders depend on; rerun after every reconnect.
+    private static func configureSession(_ pgconn: OpaquePointer) throws {
+        let sql = "SET TIME ZONE 'UTC'; SET datestyle TO 'ISO, MDY'; SET bytea_output TO 'hex'; SET client_encoding TO 'UTF8'"
+        guard let pointer = PQexec(pgconn, sql) else {
+            throw PostgresError(code: .connectionFailed, message: errorMessage(pgconn), context: "session setup")
+        }
+        let result = LibPQResult(pointer: pointer)
+        guard result.succeeded else {
+            throw result.error(
+                code: .connectionFailed, fallbackMessage: errorMessage(pgconn), context: "session setup", query: sql)
+        }
+    }
+
+    private static func errorMessage(_ pgconn: OpaquePointer) -> String {
+        String(cString: PQerrorMessage(pgconn)).trimmingTrailingWhitespace()
+    }
+}
+
+/// Carries a libpq pointer into a job on the connection's thread, its only user.
+struct UnsafeHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+}
+
+extension String {
+    fileprivate func trimmingTrailingWhitespace() -> String {
+        var result = self
+        while result.last?.isWhitespace == true { result.removeLast() }
+        return result
+    }
+}

@@ -1,0 +1,59 @@
+/// SQL whose interpolations become bind parameters:
+/// `"SELECT * FROM users WHERE id = \(id) AND name = \(name)"` sends
+/// `... id = $1 AND name = $2` with two binds. Only ``PostgresEncodable`` values (and
+/// optionals of them, as NULL) can be interpolated; identifiers go through
+/// `\(identifier: name)`, which quotes them.
+public struct PostgresQuery: Sendable, Hashable, ExpressibleByStringInterpolation {
+    public var sql: String
+    public var binds: [PostgresValue?]
+
+    /// `sql` is sent as written: it must use `$n` placeholders, never spliced-in values.
+    public init(unsafeSQL sql: String, binds: [PostgresValue?] = []) {
+        self.sql = sql
+        self.binds = binds
+    }
+
+    public init(stringLiteral value: String) {
+        self.init(unsafeSQL: value)
+    }
+
+    public init(stringInterpolation: StringInterpolation) {
+        self.init(unsafeSQL: stringInterpolation.sql, binds: stringInterpolation.binds)
+    }
+
+    public struct StringInterpolation: StringInterpolationProtocol {
+        var sql = ""
+        var binds: [PostgresValue?] = []
+
+        public init(literalCapacity: Int, interpolationCount: Int) {
+            sql.reserveCapacity(literalCapacity + interpolationCount * 3)
+            binds.reserveCapacity(interpolationCount)
+        }
+
+        public mutating func appendLiteral(_ literal: String) {
+            sql += literal
+        }
+
+        public mutating func appendInterpolation(_ value: some PostgresEncodable) {
+            appendBind(value.postgresValue)
+        }
+
+        public mutating func appendInterpolation(_ value: (some PostgresEncodable)?) {
+            appendBind(value?.postgresValue)
+        }
+
+        /// A table or column name, double-quoted with embedded quotes doubled.
+        public mutating func appendInterpolation(identifier: String) {
+            sql += PostgresQuery.quoteIdentifier(identifier)
+        }
+
+        private mutating func appendBind(_ value: PostgresValue?) {
+            binds.append(value)
+            sql += "$\(binds.count)"
+        }
+    }
+
+    static func quoteIdentifier(_ name: String) -> String {
+        "\"" + String(name.flatMap { $0 == "\"" ? ["\"", "\""] : [$0] }) + "\""
+    }
+}

@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct Warren: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "warren",
+        abstract: "Event integration on RabbitMQ and PostgreSQL."
+    )
+}

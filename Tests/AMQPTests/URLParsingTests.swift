@@ -1,0 +1,73 @@
+import AMQP
+import Testing
+
+@Suite struct URLParsingTests {
+    @Test func defaultsForAPlainURL() throws {
+        let endpoint = try AMQPEndpoint(url: "amqp://localhost")
+        #expect(endpoint.host == "localhost")
+        #expect(endpoint.port == 5672)
+        #expect(endpoint.user == "guest")
+        #expect(endpoint.password == "guest")
+        #expect(endpoint.vhost == "/")
+        #expect(endpoint.tls == nil)
+    }
+
+    @Test func everyPartIsRead() throws {
+        let endpoint = try AMQPEndpoint(url: "amqp://us%40er:p%3Ass@broker.example:5673/prod%2Fevents?heartbeat=5&connection_timeout=2500")
+        #expect(endpoint.user == "us@er")
+        #expect(endpoint.password == "p:ss")
+        #expect(endpoint.host == "broker.example")
+        #expect(endpoint.port == 5673)
+        #expect(endpoint.vhost == "prod/events")
+        #expect(endpoint.heartbeat == 5)
+        #expect(endpoint.connectTimeout == .milliseconds(2500))
+    }
+
+    @Test(arguments: [("amqp://h/%2f", "/"), ("amqp://h/", ""), ("amqp://h", "/"), ("amqp://h/orders", "orders")])
+    func vhostRules(url: String, vhost: String) throws {
+        #expect(try AMQPEndpoint(url: url).vhost == vhost)
+    }
+
+    @Test func amqpsReadsTLSOptions() throws {
+        let endpoint = try AMQPEndpoint(url: "amqps://h?cacertfile=/ca.pem&certfile=/c.pem&keyfile=/k.pem&verify=verify_peer&verify_hostname=false")
+        #expect(endpoint.port == 5671)
+        #expect(endpoint.tls?.caFile == "/ca.pem")
+        #expect(endpoint.tls?.certFile == "/c.pem")
+        #expect(endpoint.tls?.keyFile == "/k.pem")
+        #expect(endpoint.tls?.verifyPeer == true)
+        #expect(endpoint.tls?.verifyHostname == false)
+        #expect(try AMQPEndpoint(url: "amqps://h?verify=verify_none").tls?.verifyPeer == false)
+    }
+
+    @Test(arguments: [
+        "http://h", "amqp://h?heartbeat=-1", "amqp://h?heartbeat=x", "amqp://h?cacertfile=/ca.pem",
+        "amqp://h?bogus=1", "amqps://h?certfile=/c.pem", "amqp://h/a/b", "amqps://h?verify=maybe", "amqp://h:0",
+    ])
+    func badURLsAreRefusedClearly(url: String) throws {
+        let error = try #require(throws: AMQPError.self) { try AMQPEndpoint(url: url) }
+        #expect(error.code == .invalidConfiguration)
+    }
+
+    @Test func severalURLsForFailover() throws {
+        let configuration = try AMQPConfiguration(urls: "amqp://a:1/%2f?heartbeat=7, amqps://b")
+        #expect(configuration.endpoints.map(\.host) == ["a", "b"])
+        #expect(configuration.heartbeat == 7)
+        #expect(throws: AMQPError.self) { try AMQPConfiguration(urls: " , ") }
+    }
+
+    @Test func passwordsNeverAppearInDescriptions() throws {
+        let endpoint = try AMQPEndpoint(url: "amqp://user:hunter2@h/%2f")
+        #expect(!endpoint.redactedDescription.contains("hunter2"))
+        let error = try #require(throws: AMQPError.self) { try AMQPEndpoint(url: "ftp://user:hunter2@h") }
+        #expect(!error.description.contains("hunter2"))
+    }
+
+    @Test func backoffIsCappedAndJittered() {
+        let policy = ReconnectPolicy(initialDelay: .milliseconds(100), maxDelay: .seconds(2))
+        for attempt in 0..<40 {
+            let delay = policy.delay(attempt: attempt)
+            let cap = min(Duration.seconds(2), .milliseconds(100) * (1 << min(attempt, 20)))
+            #expect(delay <= cap && delay >= cap / 2)
+        }
+    }
+}
