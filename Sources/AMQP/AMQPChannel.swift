@@ -6,10 +6,12 @@ import Foundation
 public struct AMQPChannel: Sendable {
     public let id: UInt16
     public let connection: AMQPConnection
+    let handle: ChannelHandle
 
-    init(id: UInt16, connection: AMQPConnection) {
+    init(id: UInt16, connection: AMQPConnection, handle: ChannelHandle) {
         self.id = id
         self.connection = connection
+        self.handle = handle
     }
 
     private var loop: IOLoop { connection.loop }
@@ -179,34 +181,41 @@ public struct AMQPChannel: Sendable {
 
     /// `basic.get`: one message from `queue`, or nil if it is empty.
     public func get(queue: String) async throws -> AMQPDelivery? {
-        try await call("basic.get \(queue)") { session, channel, epoch throws(AMQPError) in
-            try session.get(channel, queue: queue, generation: epoch)
+        let loop = self.loop
+        return try await call("basic.get \(queue)") { session, channel, epoch throws(AMQPError) in
+            let delivery = try session.get(channel, queue: queue, generation: epoch)
+            if let delivery { loop.channel(channel)?.unsettled.append(delivery.deliveryTag) }
+            return delivery
         }
     }
 
-    public func ack(_ delivery: AMQPDelivery, multiple: Bool = false) async throws {
-        try await settle(delivery, multiple: multiple, .ack)
+    // Settling returns once the ack is queued for the I/O thread, like basic.ack in every
+    // AMQP client (the broker never answers it). Queued acks go out together, as one
+    // `multiple` ack when they settle the oldest deliveries. A delivery from before a
+    // reconnect or channel reopen throws `staleDelivery`: the broker has requeued it.
+
+    public func ack(_ delivery: AMQPDelivery, multiple: Bool = false) throws {
+        try settle(delivery, multiple: multiple, .ack)
     }
 
-    public func nack(_ delivery: AMQPDelivery, multiple: Bool = false, requeue: Bool = true) async throws {
-        try await settle(delivery, multiple: multiple, .nack(requeue: requeue))
+    public func nack(_ delivery: AMQPDelivery, multiple: Bool = false, requeue: Bool = true) throws {
+        try settle(delivery, multiple: multiple, .nack(requeue: requeue))
     }
 
     /// Rejects one delivery; without `requeue` it goes to the queue's dead-letter exchange.
-    public func reject(_ delivery: AMQPDelivery, requeue: Bool = false) async throws {
-        try await settle(delivery, multiple: false, .reject(requeue: requeue))
+    public func reject(_ delivery: AMQPDelivery, requeue: Bool = false) throws {
+        try settle(delivery, multiple: false, .reject(requeue: requeue))
     }
 
-    private func settle(_ delivery: AMQPDelivery, multiple: Bool, _ kind: Settlement.Kind) async throws {
+    private func settle(_ delivery: AMQPDelivery, multiple: Bool, _ kind: Settlement.Kind) throws {
         guard delivery.channelID == id else {
             throw AMQPError(.library, "delivery \(delivery.deliveryTag) came on channel \(delivery.channelID), not \(id)")
         }
-        let error: AMQPError? = await withCheckedContinuation { continuation in
-            loop.submit(.settle(Settlement(
-                channel: id, generation: delivery.generation, deliveryTag: delivery.deliveryTag, multiple: multiple, kind: kind,
-                done: { continuation.resume(returning: $0) })))
+        guard delivery.generation == handle.epoch.load(ordering: .acquiring) else {
+            throw AMQPError(.staleDelivery, "delivery \(delivery.deliveryTag) belongs to an earlier connection or channel; the broker has requeued it")
         }
-        if let error { throw error }
+        loop.submit(.settle(Settlement(
+            channel: id, generation: delivery.generation, deliveryTag: delivery.deliveryTag, multiple: multiple, kind: kind)))
     }
 
     /// Closes the channel; its unconfirmed publishes fail with `.closed`.

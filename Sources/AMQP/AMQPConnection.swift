@@ -43,11 +43,12 @@ public final class AMQPConnection: Sendable {
             defer { next += 1 }
             return next
         }
+        let handle = ChannelHandle()
         let error: AMQPError? = await withCheckedContinuation { continuation in
-            loop.submit(.registerChannel(id: id, confirms: confirms) { continuation.resume(returning: $0) })
+            loop.submit(.registerChannel(id: id, confirms: confirms, handle: handle) { continuation.resume(returning: $0) })
         }
         if let error { throw error }
-        return AMQPChannel(id: id, connection: self)
+        return AMQPChannel(id: id, connection: self, handle: handle)
     }
 
     /// Closes cleanly: work still queued or unconfirmed fails with `.closed`, consumers end.

@@ -3,20 +3,39 @@ import Glibc
 
 /// Owns the C memory behind outgoing tables, properties and strings for one rabbitmq-c
 /// call. Everything it hands out lives until `reset()` or deinit, and is freed there only.
+/// A bump allocator over one reusable block, so a publish costs no malloc; what does not
+/// fit goes to malloc and is freed at reset.
 final class CArena {
-    private var blocks: [UnsafeMutableRawPointer] = []
+    private let block: UnsafeMutableRawPointer
+    private let capacity: Int
+    private var offset = 0
+    private var overflow: [UnsafeMutableRawPointer] = []
 
-    deinit { reset() }
+    init(capacity: Int = 64 * 1024) {
+        self.capacity = capacity
+        block = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+    }
+
+    deinit {
+        reset()
+        block.deallocate()
+    }
 
     func reset() {
-        for block in blocks { free(block) }
-        blocks.removeAll(keepingCapacity: true)
+        offset = 0
+        for pointer in overflow { free(pointer) }
+        overflow.removeAll(keepingCapacity: true)
     }
 
     private func allocate(_ count: Int) -> UnsafeMutableRawPointer {
-        guard let block = malloc(max(count, 1)) else { fatalError("out of memory") }
-        blocks.append(block)
-        return block
+        let start = (offset + 15) & ~15
+        if start + count <= capacity {
+            offset = start + count
+            return block + start
+        }
+        guard let pointer = malloc(max(count, 1)) else { fatalError("out of memory") }
+        overflow.append(pointer)
+        return pointer
     }
 
     func bytes(_ text: String) -> amqp_bytes_t {

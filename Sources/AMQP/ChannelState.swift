@@ -1,14 +1,26 @@
 import CRabbitMQ
+import Synchronization
+
+/// The part of a channel's state that callers read without asking the I/O thread: the
+/// epoch its delivery tags belong to (0 while closed), so a stale ack is refused at once.
+final class ChannelHandle: Sendable {
+    let epoch = Atomic<UInt64>(0)
+}
 
 /// What the I/O thread knows about one channel: confirm bookkeeping, consumers and the
 /// content being assembled from method + header + body frames. I/O thread only.
 final class ChannelState {
     let id: UInt16
     let confirms: Bool
+    let handle: ChannelHandle
     var prefetch: UInt16?
-    var open = false
+    var open = false {
+        didSet { if !open { handle.epoch.store(0, ordering: .releasing) } }
+    }
     /// Changes whenever the channel is (re)opened: delivery tags are only valid within one.
-    var epoch: UInt64 = 0
+    private(set) var epoch: UInt64 = 0
+    /// Delivery tags handed out (to consumers or `basic.get`) and not yet settled.
+    var unsettled = UnsettledTags()
     var nextSequence: UInt64 = 1
     /// No unconfirmed publish has a lower sequence number; lets `multiple` acks walk only
     /// what they settle.
@@ -17,18 +29,21 @@ final class ChannelState {
     var consumers: [String: ConsumerRegistration] = [:]
     var content: IncomingContent?
 
-    init(id: UInt16, confirms: Bool) {
+    init(id: UInt16, confirms: Bool, handle: ChannelHandle = ChannelHandle()) {
         self.id = id
         self.confirms = confirms
+        self.handle = handle
     }
 
     /// A fresh channel at the broker starts counting publishes at 1 again.
     func reopened(epoch: UInt64) {
         self.epoch = epoch
         open = true
+        handle.epoch.store(epoch, ordering: .releasing)
         nextSequence = 1
         lowestUnconfirmed = 1
         content = nil
+        unsettled = UnsettledTags()
     }
 
     /// Removes and returns what an ack or nack with `tag` settles.
@@ -52,6 +67,55 @@ final class ChannelState {
         unconfirmed.removeAll()
         lowestUnconfirmed = nextSequence
         return all
+    }
+}
+
+/// Ascending delivery tags of one channel (the broker numbers deliveries 1, 2, 3, …).
+/// Lets queued acks that settle the oldest deliveries go out as one `multiple` ack.
+struct UnsettledTags {
+    private var tags: [UInt64] = []
+    private var head = 0
+
+    var count: Int { tags.count - head }
+
+    mutating func append(_ tag: UInt64) { tags.append(tag) }
+
+    /// True when `sorted` is exactly the oldest `sorted.count` unsettled tags.
+    func hasPrefix(_ sorted: [UInt64]) -> Bool {
+        guard sorted.count <= count else { return false }
+        for (offset, tag) in sorted.enumerated() where tags[head + offset] != tag { return false }
+        return true
+    }
+
+    mutating func removePrefix(_ n: Int) {
+        head += n
+        compact()
+    }
+
+    mutating func remove(_ tag: UInt64) {
+        var low = head, high = tags.count
+        while low < high {
+            let mid = (low + high) / 2
+            if tags[mid] < tag { low = mid + 1 } else { high = mid }
+        }
+        guard low < tags.count, tags[low] == tag else { return }
+        if low == head { head += 1 } else { tags.remove(at: low) }
+        compact()
+    }
+
+    mutating func removeAll(upTo tag: UInt64) {
+        while head < tags.count, tags[head] <= tag { head += 1 }
+        compact()
+    }
+
+    private mutating func compact() {
+        if head == tags.count {
+            tags.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head > 1024, head * 2 > tags.count {
+            tags.removeFirst(head)
+            head = 0
+        }
     }
 }
 

@@ -3,7 +3,7 @@ enum Command: Sendable {
     case publish(PublishRequest)
     case call(Call)
     case settle(Settlement)
-    case registerChannel(id: UInt16, confirms: Bool, done: @Sendable (AMQPError?) -> Void)
+    case registerChannel(id: UInt16, confirms: Bool, handle: ChannelHandle, done: @Sendable (AMQPError?) -> Void)
     case closeChannel(id: UInt16, done: @Sendable () -> Void)
     case close(done: @Sendable () -> Void)
 }
@@ -37,6 +37,9 @@ enum RecoveryChange: Sendable {
     case remove(@Sendable (String) -> Bool)
 }
 
+/// An ack, nack or reject. Like every AMQP client's, it is not answered by the broker:
+/// the caller returns once it is queued. If the channel was reopened in between, it is
+/// dropped: the broker has already requeued those deliveries.
 struct Settlement: Sendable {
     enum Kind: Sendable { case ack, nack(requeue: Bool), reject(requeue: Bool) }
     var channel: UInt16
@@ -44,7 +47,6 @@ struct Settlement: Sendable {
     var deliveryTag: UInt64
     var multiple: Bool
     var kind: Kind
-    var done: @Sendable (AMQPError?) -> Void
 }
 
 struct ConsumerRegistration: Sendable {

@@ -45,6 +45,8 @@ final class IOLoop: @unchecked Sendable {
     private var session: RabbitSession?
     private var channels: [UInt16: ChannelState] = [:]
     private var recovery: [(key: String, replay: @Sendable (RabbitSession, UInt16) throws(AMQPError) -> Void)] = []
+    /// Single acks queued by callers, sent together after each batch of commands.
+    private var pendingAcks: [UInt16: [UInt64]] = [:]
     private var heldPublishes: [PublishRequest] = []
     private var heldCalls: [Call] = []
     private var blocked: String?
@@ -127,6 +129,7 @@ final class IOLoop: @unchecked Sendable {
             execute(command)
             if stopped { return }
         }
+        flushAcks()
         guard let session else {
             sweepIfDue()
             if ContinuousClock.now >= nextReconnect {
@@ -181,8 +184,8 @@ final class IOLoop: @unchecked Sendable {
             perform(call)
         case .settle(let settlement):
             settle(settlement)
-        case .registerChannel(let id, let confirms, let done):
-            let state = ChannelState(id: id, confirms: confirms)
+        case .registerChannel(let id, let confirms, let handle, let done):
+            let state = ChannelState(id: id, confirms: confirms, handle: handle)
             channels[id] = state
             guard let session else { return done(nil) }
             do {
@@ -205,6 +208,7 @@ final class IOLoop: @unchecked Sendable {
     }
 
     private func closeChannel(_ id: UInt16) {
+        if let channel = channels[id] { flushAcks(channel) }
         guard let channel = channels.removeValue(forKey: id) else { return }
         let closed = AMQPError(.closed, "channel \(id) was closed before the operation completed")
         for pending in channel.takeAllUnconfirmed() { pending.done(.failure(closed)) }
@@ -313,19 +317,52 @@ final class IOLoop: @unchecked Sendable {
     }
 
     private func settle(_ settlement: Settlement) {
-        guard let session, let channel = channels[settlement.channel], channel.open, channel.epoch == settlement.generation else {
-            return settlement.done(AMQPError(
-                .staleDelivery, "delivery \(settlement.deliveryTag) belongs to an earlier connection or channel; the broker has requeued it"))
+        guard session != nil, let channel = channels[settlement.channel], channel.open, channel.epoch == settlement.generation else {
+            logger.debug("amqp.settle.stale", metadata: ["amqp.delivery_tag": "\(settlement.deliveryTag)"])
+            return
         }
+        if case .ack = settlement.kind, !settlement.multiple {
+            pendingAcks[channel.id, default: []].append(settlement.deliveryTag)
+            return
+        }
+        flushAcks(channel)
+        guard let session else { return }
+        let tag = settlement.deliveryTag
         do {
             switch settlement.kind {
-            case .ack: try session.ack(channel.id, tag: settlement.deliveryTag, multiple: settlement.multiple)
-            case .nack(let requeue): try session.nack(channel.id, tag: settlement.deliveryTag, multiple: settlement.multiple, requeue: requeue)
-            case .reject(let requeue): try session.reject(channel.id, tag: settlement.deliveryTag, requeue: requeue)
+            case .ack: try session.ack(channel.id, tag: tag, multiple: settlement.multiple)
+            case .nack(let requeue): try session.nack(channel.id, tag: tag, multiple: settlement.multiple, requeue: requeue)
+            case .reject(let requeue): try session.reject(channel.id, tag: tag, requeue: requeue)
             }
-            settlement.done(nil)
+            if settlement.multiple { channel.unsettled.removeAll(upTo: tag) } else { channel.unsettled.remove(tag) }
         } catch {
-            settlement.done(error)
+            connectionLost(error)
+        }
+    }
+
+    private func flushAcks() {
+        guard !pendingAcks.isEmpty else { return }
+        for id in pendingAcks.keys.sorted() {
+            if let channel = channels[id] { flushAcks(channel) } else { pendingAcks[id] = nil }
+        }
+    }
+
+    /// Sends a channel's queued acks: as one `multiple` ack when they settle exactly the
+    /// oldest unsettled deliveries (the usual in-order consumer), else one by one.
+    private func flushAcks(_ channel: ChannelState) {
+        guard var tags = pendingAcks.removeValue(forKey: channel.id), let session, channel.open else { return }
+        tags.sort()
+        do {
+            if tags.count > 1, channel.unsettled.hasPrefix(tags) {
+                try session.ack(channel.id, tag: tags.last!, multiple: true)
+                channel.unsettled.removePrefix(tags.count)
+            } else {
+                for tag in tags {
+                    try session.ack(channel.id, tag: tag, multiple: false)
+                    channel.unsettled.remove(tag)
+                }
+            }
+        } catch {
             connectionLost(error)
         }
     }
@@ -428,6 +465,7 @@ final class IOLoop: @unchecked Sendable {
                 exchange: exchange, routingKey: routingKey, consumerTag: consumerTag, messageCount: nil,
                 channelID: channel.id, generation: channel.epoch)
             if let consumer = channel.consumers[consumerTag] {
+                channel.unsettled.append(tag)
                 consumer.deliveries.yield(delivery)
             } else {
                 // Arrived after the consumer was cancelled: give it back to the queue.
@@ -574,6 +612,7 @@ final class IOLoop: @unchecked Sendable {
     }
 
     private func shutdown() {
+        flushAcks()
         stopped = true
         if let session {
             session.close()
@@ -598,8 +637,8 @@ extension Command {
         switch self {
         case .publish(let request): request.done(.failure(error))
         case .call(let call): call.fail(error)
-        case .settle(let settlement): settlement.done(error)
-        case .registerChannel(_, _, let done): done(error)
+        case .settle: break
+        case .registerChannel(_, _, _, let done): done(error)
         case .closeChannel(_, let done), .close(let done): done()
         }
     }

@@ -257,11 +257,18 @@ final class RabbitSession {
     func publish(_ channel: UInt16, exchange: String, routingKey: String, mandatory: Bool, properties: AMQPProperties, body: [UInt8]) throws(AMQPError) {
         defer { arena.reset() }
         var cProperties = arena.properties(properties)
-        let exchangeBytes = arena.bytes(exchange)
-        let keyBytes = arena.bytes(routingKey)
-        let status = body.withUnsafeBytes { raw in
-            amqp_basic_publish(state, channel, exchangeBytes, keyBytes, mandatory ? 1 : 0, 0, &cProperties,
-                               amqp_bytes_t(len: raw.count, bytes: UnsafeMutableRawPointer(mutating: raw.baseAddress)))
+        var exchange = exchange
+        var routingKey = routingKey
+        // Borrowed, not copied: rabbitmq-c only reads these during the call.
+        let status = exchange.withUTF8 { exchangeBytes in
+            routingKey.withUTF8 { keyBytes in
+                body.withUnsafeBytes { raw in
+                    amqp_basic_publish(
+                        state, channel, amqp_bytes_t(borrowing: UnsafeRawBufferPointer(exchangeBytes)),
+                        amqp_bytes_t(borrowing: UnsafeRawBufferPointer(keyBytes)), mandatory ? 1 : 0, 0, &cProperties,
+                        amqp_bytes_t(borrowing: raw))
+                }
+            }
         }
         if status != 0 { throw AMQPError.library(status, "basic.publish to \(exchange)") }
     }
@@ -287,6 +294,13 @@ public struct AMQPQueueInfo: Sendable, Equatable {
     public var name: String
     public var messageCount: UInt32
     public var consumerCount: UInt32
+}
+
+extension amqp_bytes_t {
+    /// Points at memory the caller keeps alive for the duration of one rabbitmq-c call.
+    init(borrowing raw: UnsafeRawBufferPointer) {
+        self.init(len: raw.count, bytes: UnsafeMutableRawPointer(mutating: raw.baseAddress))
+    }
 }
 
 extension timeval {

@@ -4,6 +4,7 @@ import ArgumentParser
 struct Warren: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "warren",
-        abstract: "Event integration on RabbitMQ and PostgreSQL."
+        abstract: "Event integration on RabbitMQ and PostgreSQL.",
+        subcommands: [Services.self, Migrate.self, Bench.self]
     )
 }

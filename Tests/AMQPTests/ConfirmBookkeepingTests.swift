@@ -51,3 +51,28 @@ import Testing
 final class Outcomes: Sendable {
     func record(_ sequence: UInt64, _ result: Result<Void, AMQPError>) {}
 }
+
+/// Which queued acks may be merged into one `multiple` ack.
+@Suite struct UnsettledTagsTests {
+    @Test func onlyTheOldestTagsFormAPrefix() {
+        var tags = UnsettledTags()
+        for tag in 1...6 as ClosedRange<UInt64> { tags.append(tag) }
+        #expect(tags.hasPrefix([1, 2, 3]))
+        #expect(!tags.hasPrefix([2, 3]))
+        #expect(!tags.hasPrefix([1, 3]))
+        tags.removePrefix(3)
+        #expect(tags.hasPrefix([4]))
+        tags.remove(5)
+        #expect(!tags.hasPrefix([4, 5]))
+        #expect(tags.hasPrefix([4, 6]))
+        tags.removeAll(upTo: 6)
+        #expect(tags.count == 0)
+    }
+
+    @Test func removingAnUnknownTagChangesNothing() {
+        var tags = UnsettledTags()
+        tags.append(10)
+        tags.remove(3)
+        #expect(tags.count == 1)
+    }
+}

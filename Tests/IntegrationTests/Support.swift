@@ -1,5 +1,8 @@
 import AMQP
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Logging
 import Testing
 
@@ -19,26 +22,46 @@ enum TestEnvironment {
     }
 
     /// Runs `scripts/services ARGS…` (e.g. `ctl close_connection …`) and returns its stdout.
+    /// posix_spawn + waitpid rather than Foundation's Process, whose waitUntilExit can
+    /// hang on Linux; stdout goes to a file so daemons the script starts hold no pipe open.
     @discardableResult
     static func services(_ arguments: String...) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: servicesScript)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.standardError
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw TestFailure("scripts/services \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(text)")
+        let outputPath = NSTemporaryDirectory() + "warren-services-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        let argv = ([servicesScript] + arguments).map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, servicesScript, &actions, nil, argv, environ)
+        guard spawned == 0 else { throw TestFailure("cannot run \(servicesScript): errno \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        let exitCode = (status >> 8) & 0xFF
+        guard status & 0x7F == 0, exitCode == 0 else {
+            throw TestFailure("scripts/services \(arguments.joined(separator: " ")) failed (status \(status)): \(output)")
         }
-        return text
+        return output
     }
 
     static func uniqueName(_ prefix: String) -> String {
         "test.\(prefix).\(UUID().uuidString.prefix(8).lowercased())"
+    }
+}
+
+/// The broker's management HTTP API (enabled by scripts/services on 127.0.0.1:15672).
+enum ManagementAPI {
+    static let base = ProcessInfo.processInfo.environment["WARREN_MANAGEMENT_URL"] ?? "http://guest:guest@127.0.0.1:15672"
+
+    static func get(_ path: String) async throws -> Any {
+        var request = URLRequest(url: URL(string: base.replacingOccurrences(of: "guest:guest@", with: "") + path)!)
+        request.setValue("Basic " + Data("guest:guest".utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
+        let (data, _) = try await URLSession.shared.data(for: request)
+        return try JSONSerialization.jsonObject(with: data)
     }
 }
 

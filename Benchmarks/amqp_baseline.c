@@ -1,0 +1,196 @@
+/*
+ * The raw rabbitmq-c baseline for Benchmarks/run: the same work as `warren bench`,
+ * with nothing between the program and the library. One thread, blocking calls.
+ *
+ *   amqp_baseline publish --queue Q [--count N] [--window W] [--size BYTES]
+ *       confirm.select, then persistent publishes to the default exchange with routing
+ *       key Q, keeping up to W unconfirmed; done when all N are confirmed.
+ *   amqp_baseline consume --queue Q [--count N] [--prefetch P]
+ *       basic.qos P, basic.consume, and a basic.ack per delivery; done after N.
+ *
+ * The queue must exist. The broker URL comes from WARREN_AMQP_URL (default: the local
+ * broker). Connection setup is not timed. Prints one line:
+ *   msgs_per_sec=<float> cpu_us_per_msg=<float>
+ */
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static _Noreturn void die(const char *what, const char *detail) {
+  fprintf(stderr, "amqp_baseline: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+  exit(1);
+}
+
+static void check_status(int status, const char *what) {
+  if (status != AMQP_STATUS_OK) die(what, amqp_error_string2(status));
+}
+
+static void check_reply(amqp_rpc_reply_t reply, const char *what) {
+  switch (reply.reply_type) {
+  case AMQP_RESPONSE_NORMAL:
+    return;
+  case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+    die(what, amqp_error_string2(reply.library_error));
+  case AMQP_RESPONSE_SERVER_EXCEPTION:
+    die(what, "the broker closed the channel or connection");
+  default:
+    die(what, "no reply");
+  }
+}
+
+/* Where the timed part of a run starts: wall clock and this process's CPU time. */
+struct start {
+  double wall, cpu;
+};
+
+static double cpu_seconds(void) {
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return (double)(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         (double)(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+static struct start start_clock(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (struct start){.wall = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9, .cpu = cpu_seconds()};
+}
+
+static amqp_connection_state_t connect_broker(void) {
+  const char *env = getenv("WARREN_AMQP_URL");
+  char *url = strdup(env && *env ? env : "amqp://guest:guest@127.0.0.1:5672/%2f");
+  struct amqp_connection_info info;
+  amqp_default_connection_info(&info);
+  check_status(amqp_parse_url(url, &info), "parsing WARREN_AMQP_URL");
+  if (info.ssl) die("amqps:// is not supported by the baseline", NULL);
+
+  amqp_connection_state_t conn = amqp_new_connection();
+  amqp_socket_t *socket = amqp_tcp_socket_new(conn);
+  if (!socket) die("creating a socket", NULL);
+  check_status(amqp_socket_open(socket, info.host, info.port), "connecting");
+  /* Same frame_max (128 KiB) and heartbeat (30 s) as Warren's AMQPConnection. */
+  check_reply(amqp_login(conn, info.vhost, 0, 131072, 30, AMQP_SASL_METHOD_PLAIN, info.user, info.password),
+              "logging in");
+  amqp_channel_open(conn, 1);
+  check_reply(amqp_get_rpc_reply(conn), "channel.open");
+  free(url);
+  return conn;
+}
+
+static void disconnect(amqp_connection_state_t conn) {
+  amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);
+  amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+  amqp_destroy_connection(conn);
+}
+
+/* The line Benchmarks/run parses, identical to warren bench's: throughput, and the CPU
+ * (user + system) each message cost this process. */
+static void report(long count, struct start started) {
+  struct start now = start_clock();
+  printf("msgs_per_sec=%.1f cpu_us_per_msg=%.2f\n", (double)count / (now.wall - started.wall),
+         (now.cpu - started.cpu) * 1e6 / (double)count);
+}
+
+static int publish(const char *queue, long count, long window, long size) {
+  amqp_connection_state_t conn = connect_broker();
+  amqp_confirm_select(conn, 1);
+  check_reply(amqp_get_rpc_reply(conn), "confirm.select");
+
+  char *body = malloc(size > 0 ? (size_t)size : 1);
+  memset(body, 'x', (size_t)size);
+  amqp_bytes_t message = {.len = (size_t)size, .bytes = body};
+  amqp_bytes_t routing_key = amqp_cstring_bytes(queue);
+  amqp_basic_properties_t props = {._flags = AMQP_BASIC_DELIVERY_MODE_FLAG, .delivery_mode = 2};
+
+  /* Delivery tags are 1..count; the broker may confirm them out of order and `multiple`
+   * settles every earlier one, so track each tag. */
+  unsigned char *confirmed = calloc((size_t)count + 1, 1);
+  uint64_t lowest = 1; /* every tag below this one is confirmed */
+  long sent = 0, acked = 0;
+
+  struct start started = start_clock();
+  while (acked < count) {
+    while (sent < count && sent - acked < window) {
+      check_status(amqp_basic_publish(conn, 1, amqp_empty_bytes, routing_key, 0, 0, &props, message),
+                   "basic.publish");
+      sent++;
+    }
+    amqp_frame_t frame;
+    check_status(amqp_simple_wait_frame(conn, &frame), "waiting for confirms");
+    if (frame.frame_type != AMQP_FRAME_METHOD) continue;
+    if (frame.payload.method.id == AMQP_BASIC_NACK_METHOD) die("the broker nacked a publish", NULL);
+    if (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD || frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)
+      die("the broker closed the channel or connection", NULL);
+    if (frame.payload.method.id != AMQP_BASIC_ACK_METHOD) continue;
+    amqp_basic_ack_t *ack = frame.payload.method.decoded;
+    uint64_t first = ack->multiple ? lowest : ack->delivery_tag;
+    for (uint64_t tag = first; tag <= ack->delivery_tag; tag++) {
+      if (!confirmed[tag]) {
+        confirmed[tag] = 1;
+        acked++;
+      }
+    }
+    while (lowest <= (uint64_t)count && confirmed[lowest]) lowest++;
+    amqp_maybe_release_buffers(conn);
+  }
+  report(count, started);
+
+  free(confirmed);
+  free(body);
+  disconnect(conn);
+  return 0;
+}
+
+static int consume(const char *queue, long count, long prefetch) {
+  amqp_connection_state_t conn = connect_broker();
+  amqp_basic_qos(conn, 1, 0, (uint16_t)prefetch, 0);
+  check_reply(amqp_get_rpc_reply(conn), "basic.qos");
+
+  struct start started = start_clock();
+  amqp_basic_consume(conn, 1, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+  check_reply(amqp_get_rpc_reply(conn), "basic.consume");
+  for (long received = 0; received < count; received++) {
+    amqp_envelope_t envelope;
+    amqp_maybe_release_buffers(conn);
+    check_reply(amqp_consume_message(conn, &envelope, NULL, 0), "consuming");
+    check_status(amqp_basic_ack(conn, 1, envelope.delivery_tag, 0), "basic.ack");
+    amqp_destroy_envelope(&envelope);
+  }
+  report(count, started);
+
+  disconnect(conn);
+  return 0;
+}
+
+static _Noreturn void usage(void) {
+  fprintf(stderr,
+          "usage: amqp_baseline publish --queue Q [--count N] [--window W] [--size BYTES]\n"
+          "       amqp_baseline consume --queue Q [--count N] [--prefetch P]\n");
+  exit(2);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) usage();
+  const char *mode = argv[1], *queue = NULL;
+  long count = 50000, window = 256, size = 256, prefetch = 256;
+  for (int i = 2; i < argc; i += 2) {
+    if (i + 1 >= argc) usage();
+    const char *flag = argv[i], *value = argv[i + 1];
+    if (strcmp(flag, "--queue") == 0) queue = value;
+    else if (strcmp(flag, "--count") == 0) count = atol(value);
+    else if (strcmp(flag, "--window") == 0) window = atol(value);
+    else if (strcmp(flag, "--size") == 0) size = atol(value);
+    else if (strcmp(flag, "--prefetch") == 0) prefetch = atol(value);
+    else usage();
+  }
+  if (!queue || count <= 0 || window <= 0 || size < 0 || prefetch <= 0 || prefetch > 65535) usage();
+  if (strcmp(mode, "publish") == 0) return publish(queue, count, window, size);
+  if (strcmp(mode, "consume") == 0) return consume(queue, count, prefetch);
+  usage();
+}
