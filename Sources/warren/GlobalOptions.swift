@@ -20,8 +20,9 @@ struct GlobalOptions: ParsableArguments {
     enum LogFormat: String, ExpressibleByArgument, Sendable { case text, json }
 
     /// Bootstraps logging once for the process; libraries only receive the `Logger`.
-    func logger(_ label: String) -> Logger {
-        LoggingBootstrap.once(format: logFormat, level: verbose ? .debug : .info)
+    /// One-shot commands print results, not logs: only warnings, unless `--verbose`.
+    func logger(_ label: String, oneShot: Bool = false) -> Logger {
+        LoggingBootstrap.once(format: logFormat, level: verbose ? .debug : (oneShot ? .warning : .info))
         return Logger(label: label)
     }
 }

@@ -13,7 +13,7 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         try await oneShot {
-            let logger = options.logger("warren.migrate")
+            let logger = options.logger("warren.migrate", oneShot: true)
             let migrator = try PostgresMigrator(directory: migrations, logger: logger)
             let connection = try await PostgresConnection.connect(to: options.databaseURL, logger: logger)
             let applied: [Int]

@@ -1,0 +1,331 @@
+import AMQP
+import Foundation
+import Logging
+import Postgres
+import ServiceLifecycle
+import Topology
+import WarrenCore
+
+/// What the runtime needs to know about one consumer; filled from the topology file.
+public struct ConsumerSettings: Sendable {
+    public var name: String
+    public var queue: String
+    /// One queue per delay tier, shortest delay first; each dead-letters back to `queue`.
+    public var retryQueues: [String]
+    public var deadLetterQueue: String
+    /// Total processing attempts before a transiently failing event is dead-lettered.
+    public var maxAttempts: Int
+    public var prefetch: UInt16
+    public var batchSize: Int
+    public var batchWait: Duration
+    /// Larger bodies are dead-lettered unread.
+    public var maxMessageBytes: Int
+
+    public init(
+        name: String, queue: String, retryQueues: [String], deadLetterQueue: String, maxAttempts: Int,
+        prefetch: UInt16, batchSize: Int, batchWait: Duration, maxMessageBytes: Int = 1 << 20
+    ) {
+        self.name = name
+        self.queue = queue
+        self.retryQueues = retryQueues
+        self.deadLetterQueue = deadLetterQueue
+        self.maxAttempts = maxAttempts
+        self.prefetch = prefetch
+        self.batchSize = batchSize
+        self.batchWait = batchWait
+        self.maxMessageBytes = maxMessageBytes
+    }
+}
+
+/// Runs one consumer: deliveries → batches → one PostgreSQL transaction each (inbox +
+/// effects) → ack after commit. Failed events go to the next delay tier (transient, with
+/// `x-warren-attempts` incremented) or the dead-letter queue (permanent, malformed,
+/// invalid, unknown, oversized, or out of attempts); each copy is confirmed by the broker
+/// before the original is acked, so nothing is lost between the two.
+///
+/// Infrastructure failures (database down) hold the batch unacked and retry it with
+/// backoff: no retry attempt is burnt and nothing is requeued in a loop. On graceful
+/// shutdown the in-flight batch finishes, is settled, and the rest returns to the queue.
+public struct ConsumerRuntime: Service {
+    let settings: ConsumerSettings
+    let module: any ConsumerModule
+    let amqp: AMQPConnection
+    let database: PostgresPool
+    let catalog: EventCatalog?
+    let logger: Logger
+    let metrics: ConsumerMetrics
+
+    public init(
+        settings: ConsumerSettings, module: any ConsumerModule, amqp: AMQPConnection, database: PostgresPool,
+        catalog: EventCatalog?, logger: Logger
+    ) {
+        self.settings = settings
+        self.module = module
+        self.amqp = amqp
+        self.database = database
+        self.catalog = catalog
+        var logger = logger
+        logger[metadataKey: "consumer"] = .string(settings.name)
+        self.logger = logger
+        metrics = ConsumerMetrics(consumer: settings.name)
+    }
+
+    public func run() async throws {
+        let channel = try await amqp.openChannel()
+        let publisher = try await amqp.openChannel()
+        let consumer = try await channel.consume(queue: settings.queue, prefetch: settings.prefetch)
+        let batcher = DeliveryBatcher()
+        logger.info("consumer.started", metadata: ["amqp.queue": "\(settings.queue)", "amqp.prefetch": "\(settings.prefetch)"])
+        try await withGracefulShutdownHandler {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    do {
+                        for try await delivery in consumer { batcher.push(delivery) }
+                        batcher.finish(nil)
+                    } catch {
+                        batcher.finish(error)
+                    }
+                }
+                while let batch = try await batcher.next(max: settings.batchSize, wait: settings.batchWait) {
+                    await process(batch, channel: channel, publisher: publisher)
+                }
+                try? await consumer.cancel()
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            batcher.stop()
+        }
+        // Unsettled deliveries still buffered go back to the queue with the channel.
+        await channel.close()
+        await publisher.close()
+        logger.info("consumer.stopped")
+    }
+
+    // MARK: One batch
+
+    private struct Item {
+        var delivery: AMQPDelivery
+        /// 1 for a first delivery; `x-warren-attempts` + 1 after retries.
+        var attempt: Int
+        var event: CloudEvent?
+        var outcome: Outcome = .pending
+    }
+
+    private enum Outcome {
+        case pending, applied, duplicate
+        case failed(HandlerFailure)
+    }
+
+    private func process(_ deliveries: [AMQPDelivery], channel: AMQPChannel, publisher: AMQPChannel) async {
+        let started = ContinuousClock.now
+        metrics.received.increment(by: deliveries.count)
+        var items = deliveries.map { delivery in
+            Item(delivery: delivery, attempt: Int(delivery.properties.headers?[WarrenHeader.attempts]?.intValue ?? 0) + 1)
+        }
+        for index in items.indices {
+            do {
+                items[index].event = try decode(items[index].delivery)
+            } catch {
+                items[index].outcome = .failed(.permanent("event.\(error.code)", error.description))
+            }
+        }
+        guard let outcomes = await applyHoldingOnInfrastructureFailure(items.compactMap(\.event)) else {
+            logger.notice("consumer.batch.abandoned", metadata: ["consumer.batch_size": "\(items.count)"])
+            return  // shutting down with the database away: the broker redelivers all of it
+        }
+        var next = outcomes.makeIterator()
+        for index in items.indices where items[index].event != nil { items[index].outcome = next.next()! }
+
+        for item in items {
+            let metadata: Logger.Metadata = [
+                "message_id": "\(item.delivery.properties.messageID ?? "-")", "event_type": "\(item.event?.type ?? item.delivery.properties.type ?? "-")",
+                "attempt": "\(item.attempt)",
+            ]
+            switch item.outcome {
+            case .applied, .pending:
+                metrics.processed.increment()
+                logger.debug("consumer.event.processed", metadata: metadata)
+                settle { try channel.ack(item.delivery) }
+            case .duplicate:
+                metrics.duplicates.increment()
+                logger.debug("consumer.event.duplicate", metadata: metadata)
+                settle { try channel.ack(item.delivery) }
+            case .failed(let failure):
+                await retryOrDeadLetter(item, failure, metadata: metadata, channel: channel, publisher: publisher)
+            }
+        }
+        metrics.latency.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+    }
+
+    private func decode(_ delivery: AMQPDelivery) throws(EventError) -> CloudEvent {
+        guard delivery.body.count <= settings.maxMessageBytes else {
+            throw EventError(.oversized, "body of \(delivery.body.count) bytes exceeds \(settings.maxMessageBytes)")
+        }
+        let event = try CloudEvent(delivery: delivery)
+        try catalog?.validate(event)
+        return event
+    }
+
+    /// Settles a delivery; a stale one (connection lost since) is redelivered by the
+    /// broker and then recognised by the inbox, so that error needs no handling.
+    private func settle(_ body: () throws -> Void) {
+        do {
+            try body()
+        } catch {
+            logger.notice("consumer.settle.skipped", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: PostgreSQL
+
+    /// Applies the events, retrying with backoff while the database is unreachable. Nil
+    /// when shutdown began meanwhile.
+    private func applyHoldingOnInfrastructureFailure(_ events: [CloudEvent]) async -> [Outcome]? {
+        guard !events.isEmpty else { return [] }
+        var delay = Duration.milliseconds(100)
+        while true {
+            do {
+                return try await apply(events)
+            } catch let error as PostgresError where error.isInfrastructure || error.sqlState == "23505" {
+                // 23505: a concurrent consumer recorded one of these events in the inbox
+                // first; the next round sees it as a duplicate.
+                logger.warning("consumer.database.unavailable", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+                if Task.isShuttingDownGracefully || Task.isCancelled { return nil }
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            } catch {
+                return nil
+            }
+        }
+    }
+
+    /// One transaction for the batch; if it fails as a whole, each event alone.
+    private func apply(_ events: [CloudEvent]) async throws -> [Outcome] {
+        do {
+            return try await applyInTransaction(events)
+        } catch let error as PostgresError where error.isInfrastructure || error.sqlState == "23505" {
+            throw error
+        } catch where events.count > 1 {
+            logger.info("consumer.batch.split", metadata: ["error": "\(error)", "consumer.batch_size": "\(events.count)"])
+            var outcomes: [Outcome] = []
+            for event in events { outcomes += try await apply([event]) }
+            return outcomes
+        } catch {
+            return [.failed(Self.classify(error))]
+        }
+    }
+
+    private func applyInTransaction(_ events: [CloudEvent]) async throws -> [Outcome] {
+        try await database.withConnection { connection in
+            try await connection.transaction { connection in
+                let ids = events.map(\.id)
+                let seen = try await Inbox.seen(consumer: settings.name, ids: ids, on: connection)
+                var outcomes = [Outcome](repeating: .duplicate, count: events.count)
+                var fresh: [Int] = []
+                var inBatch = Set<String>()
+                for (index, event) in events.enumerated() where !seen.contains(event.id) && inBatch.insert(event.id).inserted {
+                    fresh.append(index)
+                }
+                let failures = try await module.apply(fresh.map { events[$0] }, on: connection)
+                var applied: [String] = []
+                for (position, index) in fresh.enumerated() {
+                    if let failure = failures[position] {
+                        outcomes[index] = .failed(failure)
+                    } else {
+                        outcomes[index] = .applied
+                        applied.append(events[index].id)
+                    }
+                }
+                try await Inbox.record(consumer: settings.name, ids: applied, on: connection)
+                return outcomes
+            }
+        }
+    }
+
+    static func classify(_ error: any Error) -> HandlerFailure {
+        switch error {
+        case let failure as HandlerFailure:
+            return failure
+        case let error as PostgresError:
+            // Data exceptions and integrity violations will fail the same way every time.
+            let permanent = error.sqlState.map { $0.hasPrefix("22") || $0.hasPrefix("23") } ?? false
+            return HandlerFailure(permanent ? .permanent : .transient, type: "postgres.\(error.sqlState ?? "error")", error.description)
+        default:
+            return .transient("handler.error", "\(error)")
+        }
+    }
+
+    // MARK: Retry and dead-letter
+
+    private func retryOrDeadLetter(
+        _ item: Item, _ failure: HandlerFailure, metadata: Logger.Metadata, channel: AMQPChannel, publisher: AMQPChannel
+    ) async {
+        let retry = failure.kind == .transient && item.attempt < settings.maxAttempts && !settings.retryQueues.isEmpty
+        let target = retry ? settings.retryQueues[min(item.attempt - 1, settings.retryQueues.count - 1)] : settings.deadLetterQueue
+        var properties = item.delivery.properties
+        properties.headers = failureHeaders(item, failure)
+        var metadata = metadata
+        metadata["error"] = "\(failure)"
+        metadata["amqp.target_queue"] = "\(target)"
+        do {
+            try await publisher.publish(item.delivery.body, exchange: "", routingKey: target, properties: properties, mandatory: true)
+        } catch {
+            // Not taken by the broker: put the original back rather than lose it.
+            logger.error("consumer.republish.failed", metadata: metadata.merging(["republish_error": "\(error)"]) { $1 })
+            try? await Task.sleep(for: .seconds(1))
+            settle { try channel.nack(item.delivery, requeue: true) }
+            return
+        }
+        if retry {
+            metrics.retried.increment()
+            logger.warning("consumer.event.retry", metadata: metadata)
+        } else {
+            metrics.deadLettered.increment()
+            logger.error("consumer.event.dead_lettered", metadata: metadata)
+        }
+        settle { try channel.ack(item.delivery) }
+    }
+
+    /// The delivery's headers plus Warren's failure bookkeeping (see `WarrenHeader`).
+    private func failureHeaders(_ item: Item, _ failure: HandlerFailure) -> AMQPTable {
+        var headers = item.delivery.properties.headers ?? [:]
+        let now = AMQPFieldValue.string(RFC3339.format(Date()))
+        headers[WarrenHeader.attempts] = .int64(Int64(item.attempt))
+        headers[WarrenHeader.consumer] = .string(settings.name)
+        headers[WarrenHeader.errorType] = .string(failure.type)
+        headers[WarrenHeader.error] = .string(String(failure.message.prefix(1000)))
+        headers[WarrenHeader.lastFailedAt] = now
+        if headers[WarrenHeader.firstFailedAt] == nil { headers[WarrenHeader.firstFailedAt] = now }
+        // A retried message comes back from its delay queue with the consumer's queue as
+        // exchange-less routing key; the first failure recorded where it really came from.
+        if headers[WarrenHeader.originalExchange] == nil { headers[WarrenHeader.originalExchange] = .string(item.delivery.exchange) }
+        if headers[WarrenHeader.originalRoutingKey] == nil { headers[WarrenHeader.originalRoutingKey] = .string(item.delivery.routingKey) }
+        headers[publishSequenceHeader] = nil
+        return headers
+    }
+}
+
+extension PostgresError {
+    /// The database could not be reached or the connection died: nothing about the
+    /// events themselves, so they must not burn retry attempts.
+    var isInfrastructure: Bool {
+        code == .connectionFailed || code == .connectionLost || code == .closed
+            || (sqlState.map { $0.hasPrefix("08") || $0 == "57P01" || $0 == "57P03" } ?? false)
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
+extension ConsumerSettings {
+    /// The settings of a consumer declared in the topology file, with its queue names.
+    public init(_ spec: ConsumerSpec) {
+        self.init(
+            name: spec.name, queue: spec.queueName, retryQueues: spec.retryQueueNames, deadLetterQueue: spec.deadLetterQueueName,
+            maxAttempts: spec.maxAttempts, prefetch: UInt16(clamping: spec.prefetch), batchSize: spec.batchSize, batchWait: spec.batchWait)
+    }
+}

@@ -1,0 +1,96 @@
+import AMQP
+import Synchronization
+
+/// Collects deliveries from a consumer into batches: up to `max` deliveries, or whatever
+/// arrived within `wait` after the first one. `stop()` ends batching at once (graceful
+/// shutdown): deliveries not yet handed out stay unacked and return to the queue.
+final class DeliveryBatcher: Sendable {
+    private struct State {
+        var buffer: [AMQPDelivery] = []
+        var ended = false
+        var failure: (any Error)?
+        var stopped = false
+        var waiter: (threshold: Int, continuation: CheckedContinuation<Void, Never>)?
+    }
+
+    private let state = Mutex(State())
+
+    func push(_ delivery: AMQPDelivery) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.buffer.append(delivery)
+            guard let waiter = state.waiter, state.buffer.count >= waiter.threshold else { return nil }
+            state.waiter = nil
+            return waiter.continuation
+        }
+        waiter?.resume()
+    }
+
+    /// The consumer ended: normally (nil) or with an error that `next` rethrows.
+    func finish(_ failure: (any Error)?) {
+        wake { $0.ended = true; $0.failure = failure }
+    }
+
+    func stop() {
+        wake { $0.stopped = true }
+    }
+
+    /// The next batch; nil once stopped or once the consumer ended and all was handed out.
+    func next(max: Int, wait: Duration) async throws -> [AMQPDelivery]? {
+        await waitFor(threshold: 1, deadline: nil)
+        if max > 1 { await waitFor(threshold: max, deadline: .now + wait) }
+        return try state.withLock { state throws -> [AMQPDelivery]? in
+            if state.stopped { return nil }
+            if state.buffer.isEmpty {
+                if let failure = state.failure { throw failure }
+                return nil
+            }
+            let batch = Array(state.buffer.prefix(max))
+            state.buffer.removeFirst(batch.count)
+            return batch
+        }
+    }
+
+    private func wake(_ change: (inout State) -> Void) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            change(&state)
+            defer { state.waiter = nil }
+            return state.waiter?.continuation
+        }
+        waiter?.resume()
+    }
+
+    /// Returns when `threshold` deliveries are buffered, the batcher stopped or ended, or
+    /// `deadline` passed.
+    private func waitFor(threshold: Int, deadline: ContinuousClock.Instant?) async {
+        // Set by the timer before it wakes the waiter, and checked under the same lock as
+        // registration, so a timer that fires before the waiter registers is not lost.
+        let expired = Flag()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withCheckedContinuation { continuation in
+                    let ready = self.state.withLock { state -> Bool in
+                        if state.buffer.count >= threshold || state.stopped || state.ended || expired.isSet { return true }
+                        state.waiter = (threshold, continuation)
+                        return false
+                    }
+                    if ready { continuation.resume() }
+                }
+            }
+            if let deadline {
+                group.addTask {
+                    try? await Task.sleep(until: deadline)
+                    expired.set()
+                    self.wake { _ in }
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+}
+
+private final class Flag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
+}

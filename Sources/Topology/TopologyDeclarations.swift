@@ -1,0 +1,124 @@
+import AMQP
+
+/// What a topology asks of the broker: one durable exchange, the queues with their exact
+/// arguments, and the bindings. `plan`, `apply` and `export` all start from this, so they
+/// cannot disagree about what the file means.
+public struct TopologyDeclarations: Sendable, Equatable {
+    public var exchange: ExchangeDeclaration
+    public var queues: [QueueDeclaration]
+    public var bindings: [BindingDeclaration]
+
+    public init(exchange: ExchangeDeclaration, queues: [QueueDeclaration], bindings: [BindingDeclaration]) {
+        self.exchange = exchange
+        self.queues = queues
+        self.bindings = bindings
+    }
+}
+
+public struct ExchangeDeclaration: Sendable, Hashable {
+    public var name: String
+    public var type: String
+}
+
+/// A durable, non-exclusive queue and the arguments it is declared with.
+public struct QueueDeclaration: Sendable, Hashable {
+    public var name: String
+    public var arguments: [String: ArgumentValue]
+
+    public init(name: String, arguments: [String: ArgumentValue]) {
+        self.name = name
+        self.arguments = arguments
+    }
+
+    /// `quorum` or `classic`, from `x-queue-type`.
+    public var type: String { arguments["x-queue-type"]?.description ?? "classic" }
+}
+
+public struct BindingDeclaration: Sendable, Hashable, Comparable {
+    public var exchange: String
+    public var queue: String
+    public var routingKey: String
+    /// Only live bindings made by hand have arguments; Warren's never do.
+    public var arguments: [String: ArgumentValue]
+
+    public init(exchange: String, queue: String, routingKey: String, arguments: [String: ArgumentValue] = [:]) {
+        self.exchange = exchange
+        self.queue = queue
+        self.routingKey = routingKey
+        self.arguments = arguments
+    }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        (lhs.exchange, lhs.queue, lhs.routingKey) < (rhs.exchange, rhs.queue, rhs.routingKey)
+    }
+}
+
+/// A queue or binding argument: the few types topology arguments use, comparable between
+/// the file, the management API's JSON and AMQP field tables.
+public enum ArgumentValue: Sendable, Hashable, CustomStringConvertible {
+    case string(String)
+    case int(Int64)
+    case bool(Bool)
+
+    public var description: String {
+        switch self {
+        case .string(let text): text.isEmpty ? "\"\"" : text
+        case .int(let number): String(number)
+        case .bool(let flag): String(flag)
+        }
+    }
+
+    var fieldValue: AMQPFieldValue {
+        switch self {
+        case .string(let text): .string(text)
+        case .int(let number): .int64(number)
+        case .bool(let flag): .bool(flag)
+        }
+    }
+}
+
+extension [String: ArgumentValue] {
+    var fieldTable: AMQPTable { mapValues(\.fieldValue) }
+
+    /// `x-delivery-limit=20, x-overflow=reject-publish`, in key order.
+    var summary: String { keys.sorted().map { "\($0)=\(self[$0]!)" }.joined(separator: ", ") }
+}
+
+extension Topology {
+    /// The broker objects this topology needs. Per consumer, in declaration order: the
+    /// dead-letter queue, the delay tiers, then the main queue (targets before sources).
+    ///
+    /// Every queue is a quorum queue. Dead-lettering is `at-least-once` (the source keeps
+    /// a message until the target queue confirms it), which RabbitMQ only enables together
+    /// with `x-overflow: reject-publish`. Quorum queues honour `x-message-ttl` since 3.10,
+    /// and expired messages are dead-lettered from the head of the queue; as each tier has
+    /// one TTL, the head is always the next to expire (checked against 3.10.8).
+    public var declarations: TopologyDeclarations {
+        var queues: [QueueDeclaration] = []
+        var bindings: [BindingDeclaration] = []
+        let deadLettering: [String: ArgumentValue] = [
+            "x-queue-type": .string("quorum"),
+            "x-dead-letter-exchange": .string(""),
+            "x-dead-letter-strategy": .string("at-least-once"),
+            "x-overflow": .string("reject-publish"),
+        ]
+        for consumer in consumers {
+            queues.append(QueueDeclaration(name: consumer.deadLetterQueueName, arguments: ["x-queue-type": .string("quorum")]))
+            for (index, delay) in consumer.retryDelays.enumerated() {
+                var arguments = deadLettering
+                arguments["x-message-ttl"] = .int(DurationText.milliseconds(delay))
+                arguments["x-dead-letter-routing-key"] = .string(consumer.queueName)
+                queues.append(QueueDeclaration(name: consumer.retryQueueName(tier: index + 1), arguments: arguments))
+            }
+            var arguments = deadLettering
+            arguments["x-delivery-limit"] = .int(Int64(consumer.deliveryLimit))
+            arguments["x-dead-letter-routing-key"] = .string(consumer.deadLetterQueueName)
+            queues.append(QueueDeclaration(name: consumer.queueName, arguments: arguments))
+            for pattern in consumer.bindings {
+                bindings.append(BindingDeclaration(exchange: exchange.name, queue: consumer.queueName, routingKey: pattern))
+            }
+        }
+        return TopologyDeclarations(
+            exchange: ExchangeDeclaration(name: exchange.name, type: exchange.type), queues: queues, bindings: bindings)
+    }
+}
