@@ -23,12 +23,24 @@ public struct LiveExchange: Sendable, Equatable, Decodable {
     public var name: String
     public var type: String
     public var durable: Bool
+
+    public init(name: String, type: String, durable: Bool) {
+        self.name = name
+        self.type = type
+        self.durable = durable
+    }
 }
 
 public struct LiveQueue: Sendable, Equatable, Decodable {
     public var name: String
     public var durable: Bool
     public var arguments: [String: ArgumentValue]
+
+    public init(name: String, durable: Bool, arguments: [String: ArgumentValue]) {
+        self.name = name
+        self.durable = durable
+        self.arguments = arguments
+    }
 }
 
 /// The RabbitMQ management HTTP API, read-only: the live state `plan` compares the file with.
@@ -120,33 +132,5 @@ public struct ManagementClient: Sendable {
     /// A path segment: everything but unreserved characters percent-encoded ("/" → %2F).
     static func encode(_ segment: String) -> String {
         segment.addingPercentEncoding(withAllowedCharacters: CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"))!
-    }
-}
-
-extension ArgumentValue: Codable {
-    /// Lenient: a queue made by hand may carry other types (floats, lists); they only need
-    /// to compare and print, so they become their JSON text rather than failing the plan.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if let text = try? container.decode(String.self) {
-            self = .string(text)
-        } else if let flag = try? container.decode(Bool.self) {
-            self = .bool(flag)
-        } else if let number = try? container.decode(Int64.self) {
-            self = .int(number)
-        } else if let number = try? container.decode(Double.self) {
-            self = .string(String(number))
-        } else {
-            self = .string("(unsupported value)")
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch self {
-        case .string(let text): try container.encode(text)
-        case .int(let number): try container.encode(number)
-        case .bool(let flag): try container.encode(flag)
-        }
     }
 }

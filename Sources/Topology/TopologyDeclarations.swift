@@ -18,6 +18,11 @@ public struct TopologyDeclarations: Sendable, Equatable {
 public struct ExchangeDeclaration: Sendable, Hashable {
     public var name: String
     public var type: String
+
+    public init(name: String, type: String) {
+        self.name = name
+        self.type = type
+    }
 }
 
 /// A durable, non-exclusive queue and the arguments it is declared with.
@@ -68,7 +73,9 @@ public enum ArgumentValue: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    var fieldValue: AMQPFieldValue {
+    /// The value in an AMQP field table (integers as signed 64-bit, which RabbitMQ accepts
+    /// for every numeric argument).
+    public var fieldValue: AMQPFieldValue {
         switch self {
         case .string(let text): .string(text)
         case .int(let number): .int64(number)
@@ -77,8 +84,37 @@ public enum ArgumentValue: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+extension ArgumentValue: Codable {
+    /// Lenient: a queue made by hand may carry other types (floats, lists); they only need
+    /// to compare and print, so they become their JSON text rather than failing the plan.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let text = try? container.decode(String.self) {
+            self = .string(text)
+        } else if let flag = try? container.decode(Bool.self) {
+            self = .bool(flag)
+        } else if let number = try? container.decode(Int64.self) {
+            self = .int(number)
+        } else if let number = try? container.decode(Double.self) {
+            self = .string(String(number))
+        } else {
+            self = .string("(unsupported value)")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let text): try container.encode(text)
+        case .int(let number): try container.encode(number)
+        case .bool(let flag): try container.encode(flag)
+        }
+    }
+}
+
 extension [String: ArgumentValue] {
-    var fieldTable: AMQPTable { mapValues(\.fieldValue) }
+    /// The arguments as `declareQueue`/`bindQueue` take them.
+    public var fieldTable: AMQPTable { mapValues(\.fieldValue) }
 
     /// `x-delivery-limit=20, x-overflow=reject-publish`, in key order.
     var summary: String { keys.sorted().map { "\($0)=\(self[$0]!)" }.joined(separator: ", ") }

@@ -96,8 +96,13 @@ struct TopologyParser {
         if settings.maxAttempts.value > 1, settings.retryDelays.value.isEmpty {
             throw error(at: settings.retryDelays.line, "\(settings.retryDelays.path)", "empty, but max_attempts is \(settings.maxAttempts.value) (give at least one delay)")
         }
-        if settings.batchSize.value > settings.prefetch.value {
-            throw error(at: settings.batchSize.line, settings.batchSize.path, "\(settings.batchSize.value) exceeds prefetch \(settings.prefetch.value) (a batch could never fill)")
+        let (batchSize, prefetch) = (settings.batchSize, settings.prefetch)
+        if batchSize.value > prefetch.value {
+            // Blame the key the user wrote last: a consumer's own over the defaults'.
+            let blamePrefetch = batchSize.line == nil || (prefetch.path.hasPrefix("consumers.") && !batchSize.path.hasPrefix("consumers."))
+            throw blamePrefetch
+                ? error(at: prefetch.line, prefetch.path, "\(prefetch.value) is less than batch_size \(batchSize.value) (a batch could never fill)")
+                : error(at: batchSize.line, batchSize.path, "\(batchSize.value) exceeds prefetch \(prefetch.value) (a batch could never fill)")
         }
         return ConsumerSpec(
             name: name, bindings: bindings, maxAttempts: settings.maxAttempts.value, retryDelays: settings.retryDelays.value,
@@ -252,7 +257,7 @@ struct TopologyParser {
             return TopologyError(.invalidFile, file: file, line: mark.line, "invalid YAML: \(problem)\(detail)")
         case let .duplicatedKeysInMapping(duplicates, context):
             let keys = duplicates.sorted().map { "'\($0)'" }.joined(separator: ", ")
-            return TopologyError(.invalidFile, file: file, line: context.mark.line, "duplicate key \(keys)")
+            return TopologyError(.invalidFile, file: file, line: context.mark.line, "duplicate key \(keys) (this is its first occurrence)")
         case let .reader(problem, _, _, _):
             return TopologyError(.invalidFile, file: file, "invalid YAML: \(problem)")
         default:

@@ -21,6 +21,13 @@ public struct TopologyPlan: Sendable, Equatable {
         /// As text; nil when the setting is absent on that side.
         public var live: String?
         public var file: String?
+
+        public init(object: String, argument: String, live: String?, file: String?) {
+            self.object = object
+            self.argument = argument
+            self.live = live
+            self.file = file
+        }
     }
 
     public var changes: [Change]
@@ -113,7 +120,7 @@ extension TopologyPlan.Change {
         case .createExchange(let exchange):
             "+ exchange \(exchange.name) (\(exchange.type), durable)"
         case .createQueue(let queue):
-            "+ queue \(queue.name) (\(queue.type), \(queue.arguments.filter { $0.key != "x-queue-type" }.summary))"
+            "+ queue \(queue.name) (\(([queue.type] + [queue.arguments.filter { $0.key != "x-queue-type" }.summary]).filter { !$0.isEmpty }.joined(separator: ", ")))"
         case .createBinding(let binding):
             "+ binding \(binding.label)"
         case .conflict(let conflict):

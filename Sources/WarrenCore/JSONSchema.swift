@@ -122,9 +122,7 @@ extension JSONSchema {
     }
 
     /// A compiled `pattern`, kept with its source for messages.
-    struct Pattern: @unchecked Sendable {
-        // NSRegularExpression is immutable once created and documented as safe to use
-        // from several threads at once; it predates Sendable annotations on Linux.
+    struct Pattern: Sendable {
         let source: String
         let regex: NSRegularExpression
 

@@ -28,6 +28,7 @@ public struct RetryPolicy: Sendable, Hashable {
     ) {
         precondition(maxAttempts >= 1, "a retry policy needs at least one attempt")
         precondition(initialDelay >= .zero && maxDelay >= .zero, "retry delays cannot be negative")
+        if case .exponential(let multiplier) = backoff { precondition(multiplier > 0, "a backoff multiplier must be positive") }
         self.maxAttempts = maxAttempts
         self.initialDelay = initialDelay
         self.backoff = backoff
@@ -55,13 +56,11 @@ public struct RetryPolicy: Sendable, Hashable {
             case .linear: retry
             case .exponential(let multiplier): pow(multiplier, retry - 1)
             }
-        // In seconds as a Double, so that a large n saturates at maxDelay instead of
-        // overflowing Duration.
-        let ceiling = maxDelay / .seconds(1)
-        let computed = initialDelay / .seconds(1) * factor
-        var seconds = computed.isFinite ? min(max(computed, 0), ceiling) : ceiling
-        if jitter { seconds *= Double.random(in: 0.5...1, using: &generator) }
-        return .seconds(seconds)
+        // Compared in seconds as Doubles first, so that a large n saturates at maxDelay
+        // instead of overflowing Duration.
+        var delay = initialDelay / .seconds(1) * factor < maxDelay / .seconds(1) ? initialDelay * factor : maxDelay
+        if jitter { delay = delay * Double.random(in: 0.5...1, using: &generator) }
+        return delay
     }
 
     /// Runs `operation` up to `maxAttempts` times, waiting between attempts.
@@ -81,12 +80,11 @@ public struct RetryPolicy: Sendable, Hashable {
         while true {
             do {
                 return try await operation()
-            } catch {
-                guard attempt < maxAttempts, !(error is CancellationError), !Task.isCancelled, shouldRetry(error) else {
-                    throw error
+            } catch let failure {
+                guard attempt < maxAttempts, !(failure is CancellationError), !Task.isCancelled, shouldRetry(failure) else {
+                    throw failure
                 }
-                let wait = retryAfter(error).map { min(max($0, .zero), maxDelay) } ?? delay(forRetry: attempt)
-                let failure = error
+                let wait = retryAfter(failure).map { min(max($0, .zero), maxDelay) } ?? delay(forRetry: attempt)
                 do {
                     try await Task.sleep(for: wait)
                 } catch {

@@ -6,6 +6,11 @@ import FoundationNetworking
 import Logging
 import Testing
 
+/// Every integration suite nests in this one (`extension Integration { @Suite … }`): some
+/// tests restart the broker, raise a memory alarm or stop PostgreSQL, so suites that
+/// share the services must never run at the same time.
+@Suite(.serialized) enum Integration {}
+
 /// Where the services that `scripts/services start` runs are, overridable by the
 /// environment as in production.
 enum TestEnvironment {
@@ -21,31 +26,23 @@ enum TestEnvironment {
         return logger
     }
 
+    /// The `warren` executable that `swift build --build-tests` built next to the tests.
+    static let warrenBinary = ProcessInfo.processInfo.environment["WARREN_BIN"]
+        ?? repositoryRoot.appendingPathComponent(".build/debug/warren").path
+
     /// Runs `scripts/services ARGS…` (e.g. `ctl close_connection …`) and returns its stdout.
-    /// posix_spawn + waitpid rather than Foundation's Process, whose waitUntilExit can
-    /// hang on Linux; stdout goes to a file so daemons the script starts hold no pipe open.
     @discardableResult
     static func services(_ arguments: String...) throws -> String {
-        let outputPath = NSTemporaryDirectory() + "warren-services-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        let argv = ([servicesScript] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, servicesScript, &actions, nil, argv, environ)
-        guard spawned == 0 else { throw TestFailure("cannot run \(servicesScript): errno \(spawned)") }
+        let output = NSTemporaryDirectory() + "warren-services-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let pid = try spawn(servicesScript, arguments, environment: ProcessInfo.processInfo.environment, output: output)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        let exitCode = (status >> 8) & 0xFF
-        guard status & 0x7F == 0, exitCode == 0 else {
-            throw TestFailure("scripts/services \(arguments.joined(separator: " ")) failed (status \(status)): \(output)")
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        guard status & 0x7F == 0, (status >> 8) & 0xFF == 0 else {
+            throw TestFailure("scripts/services \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
         }
-        return output
+        return text
     }
 
     static func uniqueName(_ prefix: String) -> String {
@@ -63,6 +60,25 @@ enum ManagementAPI {
         let (data, _) = try await URLSession.shared.data(for: request)
         return try JSONSerialization.jsonObject(with: data)
     }
+}
+
+/// Starts a program with stdout and stderr going to `output`. posix_spawn rather than
+/// Foundation's Process, whose waitUntilExit can hang on Linux; a file rather than a pipe,
+/// so daemons the program starts hold nothing open that a test waits on.
+func spawn(_ path: String, _ arguments: [String], environment: [String: String], output: String) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    let argv = ([path] + arguments).map { strdup($0) } + [nil]
+    let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { for pointer in argv + envp { free(pointer) } }
+    var pid: pid_t = 0
+    let result = posix_spawn(&pid, path, &actions, nil, argv, envp)
+    guard result == 0 else { throw TestFailure("cannot run \(path): \(String(cString: strerror(result)))") }
+    return pid
 }
 
 struct TestFailure: Error, CustomStringConvertible {
