@@ -32,7 +32,9 @@ extension Integration {
             let first = userCreated(user, name: "First")
             var second = userCreated(user, name: "Second", time: Date().addingTimeInterval(60))
             second.id = first.id
-            try await harness.publish([first, second])
+            // One after the other: the batch publisher would send them concurrently.
+            try await harness.publish([first])
+            try await harness.publish([second])
             harness.start(module: UsersProjection())
             try await eventually("both deliveries settled") { try await harness.messages(in: harness.spec.queueName) == 0 }
             try await eventually("the first one applied") { try await harness.count("SELECT count(*) FROM users WHERE id = \(user)") == 1 }
