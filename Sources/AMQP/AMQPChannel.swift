@@ -161,9 +161,19 @@ public struct AMQPChannel: Sendable {
                 throw error
             }
         }
-        let channel = self
+        // A consuming task that is cancelled stops the consumer at the broker too; nobody
+        // waits for that, so it is queued straight to the I/O thread.
+        let id = self.id
         continuation.onTermination = { termination in
-            if case .cancelled = termination { Task { try? await channel.cancel(consumerTag: tag) } }
+            guard case .cancelled = termination else { return }
+            let cancel = Self.cancelling(tag, loop: loop)
+            loop.submit(.call(Call(
+                channel: id, context: "basic.cancel \(tag)", deadline: .now + loop.configuration.rpcTimeout, recovery: nil,
+                run: { session, channel, _ in
+                    do throws(AMQPError) { try cancel(session, channel) } catch { return error }
+                    return nil
+                },
+                fail: { _ in })))
         }
         return AMQPConsumer(tag: tag, queue: queue, deliveries: deliveries, channel: self)
     }
@@ -171,8 +181,13 @@ public struct AMQPChannel: Sendable {
     /// Stops a consumer: its delivery sequence ends; deliveries already in flight to it
     /// are returned to the queue.
     public func cancel(consumerTag tag: String) async throws {
-        let loop = self.loop
-        try await call("basic.cancel \(tag)") { session, channel, _ throws(AMQPError) in
+        let cancel = Self.cancelling(tag, loop: loop)
+        try await call("basic.cancel \(tag)") { session, channel, _ throws(AMQPError) in try cancel(session, channel) }
+    }
+
+    /// Ends the consumer's delivery sequence and cancels it at the broker (I/O thread).
+    private static func cancelling(_ tag: String, loop: IOLoop) -> @Sendable (RabbitSession, UInt16) throws(AMQPError) -> Void {
+        { session, channel throws(AMQPError) in
             guard let consumer = loop.channel(channel)?.consumers.removeValue(forKey: tag) else { return }
             defer { consumer.deliveries.finish() }
             try session.cancel(channel, tag: tag)
