@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(
@@ -68,12 +70,34 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Adapters",
+            dependencies: [
+                "WarrenCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Operations",
+            dependencies: [
+                "AMQP",
+                "Postgres",
+                "WarrenCore",
+                "Topology",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Consumers",
             dependencies: [
                 "AMQP",
                 "Postgres",
                 "WarrenCore",
                 "Topology",
+                "Adapters",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -88,6 +112,8 @@ let package = Package(
                 "WarrenCore",
                 "Topology",
                 "Consumers",
+                "Adapters",
+                "Operations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -100,7 +126,11 @@ let package = Package(
         .testTarget(name: "TopologyTests", dependencies: ["Topology"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["AMQP", "Postgres", "WarrenCore", "Topology", "Consumers", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "AMQP", "Postgres", "WarrenCore", "Topology", "Consumers", "Adapters", "Operations",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

@@ -6,4 +6,11 @@ public enum ConsumerModules {
         let modules: [any ConsumerModule] = [UsersProjection(), PaymentsLedger()]
         return Dictionary(uniqueKeysWithValues: modules.map { ($0.name, $0) })
     }()
+
+    /// `all` plus the modules that need a configured provider, for those given.
+    public static func make(email: EmailNotifications?, payments: PaymentsCustomers?) -> [String: any ConsumerModule] {
+        var modules = all
+        for module in [email as (any ConsumerModule)?, payments].compactMap({ $0 }) { modules[module.name] = module }
+        return modules
+    }
 }

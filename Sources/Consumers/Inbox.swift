@@ -17,12 +17,26 @@ enum Inbox {
             "INSERT INTO warren_inbox (consumer, message_id) SELECT \(consumer), unnest(\(textArray(ids))::text[])")
     }
 
-    /// A PostgreSQL array literal (`{"a","b\"c"}`), bound as one text parameter: one
-    /// round trip for the whole batch whatever its size.
-    static func textArray(_ values: [String]) -> String {
-        let quoted = values.map { value in
-            "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    /// A PostgreSQL array literal (`{"a","b\"c",NULL}`), bound as one text parameter: one
+    /// round trip for the whole batch whatever its size. Built byte by byte: Foundation's
+    /// `replacingOccurrences` cost more CPU per event than the rest of the batch's SQL.
+    static func textArray(_ values: [String?]) -> String {
+        var literal: [UInt8] = [UInt8(ascii: "{")]
+        literal.reserveCapacity(values.reduce(2) { $0 + ($1?.utf8.count ?? 4) + 3 })
+        for (index, value) in values.enumerated() {
+            if index > 0 { literal.append(UInt8(ascii: ",")) }
+            guard let value else {
+                literal.append(contentsOf: "NULL".utf8)
+                continue
+            }
+            literal.append(UInt8(ascii: "\""))
+            for byte in value.utf8 {
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { literal.append(UInt8(ascii: "\\")) }
+                literal.append(byte)
+            }
+            literal.append(UInt8(ascii: "\""))
         }
-        return "{" + quoted.joined(separator: ",") + "}"
+        literal.append(UInt8(ascii: "}"))
+        return String(decoding: literal, as: UTF8.self)
     }
 }

@@ -83,9 +83,9 @@ public struct EventCatalog: Sendable {
         }
         let json: JSONValue
         do {
-            json = try JSONDecoder().decode(JSONValue.self, from: data)
+            json = try JSONValue(parsing: Array(data))
         } catch {
-            throw CatalogError(.invalidJSON, file: path, "not valid JSON")
+            throw CatalogError(.invalidJSON, file: path, "not valid JSON (\(error))")
         }
         guard case .object(let object) = json else {
             throw CatalogError(.invalidCatalog, file: path, "must be an object like {\"open\": [\"test.*\"]}")

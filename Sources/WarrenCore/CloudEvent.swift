@@ -43,20 +43,16 @@ extension CloudEvent {
         if let subject { object["subject"] = .string(subject) }
         if let dataContentType { object["datacontenttype"] = .string(dataContentType) }
         if let data { object["data"] = data }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Encoding a JSONValue cannot fail: it has no non-conforming values but NaN,
-        // which JSON parsing never produces.
-        return Array((try? encoder.encode(JSONValue.object(object))) ?? Data("{}".utf8))
+        return JSONValue.object(object).serialized()
     }
 
     /// Parses a structured-mode event, checking the CloudEvents required attributes.
     public init(jsonBytes: [UInt8]) throws(EventError) {
         let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(jsonBytes))
+            value = try JSONValue(parsing: jsonBytes)
         } catch {
-            throw EventError(.malformed, "not valid JSON")
+            throw EventError(.malformed, "not valid JSON (\(error))")
         }
         guard case .object(let object) = value else { throw EventError(.malformed, "a CloudEvent must be a JSON object") }
         func required(_ key: String) throws(EventError) -> String {

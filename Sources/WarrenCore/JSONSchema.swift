@@ -36,9 +36,9 @@ public struct JSONSchema: Sendable {
     public init(jsonBytes: [UInt8], file: String? = nil) throws(CatalogError) {
         let json: JSONValue
         do {
-            json = try JSONDecoder().decode(JSONValue.self, from: Data(jsonBytes))
+            json = try JSONValue(parsing: jsonBytes)
         } catch {
-            throw CatalogError(.invalidJSON, file: file, "not valid JSON")
+            throw CatalogError(.invalidJSON, file: file, "not valid JSON (\(error))")
         }
         try self.init(json: json, file: file)
     }

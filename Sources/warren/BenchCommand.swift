@@ -1,8 +1,12 @@
 import AMQP
 import ArgumentParser
+import Consumers
 import Foundation
 import Logging
+import Postgres
+import ServiceLifecycle
 import Synchronization
+import WarrenCore
 
 /// `warren bench`: the Swift half of `Benchmarks/run`. Each subcommand does exactly what
 /// `Benchmarks/amqp_baseline.c` does with the same flags, so the two can be compared; the
@@ -11,7 +15,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure AMQP throughput (the Swift side of Benchmarks/run).",
-        subcommands: [Publish.self, Consume.self]
+        subcommands: [Publish.self, Consume.self, ConsumePostgres.self]
     )
 
     struct Connection: ParsableArguments {
@@ -107,6 +111,169 @@ struct Bench: AsyncParsableCommand {
             }
             Bench.report(count: count, since: started)
             await amqp.close()
+        }
+    }
+
+    /// The real consumer runtime with `users.projection`, against the real database, doing
+    /// what `Benchmarks/consume_pg_baseline.c consume` does: the queue holds (or is being
+    /// fed) `user.created` events from that program's publisher, whose event ids end in
+    /// their publish time in µs (CLOCK_REALTIME). An event counts when the runtime reports
+    /// it processed, which it does after the commit and before the ack; publish → that
+    /// moment is its latency.
+    struct ConsumePostgres: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "consume-pg",
+            abstract: "Run users.projection on --queue until --count events are committed."
+        )
+
+        @OptionGroup var connection: Connection
+
+        @Option(help: "The consumer name the inbox records (one per run keeps runs apart).")
+        var consumer: String
+
+        @Option(help: "basic.qos prefetch count.")
+        var prefetch: UInt16 = 256
+
+        @Option(help: "Deliveries per transaction.")
+        var batch = 100
+
+        @Option(name: .customLong("batch-wait"), help: "Milliseconds a batch may wait to fill.")
+        var batchWait = 20
+
+        @Option(name: .customLong("database-url"), help: "PostgreSQL URI (default: WARREN_DATABASE_URL or the local database).")
+        var databaseURL = ProcessInfo.processInfo.environment["WARREN_DATABASE_URL"] ?? "postgresql://warren:warren@127.0.0.1:5432/warren"
+
+        @Option(help: "Directory of event schemas.")
+        var catalog = EventCatalog.defaultDirectory
+
+        func validate() throws {
+            guard batch > 0, batchWait >= 0 else { throw ValidationError("--batch must be positive, --batch-wait not negative") }
+        }
+
+        func run() async throws {
+            var quiet = Logger(label: "warren.bench")
+            quiet.logLevel = .warning
+            let amqp = try await connection.connect()
+            let database = PostgresPool(conninfo: databaseURL, maxConnections: 1, logger: quiet)
+            try await database.withConnection { _ in }  // connected before the clock starts, as in C
+            let progress = Progress(count: connection.count)
+            let settings = ConsumerSettings(
+                name: consumer, queue: connection.queue, retryQueues: [], deadLetterQueue: connection.queue + ".dlq",
+                maxAttempts: 1, prefetch: prefetch, batchSize: batch, batchWait: .milliseconds(batchWait))
+            let runtime = ConsumerRuntime(
+                settings: settings, module: UsersProjection(), amqp: amqp, database: database,
+                catalog: try EventCatalog(directory: catalog), logger: Logger(label: "warren.bench.consumer") { _ in ProgressHandler(progress: progress) })
+            let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [runtime], logger: quiet))
+            let started = Start()
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                do {
+                    try await progress.finished()
+                } catch {
+                    await group.triggerGracefulShutdown()
+                    throw error
+                }
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            let (end, latencies) = progress.result()
+            let elapsed = end - started.wall
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let cpu = processCPUSeconds() - started.cpu
+            let count = connection.count
+            print(String(
+                format: "msgs_per_sec=%.1f cpu_us_per_msg=%.2f p50_ms=%.2f p99_ms=%.2f", Double(count) / seconds,
+                cpu * 1e6 / Double(count), Double(latencies[count / 2]) / 1000, Double(latencies[count * 99 / 100]) / 1000))
+            await database.close()
+            await amqp.close()
+        }
+    }
+
+    /// Counts committed events and their latencies, and wakes the command after the last.
+    final class Progress: Sendable {
+        private struct State {
+            var latencies: [Int64] = []
+            var end: ContinuousClock.Instant?
+            var failure: String?
+            var waiter: CheckedContinuation<Void, any Error>?
+        }
+
+        private let count: Int
+        private let state = Mutex(State())
+
+        init(count: Int) {
+            self.count = count
+            state.withLock { $0.latencies.reserveCapacity(count) }
+        }
+
+        func committed(publishedMicroseconds: Int64) {
+            let latency = realtimeMicroseconds() - publishedMicroseconds
+            let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+                state.latencies.append(latency)
+                guard state.latencies.count == count else { return nil }
+                state.end = .now
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume()
+        }
+
+        /// Anything but a clean commit means the numbers would not compare: stop.
+        func failed(_ reason: String) {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+                if state.failure == nil { state.failure = reason }
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume(throwing: ValidationError(reason))
+        }
+
+        func finished() async throws {
+            try await withCheckedThrowingContinuation { continuation in
+                let outcome = state.withLock { state -> Result<Void, any Error>? in
+                    if let failure = state.failure { return .failure(ValidationError(failure)) }
+                    if state.end != nil { return .success(()) }
+                    state.waiter = continuation
+                    return nil
+                }
+                if let outcome { continuation.resume(with: outcome) }
+            }
+        }
+
+        /// When the last event committed, and the sorted latencies in µs.
+        func result() -> (ContinuousClock.Instant, [Int64]) {
+            state.withLock { ($0.end!, $0.latencies.sorted()) }
+        }
+
+        private func realtimeMicroseconds() -> Int64 {
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000
+        }
+    }
+
+    /// The runtime's log is its only per-event report of a commit: `consumer.event.processed`
+    /// (debug) carries the message id.
+    struct ProgressHandler: LogHandler {
+        let progress: Progress
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .debug
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            switch event.message.description {
+            case "consumer.event.processed":
+                let id = event.metadata?["message_id"]?.description ?? ""
+                progress.committed(publishedMicroseconds: id.split(separator: "-").last.flatMap { Int64($0) } ?? 0)
+            case "consumer.event.duplicate", "consumer.event.retry", "consumer.event.dead_lettered", "consumer.republish.failed":
+                progress.failed("\(event.message): \(event.metadata ?? [:])")
+            default:
+                if event.level >= .warning { FileHandle.standardError.write(Data("\(event.level) \(event.message) \(event.metadata ?? [:])\n".utf8)) }
+            }
         }
     }
 

@@ -1,4 +1,5 @@
 import AMQP
+import Adapters
 import ArgumentParser
 import Consumers
 import Logging
@@ -57,7 +58,9 @@ struct ConsumerProcess {
 
     func run(only name: String?) async throws {
         let logger = options.logger("warren")
-        let (topology, catalog, specs) = try await loadConfiguration(only: name, logger: logger)
+        let database = PostgresPool(conninfo: options.databaseURL, maxConnections: consumerOptions.databaseConnections, logger: logger)
+        let modules = try providerModules(database: database, logger: logger)
+        let (topology, catalog, specs) = try await loadConfiguration(only: name, modules: modules, logger: logger)
         let amqp: AMQPConnection
         do {
             var configuration = try AMQPConfiguration(urls: options.amqpURL, connectionName: "warren \(name ?? "run")")
@@ -66,10 +69,9 @@ struct ConsumerProcess {
         } catch {
             try fail("cannot connect to the broker: \(error)")
         }
-        let database = PostgresPool(conninfo: options.databaseURL, maxConnections: consumerOptions.databaseConnections, logger: logger)
         let services: [any Service] = specs.map { spec in
             ConsumerRuntime(
-                settings: ConsumerSettings(spec), module: ConsumerModules.all[spec.name]!, amqp: amqp, database: database,
+                settings: ConsumerSettings(spec), module: modules[spec.name]!, amqp: amqp, database: database,
                 catalog: catalog, logger: logger)
         }
         var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -90,7 +92,22 @@ struct ConsumerProcess {
         logger.info("warren.stopped")
     }
 
-    private func loadConfiguration(only name: String?, logger: Logger) async throws -> (Topology, EventCatalog, [ConsumerSpec]) {
+    /// Every module, with email.notifications (SendGrid when SENDGRID_API_KEY is set, else
+    /// the log provider) and payments.customers (only when STRIPE_SECRET_KEY is set).
+    private func providerModules(database: PostgresPool, logger: Logger) throws -> [String: any ConsumerModule] {
+        do {
+            let providers = ProviderSettings()
+            let email = try providers.emailProvider(logger: logger, record: EmailNotifications.emailLog(in: database))
+            let payments = try providers.paymentProvider(logger: logger)
+            return ConsumerModules.make(
+                email: EmailNotifications(provider: email, settings: .init(), records: database, logger: logger),
+                payments: payments.map { PaymentsCustomers(provider: $0) })
+        } catch {
+            try fail("\(error)")
+        }
+    }
+
+    private func loadConfiguration(only name: String?, modules: [String: any ConsumerModule], logger: Logger) async throws -> (Topology, EventCatalog, [ConsumerSpec]) {
         do {
             let topology = try Topology.load(path: consumerOptions.topology)
             let catalog = try EventCatalog(directory: consumerOptions.catalog)
@@ -98,14 +115,16 @@ struct ConsumerProcess {
                 guard let spec = topology.consumer(named: name) else {
                     throw ValidationError("no consumer '\(name)' in \(consumerOptions.topology); known: \(topology.consumers.map(\.name).joined(separator: ", "))")
                 }
-                guard ConsumerModules.all[name] != nil else {
-                    throw ValidationError("consumer '\(name)' has no module in this release; implemented: \(ConsumerModules.all.keys.sorted().joined(separator: ", "))")
+                guard modules[name] != nil else {
+                    if name == "payments.customers" { throw ValidationError("consumer 'payments.customers' needs STRIPE_SECRET_KEY") }
+                    throw ValidationError("consumer '\(name)' has no module in this release; implemented: \(modules.keys.sorted().joined(separator: ", "))")
                 }
                 return (topology, catalog, [spec])
             }
-            let specs = topology.consumers.filter { ConsumerModules.all[$0.name] != nil }
-            for skipped in topology.consumers where ConsumerModules.all[skipped.name] == nil {
-                logger.notice("warren.consumer.skipped", metadata: ["consumer": "\(skipped.name)", "reason": "no module in this release"])
+            let specs = topology.consumers.filter { modules[$0.name] != nil }
+            for skipped in topology.consumers where modules[skipped.name] == nil {
+                let reason = skipped.name == "payments.customers" ? "STRIPE_SECRET_KEY is not set" : "no module in this release"
+                logger.notice("warren.consumer.skipped", metadata: ["consumer": "\(skipped.name)", "reason": "\(reason)"])
             }
             return (topology, catalog, specs)
         } catch {

@@ -116,7 +116,7 @@ struct Publish: AsyncParsableCommand {
     private func event(type: String, dataText: String, id: String?, subject: String?) throws -> CloudEvent {
         let data: JSONValue
         do {
-            data = try JSONDecoder().decode(JSONValue.self, from: Data(dataText.utf8))
+            data = try JSONValue(parsing: Array(dataText.utf8))
         } catch {
             throw ValidationError("--data is not valid JSON")
         }
@@ -132,7 +132,7 @@ struct Publish: AsyncParsableCommand {
             number += 1
             guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
             do {
-                let value = try JSONDecoder().decode(JSONValue.self, from: Data(line.utf8))
+                let value = try JSONValue(parsing: Array(line.utf8))
                 if value["specversion"] != nil {
                     events.append((number, try CloudEvent(jsonBytes: Array(line.utf8))))
                 } else {

@@ -194,7 +194,7 @@ import Testing
         ("catalog.json", #"{"open": "test.*"}"#, "catalog.json: #/open: must be an array of type patterns"),
         ("catalog.json", #"{"opne": ["test.*"]}"#, #"catalog.json: #/opne: unknown key (expected "open")"#),
         ("catalog.json", #"{"open": ["test.*x"]}"#, #"catalog.json: #/open/0: "test.*x" is not a topic pattern: dot-separated words, * or #"#),
-        ("catalog.json", "{open: []}", "catalog.json: not valid JSON"),
+        ("catalog.json", "{open: []}", "catalog.json: not valid JSON (invalid JSON at byte 1: expected a string key)"),
         ("user.created.schema.json", #"{"type": "text"}"#, "user.created.schema.json: #/type: unknown type \"text\" (known: null, boolean, object, array, number, integer, string)"),
         ("user.created.schema.json", #"{"properties": {"a": {"minimum": "0"}}}"#, "user.created.schema.json: #/properties/a/minimum: must be a number"),
         ("user..created.schema.json", "true", "user..created.schema.json: \"user..created\" is not an event type: use dot-separated words without * or #"),

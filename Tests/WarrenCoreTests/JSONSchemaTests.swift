@@ -226,7 +226,7 @@ import Testing
     }
 
     @Test func unparsableFilesNameTheFile() {
-        #expect(throws: CatalogError(.invalidJSON, file: "events/x.schema.json", "not valid JSON")) {
+        #expect(throws: CatalogError(.invalidJSON, file: "events/x.schema.json", "not valid JSON (invalid JSON at byte 9: unexpected end of input)")) {
             try JSONSchema(jsonBytes: Array("{\"type\": ".utf8), file: "events/x.schema.json")
         }
         #expect(throws: CatalogError(.unreadable, file: "/nonexistent.schema.json", "cannot read file")) {

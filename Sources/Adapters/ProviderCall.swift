@@ -1,0 +1,104 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import WarrenCore
+
+/// One POST to a provider, with what every provider shares: a token from the endpoint's
+/// rate limiter before each attempt, a deadline, the short in-process retry of transient
+/// failures, and network failures turned into transient `ProviderError`s. The provider
+/// turns its own error answers into `ProviderError`s through `rejected`.
+struct ProviderCall: Sendable {
+    struct Response: Sendable {
+        var status: Int
+        var headers: HTTPHeaders
+        var body: [UInt8]
+    }
+
+    let provider: String
+    let endpoint: ProviderEndpoint
+    let client: HTTPClient
+    let logger: Logger
+
+    func post(
+        _ path: String, contentType: String, body: [UInt8], headers extra: [(String, String)] = [],
+        rejected: (Response) -> ProviderError
+    ) async throws -> Response {
+        var attempt = 0
+        return try await endpoint.retry.run(
+            shouldRetry: { error in
+                // A wait longer than the in-process retry allows belongs to the delay tiers.
+                guard let error = error as? ProviderError, error.kind == .transient else { return false }
+                return (error.retryAfter ?? .zero) <= endpoint.retry.maxDelay
+            },
+            retryAfter: { ($0 as? ProviderError)?.retryAfter }
+        ) {
+            attempt += 1
+            try await endpoint.rateLimiter.acquire()
+            let response = try await send(path, contentType: contentType, body: body, headers: extra, attempt: attempt)
+            guard (200..<300).contains(response.status) else {
+                let error = rejected(response)
+                logger.warning(
+                    "provider.request.rejected",
+                    metadata: [
+                        "provider": "\(provider)", "http.path": "\(path)", "http.status": "\(response.status)",
+                        "provider.error_code": "\(error.code)", "provider.attempt": "\(attempt)",
+                    ])
+                throw error
+            }
+            return response
+        }
+    }
+
+    private func send(_ path: String, contentType: String, body: [UInt8], headers extra: [(String, String)], attempt: Int) async throws -> Response {
+        var request = HTTPClientRequest(url: endpoint.url(path))
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(endpoint.apiKey.value)")
+        request.headers.add(name: "Content-Type", value: contentType)
+        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "warren")
+        for (name, value) in extra { request.headers.add(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let started = ContinuousClock.now
+        do {
+            let response = try await client.execute(request, deadline: .now() + .nanoseconds(endpoint.timeout.nanosecondsTotal))
+            let bytes = try await response.body.collect(upTo: 1 << 20)
+            logger.debug(
+                "provider.request.answered",
+                metadata: [
+                    "provider": "\(provider)", "http.path": "\(path)", "http.status": "\(response.status.code)",
+                    "provider.attempt": "\(attempt)", "duration": "\(ContinuousClock.now - started)",
+                ])
+            return Response(status: Int(response.status.code), headers: response.headers, body: Array(buffer: bytes))
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
+            throw ProviderError(.transient, provider: provider, code: "timeout", "no answer from \(path) within \(endpoint.timeout)")
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            // The request may have been processed: only idempotent calls are safe to repeat,
+            // which is why Stripe calls carry an Idempotency-Key and emails are recorded.
+            throw ProviderError(.transient, provider: provider, code: "connection", "connection to \(path) failed or dropped: \(error)")
+        }
+    }
+}
+
+extension ProviderError {
+    /// The usual reading of an HTTP error status: 429 (with its wait), 408 and 5xx are
+    /// transient, any other 4xx permanent.
+    static func http(provider: String, _ response: ProviderCall.Response, code: String?, message: String?, retryAfter: Duration? = nil) -> ProviderError {
+        let status = response.status
+        let transient = status == 429 || status == 408 || status >= 500
+        let wait = retryAfter ?? (status == 429 ? response.headers.first(name: "Retry-After").flatMap(Double.init).map { Duration.seconds($0) } : nil)
+        return ProviderError(
+            transient ? .transient : .permanent, provider: provider, status: status, code: code ?? "http_\(status)",
+            message ?? "HTTP \(status)", retryAfter: wait)
+    }
+}
+
+extension Duration {
+    fileprivate var nanosecondsTotal: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,202 @@
+import Adapters
+import Foundation
+import Logging
+import Postgres
+import WarrenCore
+
+/// `email.notifications`: a welcome email on `user.created`, a receipt on
+/// `payment.succeeded`, a notice on `payment.failed`.
+///
+/// Each email the provider accepts is recorded in `email_sends` by (event id, kind) on a
+/// connection of its own, right after the provider's answer: the record survives a
+/// rollback of the batch, and a redelivered event finds it and sends nothing again.
+/// Payments name a user; an address not yet in `users` (the projection may lag) is a
+/// transient failure, a deleted user gets no email.
+public struct EmailNotifications: ConsumerModule {
+    public let name = "email.notifications"
+
+    /// Sender and templates. A template id (SendGrid dynamic template `d-…`) replaces the
+    /// built-in plain-text email of its kind and receives the event's fields as data.
+    public struct Settings: Sendable {
+        public var from: EmailAddress
+        public var templates: [Kind: String]
+
+        public init(from: EmailAddress, templates: [Kind: String] = [:]) {
+            self.from = from
+            self.templates = templates
+        }
+
+        /// `WARREN_EMAIL_FROM` (`address` or `Name <address>`, default
+        /// `Warren <no-reply@localhost>`), `WARREN_TEMPLATE_WELCOME`,
+        /// `WARREN_TEMPLATE_RECEIPT`, `WARREN_TEMPLATE_PAYMENT_FAILED`.
+        public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+            self.init(from: Self.address(environment["WARREN_EMAIL_FROM"] ?? "Warren <no-reply@localhost>"))
+            for kind in Kind.allCases {
+                if let id = environment["WARREN_TEMPLATE_\(kind.rawValue.uppercased())"], !id.isEmpty { templates[kind] = id }
+            }
+        }
+
+        static func address(_ text: String) -> EmailAddress {
+            guard let open = text.lastIndex(of: "<"), text.hasSuffix(">") else { return EmailAddress(text.trimmingCharacters(in: .whitespaces)) }
+            let name = text[..<open].trimmingCharacters(in: .whitespaces)
+            return EmailAddress(String(text[text.index(after: open)..<text.index(before: text.endIndex)]), name: name.isEmpty ? nil : name)
+        }
+    }
+
+    public enum Kind: String, Sendable, CaseIterable {
+        case welcome, receipt
+        case paymentFailed = "payment_failed"
+
+        init?(eventType: String) {
+            switch eventType {
+            case "user.created": self = .welcome
+            case "payment.succeeded": self = .receipt
+            case "payment.failed": self = .paymentFailed
+            default: return nil
+            }
+        }
+    }
+
+    let provider: any EmailProvider
+    let settings: Settings
+    /// Where sends are recorded, outside the batch transaction.
+    let records: PostgresPool
+    let logger: Logger
+
+    public init(provider: any EmailProvider, settings: Settings, records: PostgresPool, logger: Logger) {
+        self.provider = provider
+        self.settings = settings
+        self.records = records
+        self.logger = logger
+    }
+
+    public func apply(_ events: [CloudEvent], on connection: PostgresConnection) async throws -> [Int: HandlerFailure] {
+        var failures: [Int: HandlerFailure] = [:]
+        for (index, event) in events.enumerated() {
+            guard let kind = Kind(eventType: event.type) else {
+                failures[index] = .permanent("event.unhandled", "email.notifications does not handle \(event.type)")
+                continue
+            }
+            let sent = try await connection.query("SELECT 1 FROM email_sends WHERE event_id = \(event.id) AND kind = \(kind.rawValue)")
+            guard sent.isEmpty else { continue }
+            let userID = event.data?[kind == .welcome ? "id" : "user_id"]?.stringValue
+            let recipient: EmailAddress
+            switch try await self.recipient(of: event, userID: userID, on: connection) {
+            case .found(let address): recipient = address
+            case .deleted:
+                logger.notice("email.skipped", metadata: ["message_id": "\(event.id)", "reason": "user deleted"])
+                continue
+            case .failed(let failure):
+                failures[index] = failure
+                continue
+            }
+            let messageID: String?
+            do {
+                messageID = try await provider.send(Email(to: recipient, from: settings.from, content: content(kind, event, recipient)))
+            } catch let error as ProviderError {
+                failures[index] = HandlerFailure(error)
+                continue
+            }
+            // The email is out: losing this record would send it again on redelivery, so a
+            // failing database gets a few tries before the batch fails.
+            _ = try await Self.recordRetry.run {
+                try await records.withConnection { records in
+                    try await records.execute("""
+                        INSERT INTO email_sends (event_id, kind, provider, provider_message_id, user_id)
+                        VALUES (\(event.id), \(kind.rawValue), \(provider.name), \(messageID), \(userID))
+                        ON CONFLICT (event_id, kind) DO NOTHING
+                        """)
+                }
+            }
+            logger.info("email.sent", metadata: ["message_id": "\(event.id)", "email.kind": "\(kind.rawValue)", "email.provider_message_id": "\(messageID ?? "-")"])
+        }
+        return failures
+    }
+
+    private static let recordRetry = RetryPolicy(maxAttempts: 4, initialDelay: .milliseconds(200), maxDelay: .seconds(2))
+
+    private enum Recipient {
+        case found(EmailAddress)
+        case deleted
+        case failed(HandlerFailure)
+    }
+
+    private func recipient(of event: CloudEvent, userID: String?, on connection: PostgresConnection) async throws -> Recipient {
+        if event.type == "user.created" {
+            guard let email = event.data?["email"]?.stringValue else { return .failed(.permanent("email.invalid", "data.email is missing")) }
+            return .found(EmailAddress(email, name: event.data?["name"]?.stringValue))
+        }
+        guard let userID else { return .failed(.permanent("email.invalid", "data.user_id is missing")) }
+        let rows = try await connection.query("SELECT email, name, deleted_at IS NOT NULL AS deleted FROM users WHERE id = \(userID)")
+        guard let row = rows.first, let email = try row.decode(String?.self, "email") else {
+            // The users projection may not have seen the user yet: try again later.
+            return .failed(.transient("email.recipient_unknown", "no email address for user \(userID) yet"))
+        }
+        if try row.decode(Bool.self, "deleted") { return .deleted }
+        return .found(EmailAddress(email, name: try row.decode(String?.self, "name")))
+    }
+
+    private func content(_ kind: Kind, _ event: CloudEvent, _ recipient: EmailAddress) -> Email.Content {
+        let data = event.data?.objectValue ?? [:]
+        if let template = settings.templates[kind] {
+            var fields = data
+            if let name = recipient.name { fields["name"] = .string(name) }
+            if let amount = data["amount"]?.intValue, let currency = data["currency"]?.stringValue {
+                fields["amount_formatted"] = .string(Self.format(amount, currency))
+            }
+            return .template(id: template, data: fields)
+        }
+        let greeting = "Hello \(recipient.name ?? "there"),"
+        let payment = data["payment_id"]?.stringValue ?? "-"
+        let amount = data["amount"]?.intValue.flatMap { amount in data["currency"]?.stringValue.map { Self.format(amount, $0) } } ?? "-"
+        switch kind {
+        case .welcome:
+            return .text(subject: "Welcome", body: "\(greeting)\n\nyour account has been created.\n")
+        case .receipt:
+            return .text(subject: "Payment receipt", body: "\(greeting)\n\nwe received your payment of \(amount) (reference \(payment)).\n")
+        case .paymentFailed:
+            let reason = data["failure_message"]?.stringValue ?? data["failure_code"]?.stringValue ?? "unknown"
+            return .text(
+                subject: "Your payment failed",
+                body: "\(greeting)\n\nyour payment of \(amount) (reference \(payment)) failed: \(reason)\n")
+        }
+    }
+
+    /// Minor units as the currency writes them: 1250 EUR → "12.50 EUR", 500 JPY → "500 JPY".
+    static func format(_ minor: Int64, _ currency: String) -> String {
+        let zeroDecimal: Set = ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"]
+        let threeDecimal: Set = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"]
+        let digits = zeroDecimal.contains(currency) ? 0 : threeDecimal.contains(currency) ? 3 : 2
+        guard digits > 0 else { return "\(minor) \(currency)" }
+        let scale = Int64([1, 10, 100, 1000][digits])
+        let fraction = String(minor.magnitude % UInt64(scale))
+        return "\(minor < 0 ? "-" : "")\(minor.magnitude / UInt64(scale)).\(String(repeating: "0", count: digits - fraction.count))\(fraction) \(currency)"
+    }
+
+    /// The recorder for `LogEmailProvider`: stores each would-be email in `email_log`.
+    public static func emailLog(in database: PostgresPool) -> LogEmailProvider.Recorder {
+        { messageID, email in
+            var subject: String?, body: String?, template: String?, data: String?
+            switch email.content {
+            case .text(let s, let b): (subject, body) = (s, b)
+            case .template(let id, let fields): (template, data) = (id, String(decoding: try JSONEncoder().encode(fields), as: UTF8.self))
+            }
+            _ = try await database.withConnection { connection in
+                try await connection.execute("""
+                    INSERT INTO email_log (message_id, recipient, sender, subject, body, template_id, template_data)
+                    VALUES (\(messageID), \(email.to.email), \(email.from.email), \(subject), \(body), \(template), \(data)::jsonb)
+                    """)
+            }
+        }
+    }
+}
+
+extension HandlerFailure {
+    /// A provider's failure as a handler failure: permanent when the provider refused the
+    /// request (or Warren is misconfigured), transient otherwise; the provider's message
+    /// goes into `x-warren-error`.
+    init(_ error: ProviderError) {
+        let permanent = error.kind != .transient
+        self.init(permanent ? .permanent : .transient, type: "\(error.provider).\(permanent ? "rejected" : "unavailable")", error.description)
+    }
+}

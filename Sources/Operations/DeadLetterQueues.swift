@@ -1,0 +1,150 @@
+import AMQP
+import Foundation
+import Logging
+import WarrenCore
+
+/// Browse, replay and purge dead-letter queues.
+///
+/// Every operation makes one pass over the messages the queue held when it started: it
+/// takes each with `basic.get` and either acts on it (replay: publish with confirm, then
+/// ack; purge: ack) or puts it back at the tail (publish with confirm, then ack), so after
+/// the pass the queue holds the messages it left alone in their original order.
+///
+/// Why not simply leave messages unacked and let the broker return them: a RabbitMQ 3.10
+/// quorum queue returns them at its head, but beyond 32 of them in no particular order
+/// (measured, for channel close, management `ack_requeue_true` and per-message nacks alike;
+/// `DeadLetterTests` checks the order we keep). Copying to the tail keeps the order, holds
+/// at most one unacked message at a time (a process killed mid-pass leaves at worst that
+/// one duplicated), and does not count as a delivery attempt: Warren's own
+/// `x-warren-attempts` is untouched and the broker's `x-delivery-count` starts afresh.
+/// Messages dead-lettered during a pass land before the ones put back; two passes on one
+/// queue at the same time interleave their put-backs.
+public struct DeadLetterQueues: Sendable {
+    public enum Destination: Sendable, Equatable {
+        /// `x-warren-original-exchange` and `x-warren-original-routing-key` of each message.
+        case original
+        /// Straight to a queue, through the default exchange.
+        case queue(String)
+
+        /// How the audit table records it: nil for `.original`, `queue:NAME` otherwise.
+        public var auditText: String? {
+            switch self {
+            case .original: nil
+            case .queue(let name): "queue:\(name)"
+            }
+        }
+    }
+
+    public enum Action: Sendable {
+        case replay(Destination)
+        case purge
+    }
+
+    let connection: AMQPConnection
+    let logger: Logger
+
+    public init(connection: AMQPConnection, logger: Logger) {
+        self.connection = connection
+        self.logger = logger
+    }
+
+    /// Every message in `queue`, in queue order; the queue is left as it was.
+    public func browse(_ queue: String) async throws -> [AMQPDelivery] {
+        var deliveries: [AMQPDelivery] = []
+        try await pass(over: queue) { delivery, _ in
+            deliveries.append(delivery)
+            return false
+        }
+        return deliveries
+    }
+
+    /// Replays or purges the messages `selector` picks, in queue order, and returns them.
+    /// A replayed message is published with confirm (mandatory) and only then acked, so a
+    /// process killed at any instant leaves it in the DLQ, republished, or both (a duplicate
+    /// the consumer's inbox absorbs), never neither. `dryRun` only reports the selection.
+    /// `record` runs for each message after it was republished and before its ack.
+    public func settle(
+        _ queue: String, selector: DeadLetterSelector, action: Action, dryRun: Bool = false, rate: RateLimiter? = nil,
+        record: (DeadLetterMessage) async throws -> Void = { _ in }
+    ) async throws -> [DeadLetterMessage] {
+        let now = Date()
+        var selected: [DeadLetterMessage] = []
+        try await pass(over: queue) { delivery, publisher in
+            let message = DeadLetterMessage(delivery)
+            guard selected.count < (selector.limit ?? .max), selector.matches(message, now: now) else { return false }
+            selected.append(message)
+            guard !dryRun else { return false }
+            try await rate?.acquire()
+            if case .replay(let destination) = action {
+                let (exchange, routingKey) = try Self.route(message, destination)
+                try await publisher.publish(
+                    delivery.body, exchange: exchange, routingKey: routingKey, properties: Self.replayed(delivery.properties, at: Date()),
+                    mandatory: true)
+            }
+            try await record(message)
+            logger.debug("dlq.message.settled", metadata: ["queue": "\(queue)", "message_id": "\(message.id)"])
+            return true
+        }
+        return selected
+    }
+
+    /// Takes each message that was in `queue` when it started and hands it to `body`, which
+    /// returns true to have it acked, false to have it put back at the tail, unchanged but
+    /// for the broker's delivery count.
+    private func pass(over queue: String, _ body: (AMQPDelivery, AMQPChannel) async throws -> Bool) async throws {
+        let channel = try await connection.openChannel()
+        do {
+            let count: UInt32
+            do {
+                count = try await channel.queueInfo(queue).messageCount
+            } catch let error as AMQPError where error.replyCode == 404 {
+                throw OperationsError(.notFound, "no queue '\(queue)' on the broker")
+            }
+            for _ in 0..<count {
+                guard let delivery = try await channel.get(queue: queue) else { break }
+                if try await !body(delivery, channel) {
+                    var properties = delivery.properties
+                    properties.headers?["x-delivery-count"] = nil
+                    try await channel.publish(delivery.body, exchange: "", routingKey: queue, properties: properties, mandatory: true)
+                }
+                try channel.ack(delivery)
+            }
+        } catch {
+            await channel.close()
+            throw error
+        }
+        await channel.close()
+    }
+
+    static func route(_ message: DeadLetterMessage, _ destination: Destination) throws -> (exchange: String, routingKey: String) {
+        switch destination {
+        case .queue(let name):
+            return ("", name)
+        case .original:
+            guard let exchange = message.originalExchange, let routingKey = message.originalRoutingKey else {
+                throw OperationsError(.noDestination, "message \(message.id) has no x-warren-original-exchange/routing-key headers; replay it with --to-queue")
+            }
+            return (exchange, routingKey)
+        }
+    }
+
+    /// Headers that describe one failure episode; a replay starts a new one, so they go.
+    /// `x-warren-first-failed-at` and `x-warren-original-*` stay as history (and so that a
+    /// replayed message that fails again still knows where it came from).
+    static let failureHeaders = [
+        WarrenHeader.attempts, WarrenHeader.consumer, WarrenHeader.errorType, WarrenHeader.error, WarrenHeader.lastFailedAt,
+        "x-delivery-count", publishSequenceHeader,
+    ]
+
+    /// The properties a replayed message is published with: attempt counter reset,
+    /// `x-warren-replayed` + 1 and `x-warren-replayed-at`.
+    static func replayed(_ properties: AMQPProperties, at date: Date) -> AMQPProperties {
+        var properties = properties
+        var headers = properties.headers ?? [:]
+        for name in failureHeaders { headers[name] = nil }
+        headers[WarrenHeader.replayed] = .int64((headers[WarrenHeader.replayed]?.intValue ?? 0) + 1)
+        headers[WarrenHeader.replayedAt] = .string(RFC3339.format(date))
+        properties.headers = headers
+        return properties
+    }
+}

@@ -1,0 +1,19 @@
+import Postgres
+import WarrenCore
+
+/// The transactional outbox (table `warren_outbox`, migration 0005): an upstream service
+/// writes its state change and the event in one transaction, and `warren outbox relay`
+/// publishes the event once that transaction commits (never if it rolls back).
+public enum Outbox {
+    /// The LISTEN/NOTIFY channel that wakes relays; notifications are delivered at commit.
+    public static let notificationChannel = "warren_outbox"
+
+    /// Inserts `event` using `connection`, which should be inside the caller's open
+    /// transaction (`connection.transaction { … }`), and notifies the relays.
+    public static func enqueue(_ event: CloudEvent, on connection: PostgresConnection) async throws {
+        let json = String(decoding: event.jsonBytes(), as: UTF8.self)
+        try await connection.execute(
+            "INSERT INTO warren_outbox (event_id, event_type, event) VALUES (\(event.id), \(event.type), \(json))")
+        try await connection.execute("SELECT pg_notify(\(notificationChannel), '')")
+    }
+}

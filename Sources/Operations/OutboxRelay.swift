@@ -1,0 +1,153 @@
+import AMQP
+import Foundation
+import Logging
+import Postgres
+import ServiceLifecycle
+import WarrenCore
+
+public struct OutboxRelaySettings: Sendable {
+    public var exchange = "events"
+    /// Rows locked, published and marked in one transaction.
+    public var batchSize = 100
+    /// How long to sleep when idle if no notification comes (and the only wake-up when
+    /// LISTEN is unavailable).
+    public var pollInterval: Duration = .seconds(1)
+    /// Published rows older than this are deleted. Parked rows are kept.
+    public var retention: Duration = .seconds(7 * 86_400)
+    public var pruneInterval: Duration = .seconds(60)
+    public var publishTimeout: Duration = .seconds(10)
+    /// Pause after a failed batch (broker or database down) before the next try.
+    public var failureBackoff: Duration = .seconds(1)
+
+    public init() {}
+}
+
+/// Publishes pending outbox rows in id order, each with a confirm (mandatory, to the
+/// `events` exchange, with `CloudEvent.amqpMessage()`), and marks them published in the
+/// same transaction that locked them, after the broker confirmed them.
+///
+/// Rows are locked `FOR UPDATE SKIP LOCKED`, so relays running side by side take disjoint
+/// batches and never publish a row twice while both are healthy. A relay that dies between
+/// a confirm and its commit leaves the row pending: it is published again (a duplicate the
+/// consumers' inbox absorbs), never lost. An unroutable event (returned) is parked with
+/// the reason rather than retried forever. Wakes on `NOTIFY warren_outbox` through a
+/// dedicated LISTEN connection, with `pollInterval` polling as the fallback.
+public struct OutboxRelay: Service {
+    let settings: OutboxRelaySettings
+    let amqp: AMQPConnection
+    let database: PostgresPool
+    let conninfo: String
+    let logger: Logger
+
+    public init(settings: OutboxRelaySettings = OutboxRelaySettings(), amqp: AMQPConnection, database: PostgresPool, conninfo: String, logger: Logger) {
+        self.settings = settings
+        self.amqp = amqp
+        self.database = database
+        self.conninfo = conninfo
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let channel = try await amqp.openChannel()
+        var listener: PostgresListener?
+        do {
+            listener = try await PostgresListener.listen(to: conninfo, channel: Outbox.notificationChannel)
+        } catch {
+            logger.warning("outbox.listen.unavailable", metadata: ["error": "\(error)"])
+        }
+        var nextPrune = ContinuousClock.now
+        logger.info("outbox.relay.started")
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let taken: Int
+            do {
+                taken = try await relayBatch(on: channel)
+            } catch {
+                logger.warning("outbox.relay.failed", metadata: ["error": "\(error)"])
+                await pause(settings.failureBackoff)
+                continue
+            }
+            if ContinuousClock.now >= nextPrune {
+                await prune()
+                nextPrune = ContinuousClock.now + settings.pruneInterval
+            }
+            guard taken < settings.batchSize else { continue }
+            if let current = listener {
+                do {
+                    _ = try await current.wait(timeout: settings.pollInterval)
+                } catch {
+                    logger.warning("outbox.listen.failed", metadata: ["error": "\(error)"])
+                    await pause(settings.pollInterval)
+                }
+            } else {
+                await pause(settings.pollInterval)
+            }
+        }
+        await listener?.close()
+        await channel.close()
+        logger.info("outbox.relay.stopped")
+    }
+
+    /// One transaction: lock the oldest pending rows, publish them in order, mark what the
+    /// broker confirmed (and park what it returned), commit. A publish that fails for any
+    /// other reason ends the batch there; what was confirmed before it is still committed,
+    /// and the error is rethrown after the commit. Returns how many rows it locked.
+    func relayBatch(on channel: AMQPChannel) async throws -> Int {
+        let (taken, failure) = try await database.withConnection { connection in
+            try await connection.transaction { connection -> (Int, (any Error)?) in
+                let rows = try await connection.query("""
+                    SELECT id, event FROM warren_outbox WHERE published_at IS NULL AND parked_at IS NULL
+                    ORDER BY id LIMIT \(settings.batchSize) FOR UPDATE SKIP LOCKED
+                    """)
+                var published: [Int64] = []
+                var failure: (any Error)?
+                for row in rows {
+                    let id = try row.decode(Int64.self, at: 0)
+                    do {
+                        let message = try CloudEvent(jsonBytes: Array(try row.decode(String.self, at: 1).utf8)).amqpMessage()
+                        try await channel.publish(
+                            message.body, exchange: settings.exchange, routingKey: message.routingKey, properties: message.properties,
+                            mandatory: true, timeout: settings.publishTimeout)
+                        published.append(id)
+                    } catch let error as AMQPError where error.code == .publishReturned {
+                        try await park(id, reason: "unroutable: \(error.replyText ?? error.description)", on: connection)
+                    } catch let error as EventError {
+                        try await park(id, reason: "invalid event: \(error)", on: connection)
+                    } catch {
+                        failure = error
+                        break
+                    }
+                }
+                if !published.isEmpty {
+                    let ids = "{" + published.map(String.init).joined(separator: ",") + "}"
+                    try await connection.execute("UPDATE warren_outbox SET published_at = now() WHERE id = ANY(\(ids)::bigint[])")
+                }
+                return (rows.count, failure)
+            }
+        }
+        if let failure { throw failure }
+        return taken
+    }
+
+    private func park(_ id: Int64, reason: String, on connection: PostgresConnection) async throws {
+        logger.error("outbox.event.parked", metadata: ["outbox.id": "\(id)", "reason": "\(reason)"])
+        try await connection.execute("UPDATE warren_outbox SET parked_at = now(), park_reason = \(reason) WHERE id = \(id)")
+    }
+
+    private func prune() async {
+        let seconds = Int64(settings.retention.components.seconds)
+        do {
+            let removed = try await database.withConnection { connection in
+                try await connection.execute(
+                    "DELETE FROM warren_outbox WHERE published_at < now() - make_interval(secs => \(seconds))")
+            }
+            if removed > 0 { logger.info("outbox.pruned", metadata: ["rows": "\(removed)"]) }
+        } catch {
+            logger.warning("outbox.prune.failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Sleeps, but wakes at once for a graceful shutdown.
+    private func pause(_ duration: Duration) async {
+        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
+    }
+}

@@ -1,0 +1,328 @@
+import AMQP
+import ArgumentParser
+import Foundation
+import Operations
+import Postgres
+import Topology
+import WarrenCore
+
+/// `warren dlq list|show|replay|purge`: inspect and act on dead-letter queues.
+struct DLQCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dlq",
+        abstract: "Inspect, replay and purge dead-letter queues.",
+        discussion: """
+            A browse is one pass over the queue: each message is taken with basic.get and put back at the tail (published with a confirm, then acked), so the queue keeps its messages and their order. Replay publishes each selected message with a confirm and only then acks it, so an interrupted replay loses nothing (rerun it). Every replay and purge is recorded in the warren_dlq_audit table.
+            """,
+        subcommands: [List.self, Show.self, Replay.self, Purge.self])
+}
+
+extension DLQCommand {
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Dead-letter queues with their messages (all of the topology's, or one).")
+
+        @OptionGroup var options: GlobalOptions
+
+        @Argument(help: "A dead-letter queue, e.g. users.projection.dlq (default: every consumer's).")
+        var queue: String?
+
+        @Option(name: .customLong("file"), help: "The topology file. [env: WARREN_TOPOLOGY]")
+        var topology: String = Topology.defaultPath
+
+        @Flag(help: "Print JSON for scripts.")
+        var json = false
+
+        func run() async throws {
+            try await oneShot {
+                let queues = try queue.map { [$0] } ?? Topology.load(path: topology).consumers.map(\.deadLetterQueueName)
+                try await withDeadLetterQueues(options) { dlq in
+                    var listing: [(String, [DeadLetterMessage])] = []
+                    for name in queues { listing.append((name, try await dlq.browse(name).map(DeadLetterMessage.init))) }
+                    if json {
+                        printJSON(listing.map { QueueListing(queue: $0.0, count: $0.1.count, messages: $0.1) })
+                    } else {
+                        for (index, (name, messages)) in listing.enumerated() {
+                            if index > 0 { print() }
+                            print("\(name): \(messages.count) message\(messages.count == 1 ? "" : "s")")
+                            if !messages.isEmpty { printTable(messages) }
+                        }
+                    }
+                }
+            }
+        }
+
+        struct QueueListing: Encodable {
+            var queue: String
+            var count: Int
+            var messages: [DeadLetterMessage]
+        }
+
+        private func printTable(_ messages: [DeadLetterMessage]) {
+            let now = Date()
+            let header = ["ID", "TYPE", "CONSUMER", "ERROR", "ATTEMPTS", "FIRST FAILED", "LAST FAILED", "AGE"]
+            let rows = messages.map { message in
+                [
+                    message.id, message.type ?? "-", message.consumer ?? "-",
+                    clip([message.errorType, message.error].compactMap { $0 }.joined(separator: ": "), 60),
+                    message.attempts.map(String.init) ?? "-", message.firstFailedAt.map(RFC3339.format) ?? "-",
+                    message.lastFailedAt.map(RFC3339.format) ?? "-", message.age(now: now).map(ageText) ?? "-",
+                ]
+            }
+            let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max()! }
+            for row in [header] + rows {
+                print(zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                    .trimmingCharacters(in: .whitespaces))
+            }
+        }
+
+        private func clip(_ text: String, _ length: Int) -> String {
+            let line = text.replacingOccurrences(of: "\n", with: " ")
+            return line.count <= length ? line : String(line.prefix(length - 1)) + "…"
+        }
+
+        private func ageText(_ seconds: TimeInterval) -> String {
+            let whole = Int(seconds)
+            return switch whole {
+            case ..<60: "\(whole)s"
+            case ..<3_600: "\(whole / 60)m"
+            case ..<86_400: "\(whole / 3_600)h\(whole % 3_600 / 60)m"
+            default: "\(whole / 86_400)d\(whole % 86_400 / 3_600)h"
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One dead-lettered message: properties, headers and body.")
+
+        @OptionGroup var options: GlobalOptions
+
+        @Argument(help: "The dead-letter queue.")
+        var queue: String
+
+        @Argument(help: "The message id.")
+        var id: String
+
+        func run() async throws {
+            try await oneShot {
+                try await withDeadLetterQueues(options) { dlq in
+                    guard let delivery = try await dlq.browse(queue).first(where: { $0.properties.messageID == id }) else {
+                        throw OperationsError(.notFound, "no message \(id) in \(queue)")
+                    }
+                    printMessage(delivery)
+                }
+            }
+        }
+
+        private func printMessage(_ delivery: AMQPDelivery) {
+            let properties = delivery.properties
+            let fields: [(String, String?)] = [
+                ("message_id", properties.messageID), ("type", properties.type), ("app_id", properties.appID),
+                ("content_type", properties.contentType), ("correlation_id", properties.correlationID),
+                ("timestamp", properties.timestamp.map { RFC3339.format(Date(timeIntervalSince1970: TimeInterval($0))) }),
+                ("delivery_mode", properties.deliveryMode.map(String.init)),
+            ]
+            print("Properties:")
+            for case let (name, value?) in fields { print("  \(name): \(value)") }
+            print("Headers:")
+            // The publish-sequence header is the AMQP module's bookkeeping, not the message's.
+            for (name, value) in (properties.headers ?? [:]).sorted(by: { $0.key < $1.key }) where name != publishSequenceHeader {
+                print("  \(name): \(value.stringValue ?? value.intValue.map(String.init) ?? "\(value)")")
+            }
+            print("Body:")
+            if let object = try? JSONSerialization.jsonObject(with: Data(delivery.body)),
+               let pretty = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) {
+                print(String(decoding: pretty, as: UTF8.self))
+            } else {
+                print(String(decoding: delivery.body, as: UTF8.self))
+            }
+        }
+    }
+
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Republish selected messages (with confirm, then ack) to where they came from or to a queue.",
+            discussion: """
+                Replayed messages get x-warren-replayed + 1 and x-warren-replayed-at; their attempt counter and per-failure headers (x-warren-attempts, -consumer, -error-type, -error, -last-failed-at) are removed; x-warren-first-failed-at and x-warren-original-* stay.
+                """)
+
+        @OptionGroup var options: GlobalOptions
+        @OptionGroup var selection: SelectionOptions
+
+        @Argument(help: "The dead-letter queue.")
+        var queue: String
+
+        @Option(name: .customLong("to-queue"), help: "Publish straight to this queue instead of the original exchange and routing key.")
+        var toQueue: String?
+
+        @Option(help: "At most this many messages per second.")
+        var rate: Int?
+
+        func validate() throws {
+            try selection.check()
+            if let rate, rate <= 0 { throw ValidationError("--rate must be positive") }
+        }
+
+        func run() async throws {
+            try await oneShot {
+                let destination: DeadLetterQueues.Destination = toQueue.map { .queue($0) } ?? .original
+                try await settle(
+                    queue, action: .replay(destination), actionName: "replay", destination: destination.auditText,
+                    selection: selection, rate: rate, options: options)
+            }
+        }
+    }
+
+    struct Purge: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete selected messages from a dead-letter queue.")
+
+        @OptionGroup var options: GlobalOptions
+        @OptionGroup var selection: SelectionOptions
+
+        @Argument(help: "The dead-letter queue.")
+        var queue: String
+
+        @Flag(help: "Do not ask for confirmation.")
+        var yes = false
+
+        func validate() throws { try selection.check() }
+
+        func run() async throws {
+            try await oneShot {
+                if !yes && !selection.dryRun {
+                    guard isatty(STDIN_FILENO) == 1 else {
+                        throw ValidationError("refusing to purge without a terminal to confirm on; pass --yes")
+                    }
+                    let count = try await withDeadLetterQueues(options) { dlq in
+                        try await dlq.settle(queue, selector: selection.selector, action: .purge, dryRun: true).count
+                    }
+                    FileHandle.standardError.write(Data("Delete \(count) message\(count == 1 ? "" : "s") from \(queue)? [y/N] ".utf8))
+                    guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
+                        FileHandle.standardError.write(Data("warren: purge cancelled\n".utf8))
+                        throw ExitCode.failure
+                    }
+                }
+                try await settle(
+                    queue, action: .purge, actionName: "purge", destination: nil, selection: selection, rate: nil, options: options)
+            }
+        }
+    }
+
+    /// The selectors replay and purge share.
+    struct SelectionOptions: ParsableArguments {
+        @Option(name: .customLong("id"), help: "A message id (repeatable).")
+        var ids: [String] = []
+
+        @Option(help: "Only messages of this event type.")
+        var type: String?
+
+        @Option(help: "Only messages whose x-warren-error contains this text.")
+        var error: String?
+
+        @Option(name: .customLong("older-than"), help: "Only messages dead-lettered longer ago than this (30s, 10m, 2h, 3d).")
+        var olderThan: String?
+
+        @Option(name: .customLong("newer-than"), help: "Only messages dead-lettered more recently than this.")
+        var newerThan: String?
+
+        @Option(help: "At most this many messages.")
+        var limit: Int?
+
+        @Flag(help: "Every message (required when no other selector is given).")
+        var all = false
+
+        @Flag(name: .customLong("dry-run"), help: "Only list what would be done.")
+        var dryRun = false
+
+        @Option(help: "Who is doing this, for the audit table. [default: $USER or $LOGNAME]")
+        var actor: String = ProcessInfo.processInfo.environment["USER"] ?? ProcessInfo.processInfo.environment["LOGNAME"] ?? "unknown"
+
+        @Flag(help: "Print JSON for scripts.")
+        var json = false
+
+        func check() throws {
+            guard all || !ids.isEmpty || type != nil || error != nil || olderThan != nil || newerThan != nil else {
+                throw ValidationError("select messages with --id, --type, --error, --older-than or --newer-than, or pass --all")
+            }
+            for text in [olderThan, newerThan].compactMap({ $0 }) where AgeText.parse(text) == nil {
+                throw ValidationError("'\(text)' is not a duration like 30s, 10m, 2h or 3d")
+            }
+            if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
+        }
+
+        var selector: DeadLetterSelector {
+            var selector = DeadLetterSelector()
+            selector.ids = ids
+            selector.type = type
+            selector.errorContains = error
+            selector.olderThan = olderThan.flatMap(AgeText.parse)
+            selector.newerThan = newerThan.flatMap(AgeText.parse)
+            selector.limit = limit
+            selector.all = all
+            return selector
+        }
+    }
+}
+
+/// Replay or purge, audited (unless a dry run), printing what was (or would be) touched.
+private func settle(
+    _ queue: String, action: DeadLetterQueues.Action, actionName: String, destination: String?,
+    selection: DLQCommand.SelectionOptions, rate: Int?, options: GlobalOptions
+) async throws {
+    let logger = options.logger("warren.dlq", oneShot: true)
+    let database = PostgresPool(conninfo: options.databaseURL, maxConnections: 1, logger: logger)
+    do {
+        try await settle(queue, action: action, actionName: actionName, destination: destination, selection: selection, rate: rate, options: options, database: database)
+    } catch {
+        await database.close()
+        throw error
+    }
+    await database.close()
+}
+
+private func settle(
+    _ queue: String, action: DeadLetterQueues.Action, actionName: String, destination: String?,
+    selection: DLQCommand.SelectionOptions, rate: Int?, options: GlobalOptions, database: PostgresPool
+) async throws {
+    try await withDeadLetterQueues(options) { dlq in
+        let audit = selection.dryRun ? nil : try await DeadLetterAudit.start(
+            action: actionName, actor: selection.actor, queue: queue, selector: selection.selector, destination: destination,
+            database: database)
+        let messages = try await dlq.settle(
+            queue, selector: selection.selector, action: action, dryRun: selection.dryRun,
+            rate: rate.map { RateLimiter(rate: $0, per: .seconds(1), burst: 1) }
+        ) { message in
+            try await audit?.append(message.id)
+        }
+        try await audit?.finish()
+        if selection.json {
+            printJSON(messages)
+        } else {
+            let verb = selection.dryRun ? "would \(actionName)" : (actionName == "replay" ? "replayed" : "purged")
+            for message in messages { print("\(message.id)\t\(message.type ?? "-")") }
+            print("\(verb) \(messages.count) message\(messages.count == 1 ? "" : "s") from \(queue)")
+        }
+    }
+}
+
+/// Connects to the broker for one command and closes the connection afterwards.
+private func withDeadLetterQueues<T>(_ options: GlobalOptions, _ body: (DeadLetterQueues) async throws -> T) async throws -> T {
+    var logger = options.logger("warren.dlq", oneShot: true)
+    // A missing queue closes the channel with a 404 that the AMQP module logs as a
+    // warning; the command reports it as its one line, so only errors are logged.
+    if !options.verbose { logger.logLevel = .error }
+    let connection = try await AMQPConnection.connect(try AMQPConfiguration(urls: options.amqpURL, connectionName: "warren dlq"), logger: logger)
+    do {
+        let result = try await body(DeadLetterQueues(connection: connection, logger: logger))
+        await connection.close()
+        return result
+    } catch {
+        await connection.close()
+        throw error
+    }
+}
+
+private func printJSON(_ value: some Encodable) {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self))
+}

@@ -1,0 +1,280 @@
+import AMQP
+import Consumers
+import Foundation
+import Operations
+import Postgres
+import Testing
+import WarrenCore
+
+extension Integration {
+    /// `warren dlq` as ops run it: a real process against a dead-letter queue in a vhost of
+    /// its own, holding 50 messages with the headers the consumer runtime writes.
+    @Suite struct DeadLetterTests {
+        static let queue = "users.projection.dlq"
+
+        /// 50 dead-lettered users.projection messages, in this order: every fifth and the one
+        /// after it a `user.updated` that hit a deadlock, the rest `user.created` whose
+        /// provider timed out; the first ten failed three hours ago, the rest five minutes ago.
+        struct Seeded {
+            var ids: [String]
+            var types: [String]
+            func ids(ofType type: String) -> [String] { zip(ids, types).filter { $0.1 == type }.map(\.0) }
+        }
+
+        static func seed(_ harness: ConsumerHarness, count: Int = 50) async throws -> Seeded {
+            var seeded = Seeded(ids: [], types: [])
+            let now = Date()
+            for index in 0..<count {
+                let updated = index % 5 < 2
+                let userID = "dlq-\(UUID().uuidString.prefix(8).lowercased())"
+                let event = updated
+                    ? CloudEvent(type: "user.updated", source: "/tests", data: ["id": .string(userID), "name": "Grace"])
+                    : userCreated(userID)
+                let failedAt = now.addingTimeInterval(index < 10 ? -3 * 3_600 : -5 * 60)
+                var message = event.amqpMessage(headers: [
+                    WarrenHeader.attempts: .int64(5),
+                    WarrenHeader.consumer: "users.projection",
+                    WarrenHeader.errorType: .string(updated ? "db.deadlock" : "provider.timeout"),
+                    WarrenHeader.error: .string(updated ? "deadlock detected" : "smtp timeout after 30s"),
+                    WarrenHeader.firstFailedAt: .string(RFC3339.format(failedAt.addingTimeInterval(-60))),
+                    WarrenHeader.lastFailedAt: .string(RFC3339.format(failedAt)),
+                    WarrenHeader.originalExchange: "events",
+                    WarrenHeader.originalRoutingKey: .string(event.type),
+                ])
+                message.properties.deliveryMode = 2
+                try await harness.channel.publish(message.body, exchange: "", routingKey: queue, properties: message.properties, mandatory: true)
+                seeded.ids.append(event.id)
+                seeded.types.append(event.type)
+            }
+            return seeded
+        }
+
+        struct Result {
+            var status: Int32
+            var stdout: String
+            var stderr: String
+        }
+
+        /// Runs `warren ARGS` against the harness's vhost and the test database.
+        static func warren(_ arguments: [String], _ harness: ConsumerHarness) throws -> Result {
+            let (pid, directory) = try start(arguments, harness)
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            return Result(
+                status: status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F),
+                stdout: (try? String(contentsOfFile: directory + "/out", encoding: .utf8)) ?? "",
+                stderr: (try? String(contentsOfFile: directory + "/err", encoding: .utf8)) ?? "")
+        }
+
+        /// Starts `warren ARGS` (stdin /dev/null, so not a terminal) and returns its pid.
+        static func start(_ arguments: [String], _ harness: ConsumerHarness) throws -> (pid_t, String) {
+            let directory = NSTemporaryDirectory() + "warren-dlq-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let command = "exec '\(TestEnvironment.warrenBinary)' \(arguments.map { "'\($0)'" }.joined(separator: " ")) > '\(directory)/out' 2> '\(directory)/err'"
+            var environment = ProcessInfo.processInfo.environment
+            environment["WARREN_AMQP_URL"] = harness.amqpURL
+            environment["WARREN_DATABASE_URL"] = TestEnvironment.databaseURL
+            let pid = try spawn("/bin/sh", ["-c", command], environment: environment, output: directory + "/sh")
+            return (pid, directory)
+        }
+
+        static func browse(_ harness: ConsumerHarness) async throws -> [AMQPDelivery] {
+            try await DeadLetterQueues(connection: harness.amqp, logger: TestEnvironment.logger).browse(queue)
+        }
+
+        struct Listing: Decodable {
+            var queue: String
+            var count: Int
+            var messages: [Message]
+            struct Message: Decodable {
+                var id: String
+                var type: String?
+                var consumer: String?
+                var error_type: String?
+                var error: String?
+                var attempts: Int?
+                var first_failed_at: String?
+                var last_failed_at: String?
+                var age_seconds: Int?
+            }
+        }
+
+        struct AuditRow {
+            var action: String
+            var selectors: String
+            var ids: Int
+            var finished: Bool
+        }
+
+        static func audit(_ harness: ConsumerHarness, actor: String) async throws -> [AuditRow] {
+            try await harness.database.withConnection { connection in
+                try await connection.query("""
+                    SELECT action, selectors::text, cardinality(message_ids), finished_at IS NOT NULL
+                    FROM warren_dlq_audit WHERE actor = \(actor) ORDER BY id
+                    """).map {
+                    AuditRow(
+                        action: try $0.decode(String.self, at: 0), selectors: try $0.decode(String.self, at: 1),
+                        ids: Int(try $0.decode(Int64.self, at: 2)), finished: try $0.decode(Bool.self, at: 3))
+                }
+            }
+        }
+
+        @Test func listingShowsEveryMessageAndLeavesTheQueueInOrder() async throws {
+            let harness = try await ConsumerHarness.make()
+            defer { Task { await harness.tearDown() } }
+            let seeded = try await Self.seed(harness)
+
+            let result = try Self.warren(["dlq", "list", Self.queue, "--json"], harness)
+            #expect(result.status == 0, "\(result.stderr)")
+            let listing = try JSONDecoder().decode([Listing].self, from: Data(result.stdout.utf8))
+            #expect(listing.count == 1)
+            #expect(listing.first?.queue == Self.queue)
+            #expect(listing.first?.count == 50)
+            let messages = listing.first?.messages ?? []
+            #expect(messages.map(\.id) == seeded.ids)
+            #expect(messages.map(\.type) == seeded.types)
+            let first = try #require(messages.first)
+            #expect(first.consumer == "users.projection")
+            #expect(first.error_type == "db.deadlock")
+            #expect(first.error == "deadlock detected")
+            #expect(first.attempts == 5)
+            #expect(first.first_failed_at.flatMap(RFC3339.parse) != nil)
+            #expect((first.age_seconds ?? 0) >= 3 * 3_600 - 5)
+            #expect(messages[2].error_type == "provider.timeout")
+
+            let table = try Self.warren(["dlq", "list", Self.queue], harness)
+            #expect(table.status == 0, "\(table.stderr)")
+            #expect(table.stdout.hasPrefix("\(Self.queue): 50 messages"))
+            #expect(table.stdout.contains("smtp timeout after 30s"))
+
+            let show = try Self.warren(["dlq", "show", Self.queue, seeded.ids[7]], harness)
+            #expect(show.status == 0, "\(show.stderr)")
+            #expect(show.stdout.contains("x-warren-error: smtp timeout after 30s"))
+            #expect(show.stdout.contains("\"id\" : \"\(seeded.ids[7])\""))
+
+            // Browsing (three times now) kept every message, in order, with Warren's own
+            // attempt count untouched; only the broker's x-delivery-count went up.
+            let after = try await Self.browse(harness)
+            #expect(after.map(\.properties.messageID) == seeded.ids)
+            #expect(after.allSatisfy { $0.properties.headers?[WarrenHeader.attempts]?.intValue == 5 })
+            #expect(try await harness.messages(in: Self.queue) == 50)
+        }
+
+        @Test func replayByTypeAndByIDIsProcessedExactlyOnce() async throws {
+            let harness = try await ConsumerHarness.make()
+            defer { Task { await harness.tearDown() } }
+            let seeded = try await Self.seed(harness)
+            let actor = TestEnvironment.uniqueName("actor")
+            harness.start(module: UsersProjection())
+
+            let dryRun = try Self.warren(["dlq", "replay", Self.queue, "--type", "user.created", "--dry-run", "--json", "--actor", actor], harness)
+            #expect(dryRun.status == 0, "\(dryRun.stderr)")
+            let wouldMove = try JSONDecoder().decode([Listing.Message].self, from: Data(dryRun.stdout.utf8))
+            #expect(wouldMove.map(\.id) == seeded.ids(ofType: "user.created"))
+            #expect(try await harness.messages(in: Self.queue) == 50, "a dry run moves nothing")
+
+            let byType = try Self.warren(["dlq", "replay", Self.queue, "--type", "user.created", "--actor", actor], harness)
+            #expect(byType.status == 0, "\(byType.stderr)")
+            #expect(byType.stdout.contains("replayed 30 messages"))
+            let updated = seeded.ids(ofType: "user.updated")
+            let byID = try Self.warren(["dlq", "replay", Self.queue, "--id", updated[3], "--id", updated[11], "--actor", actor], harness)
+            #expect(byID.status == 0, "\(byID.stderr)")
+
+            let replayed = seeded.ids(ofType: "user.created") + [updated[3], updated[11]]
+            try await eventually("the consumer applied every replayed event") {
+                try await harness.inboxCount(ids: replayed) == replayed.count
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            let processed = harness.logs.all.filter { $0.message == "consumer.event.processed" }.compactMap { $0.metadata["message_id"] }
+            #expect(processed.sorted() == replayed.sorted(), "each replayed event processed exactly once")
+            let remaining = try await Self.browse(harness).compactMap(\.properties.messageID)
+            #expect(remaining == updated.filter { !replayed.contains($0) }, "the rest stay, in order")
+
+            let rows = try await Self.audit(harness, actor: actor)
+            #expect(rows.map(\.action) == ["replay", "replay"], "dry runs are not audited")
+            #expect(rows.map(\.ids) == [30, 2])
+            #expect(rows.allSatisfy { $0.finished })
+            #expect(rows.first?.selectors.contains("\"type\": \"user.created\"") == true)
+        }
+
+        @Test func aReplayedMessageCountsItsReplayAndStartsAFreshAttemptCount() async throws {
+            let harness = try await ConsumerHarness.make()
+            defer { Task { await harness.tearDown() } }
+            let seeded = try await Self.seed(harness, count: 3)
+            try await harness.channel.declareQueue("replay.target", arguments: ["x-queue-type": "quorum"])
+
+            let result = try Self.warren(["dlq", "replay", Self.queue, "--id", seeded.ids[1], "--to-queue", "replay.target"], harness)
+            #expect(result.status == 0, "\(result.stderr)")
+            let delivery = try #require(try await harness.channel.get(queue: "replay.target"))
+            let headers = delivery.properties.headers ?? [:]
+            #expect(delivery.properties.messageID == seeded.ids[1])
+            #expect(headers[WarrenHeader.replayed]?.intValue == 1)
+            #expect(headers[WarrenHeader.replayedAt]?.stringValue.flatMap(RFC3339.parse) != nil)
+            #expect(headers[WarrenHeader.attempts] == nil)
+            #expect(headers[WarrenHeader.error] == nil)
+            #expect(headers[WarrenHeader.firstFailedAt] != nil, "kept as history")
+            #expect(headers[WarrenHeader.originalRoutingKey]?.stringValue == "user.updated")
+            #expect(try await harness.messages(in: Self.queue) == 2)
+        }
+
+        @Test func aReplayKilledMidwayLosesNothingAndARerunFinishesIt() async throws {
+            let harness = try await ConsumerHarness.make()
+            defer { Task { await harness.tearDown() } }
+            let seeded = try await Self.seed(harness)
+            try await harness.channel.declareQueue("replay.target", arguments: ["x-queue-type": "quorum"])
+
+            let (pid, directory) = try Self.start(["dlq", "replay", Self.queue, "--all", "--to-queue", "replay.target", "--rate", "20"], harness)
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            try await eventually("the replay is under way") { try await harness.messages(in: "replay.target") >= 10 }
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            try await eventually("the killed connection's messages are back") {
+                try await harness.messages(in: Self.queue) + harness.messages(in: "replay.target") >= 50
+            }
+            let moved = try await harness.messages(in: "replay.target")
+            #expect(moved < 50, "killed before the end")
+
+            let rerun = try Self.warren(["dlq", "replay", Self.queue, "--all", "--to-queue", "replay.target"], harness)
+            #expect(rerun.status == 0, "\(rerun.stderr)")
+            #expect(try await harness.messages(in: Self.queue) == 0)
+            var arrived: [String] = []
+            while let delivery = try await harness.channel.get(queue: "replay.target") {
+                arrived.append(delivery.properties.messageID ?? "")
+                try harness.channel.ack(delivery)
+            }
+            #expect(Set(arrived) == Set(seeded.ids), "nothing lost")
+            #expect(arrived.count - Set(arrived).count <= 1, "at most the message in flight at the kill is duplicated")
+        }
+
+        @Test func purgeNeedsConfirmationAndRemovesOnlyTheSelection() async throws {
+            let harness = try await ConsumerHarness.make()
+            defer { Task { await harness.tearDown() } }
+            let seeded = try await Self.seed(harness)
+            let actor = TestEnvironment.uniqueName("actor")
+
+            let noSelector = try Self.warren(["dlq", "purge", Self.queue, "--yes"], harness)
+            #expect(noSelector.status == 64, "a usage error")
+            let noTTY = try Self.warren(["dlq", "purge", Self.queue, "--error", "deadlock"], harness)
+            #expect(noTTY.status == 1)
+            #expect(noTTY.stderr.split(separator: "\n").count == 1)
+            #expect(noTTY.stderr.contains("--yes"))
+            #expect(try await harness.messages(in: Self.queue) == 50)
+
+            let old = try Self.warren(["dlq", "purge", Self.queue, "--older-than", "1h", "--dry-run", "--json"], harness)
+            #expect(try JSONDecoder().decode([Listing.Message].self, from: Data(old.stdout.utf8)).map(\.id) == Array(seeded.ids.prefix(10)))
+
+            let purge = try Self.warren(["dlq", "purge", Self.queue, "--error", "deadlock", "--yes", "--actor", actor], harness)
+            #expect(purge.status == 0, "\(purge.stderr)")
+            #expect(purge.stdout.contains("purged 20 messages"))
+            let remaining = try await Self.browse(harness).compactMap(\.properties.messageID)
+            #expect(remaining == seeded.ids(ofType: "user.created"))
+
+            let rows = try await Self.audit(harness, actor: actor)
+            #expect(rows.map(\.action) == ["purge"])
+            #expect(rows.first?.ids == 20)
+            #expect(rows.first?.selectors.contains("deadlock") == true)
+        }
+    }
+}

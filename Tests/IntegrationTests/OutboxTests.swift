@@ -1,0 +1,232 @@
+import AMQP
+import Foundation
+import Logging
+import Operations
+import Postgres
+import ServiceLifecycle
+import Synchronization
+import Testing
+import Topology
+import WarrenCore
+
+extension Integration {
+    /// The transactional outbox against the real database and broker: events written in
+    /// committed transactions reach the `events` exchange exactly once, whatever the relays
+    /// and the broker do; nothing from a rolled-back transaction ever does.
+    @Suite struct OutboxTests {
+        /// A vhost with the `events` exchange and one sink queue bound to `user.*`, the
+        /// migrated database with an empty outbox, and relays run in-process.
+        final class Fixture: Sendable {
+            let vhost: String
+            let url: String
+            let amqp: AMQPConnection
+            let channel: AMQPChannel
+            let database: PostgresPool
+            private let relays = Mutex<[(ServiceGroup, Task<Void, any Error>, AMQPConnection)]>([])
+            static let sink = "outbox.sink"
+
+            init() async throws {
+                vhost = TestEnvironment.uniqueName("outbox")
+                try TestEnvironment.services("ctl", "add_vhost", vhost)
+                try TestEnvironment.services("ctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+                url = "amqp://guest:guest@127.0.0.1:5672/\(vhost)"
+                amqp = try await AMQPConnection.forTests(url: url)
+                channel = try await amqp.openChannel()
+                try await channel.declareExchange("events")
+                try await channel.declareQueue(Self.sink, arguments: ["x-queue-type": "quorum"])
+                try await channel.bindQueue(Self.sink, to: "events", routingKey: "user.*")
+                database = PostgresPool(conninfo: TestEnvironment.databaseURL, maxConnections: 4, logger: TestEnvironment.logger)
+                try await database.withConnection { connection in
+                    _ = try await PostgresMigrator(
+                        directory: TestEnvironment.repositoryRoot.appendingPathComponent("migrations").path, logger: TestEnvironment.logger
+                    ).migrate(on: connection)
+                    try await connection.execute("DELETE FROM warren_outbox")
+                }
+            }
+
+            func startRelay(_ configure: (inout OutboxRelaySettings) -> Void = { _ in }) async throws {
+                var settings = OutboxRelaySettings()
+                settings.pollInterval = .milliseconds(200)
+                settings.failureBackoff = .milliseconds(200)
+                settings.publishTimeout = .seconds(5)
+                configure(&settings)
+                let connection = try await AMQPConnection.forTests(url: url)
+                let relay = OutboxRelay(settings: settings, amqp: connection, database: database, conninfo: TestEnvironment.databaseURL, logger: TestEnvironment.logger)
+                let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [relay], logger: TestEnvironment.logger))
+                relays.withLock { $0.append((group, Task { try await group.run() }, connection)) }
+            }
+
+            func tearDown() async {
+                for (group, task, connection) in relays.withLock({ relays in defer { relays = [] }; return relays }) {
+                    await group.triggerGracefulShutdown()
+                    _ = try? await task.value
+                    await connection.close()
+                }
+                await amqp.close()
+                await database.close()
+                _ = try? TestEnvironment.services("ctl", "delete_vhost", vhost)
+            }
+
+            /// Enqueues `events` in transactions of `per`, committed or rolled back.
+            func enqueue(_ events: [CloudEvent], per: Int = 10, commit: Bool = true) async throws {
+                struct Rollback: Error {}
+                for start in stride(from: 0, to: events.count, by: per) {
+                    try await database.withConnection { connection in
+                        do {
+                            try await connection.transaction { connection in
+                                for event in events[start..<min(start + per, events.count)] {
+                                    try await Outbox.enqueue(event, on: connection)
+                                }
+                                if !commit { throw Rollback() }
+                            }
+                        } catch is Rollback {}
+                    }
+                }
+            }
+
+            func sinkDepth() async throws -> Int { Int(try await channel.queueInfo(Self.sink).messageCount) }
+
+            /// Every message id in the sink, in order (the sink is emptied).
+            func drainSink() async throws -> [String] {
+                var ids: [String] = []
+                while let delivery = try await channel.get(queue: Self.sink) {
+                    ids.append(delivery.properties.messageID ?? "")
+                    try channel.ack(delivery)
+                }
+                return ids
+            }
+
+            func count(_ condition: String) async throws -> Int {
+                try await database.withConnection { connection in
+                    Int(try await connection.query(PostgresQuery(unsafeSQL: "SELECT count(*) FROM warren_outbox WHERE \(condition)")).first!.decode(Int64.self, at: 0))
+                }
+            }
+        }
+
+        static func events(_ count: Int) -> [CloudEvent] {
+            (0..<count).map { userCreated("outbox-\($0)") }
+        }
+
+        @Test func exactlyTheCommittedEventsReachTheExchangeInOrder() async throws {
+            let fixture = try await Fixture()
+            defer { Task { await fixture.tearDown() } }
+            let committed = Self.events(1_000)
+            try await fixture.startRelay()
+            try await fixture.enqueue(Array(committed.prefix(500)))
+            try await fixture.enqueue(Self.events(100), commit: false)
+            try await fixture.enqueue(Array(committed.suffix(500)))
+
+            try await eventually(timeout: .seconds(60), "1,000 events in the sink") { try await fixture.sinkDepth() >= 1_000 }
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await fixture.drainSink() == committed.map(\.id))
+            #expect(try await fixture.count("published_at IS NULL") == 0)
+            #expect(try await fixture.count("true") == 1_000, "rolled-back rows never existed")
+        }
+
+        @Test func aNotificationWakesAnIdleRelay() async throws {
+            let fixture = try await Fixture()
+            defer { Task { await fixture.tearDown() } }
+            try await fixture.startRelay { $0.pollInterval = .seconds(60) }
+            try await Task.sleep(for: .milliseconds(500))
+            let event = userCreated("outbox-notified")
+            try await fixture.enqueue([event])
+            try await eventually(timeout: .seconds(5), "the event published without waiting for a poll") { try await fixture.sinkDepth() == 1 }
+            #expect(try await fixture.drainSink() == [event.id])
+        }
+
+        @Test func twoRelaysAtOncePublishEachRowOnce() async throws {
+            let fixture = try await Fixture()
+            defer { Task { await fixture.tearDown() } }
+            let committed = Self.events(1_000)
+            try await fixture.enqueue(committed, per: 100)
+            try await fixture.startRelay { $0.batchSize = 25 }
+            try await fixture.startRelay { $0.batchSize = 25 }
+
+            try await eventually(timeout: .seconds(60), "1,000 events in the sink") { try await fixture.sinkDepth() >= 1_000 }
+            try await Task.sleep(for: .seconds(1))
+            let ids = try await fixture.drainSink()
+            #expect(ids.count == 1_000)
+            #expect(Set(ids) == Set(committed.map(\.id)))
+        }
+
+        @Test func aBrokerRestartDuringTheRelayLosesNothing() async throws {
+            let fixture = try await Fixture()
+            defer { Task { await fixture.tearDown() } }
+            try await fixture.startRelay { $0.batchSize = 20 }
+            var committed = Self.events(200)
+            try await fixture.enqueue(committed)
+            try await eventually("the relay is publishing") { try await fixture.count("published_at IS NOT NULL") >= 50 }
+
+            // Keep writing events while the broker stops and starts again.
+            let restarted = Atomic<Bool>(false)
+            let restart = Task.detached {
+                defer { restarted.store(true, ordering: .releasing) }
+                try TestEnvironment.services("restart", "rabbitmq")
+            }
+            var pendingDuringOutage = 0
+            while !restarted.load(ordering: .acquiring) {
+                let batch = (0..<10).map { _ in userCreated("outbox-\(UUID().uuidString.prefix(8))") }
+                try await fixture.enqueue(batch)
+                committed += batch
+                pendingDuringOutage = max(pendingDuringOutage, try await fixture.count("published_at IS NULL"))
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await restart.value
+            let after = Self.events(100)
+            try await fixture.enqueue(after)
+            committed += after
+            #expect(pendingDuringOutage > 0, "events were waiting while the broker was away")
+
+            try await eventually(timeout: .seconds(90), "every row published after the restart") {
+                try await fixture.count("published_at IS NULL") == 0
+            }
+            try await eventually(timeout: .seconds(30), "every event in the sink") { try await fixture.sinkDepth() >= committed.count }
+            let ids = try await fixture.drainSink()
+            #expect(Set(ids) == Set(committed.map(\.id)), "nothing lost (a duplicate from an unconfirmed publish is allowed)")
+        }
+
+        @Test func anUnroutableEventIsParkedAndTheRestGoOn() async throws {
+            let fixture = try await Fixture()
+            defer { Task { await fixture.tearDown() } }
+            let first = userCreated("outbox-a")
+            let orphan = CloudEvent(type: "orphan.happened", source: "/tests", data: ["x": 1])
+            let last = userCreated("outbox-b")
+            try await fixture.enqueue([first, orphan, last], per: 1)
+            try await fixture.startRelay()
+
+            try await eventually("the routable events published") { try await fixture.sinkDepth() == 2 }
+            try await eventually("the orphan parked") { try await fixture.count("parked_at IS NOT NULL") == 1 }
+            #expect(try await fixture.drainSink() == [first.id, last.id])
+            #expect(try await fixture.count("event_id = '\(orphan.id)' AND park_reason LIKE 'unroutable%' AND published_at IS NULL") == 1)
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(try await fixture.sinkDepth() == 0, "a parked event is not retried")
+        }
+
+        @Test func theCLIRelayPrunesOldRowsAndStopsCleanlyOnSIGTERM() async throws {
+            let fixture = try await Fixture()
+            defer { Task { await fixture.tearDown() } }
+            let old = userCreated("outbox-old")
+            try await fixture.enqueue([old])
+            try await fixture.database.withConnection { connection in
+                try await connection.execute("UPDATE warren_outbox SET published_at = now() - interval '8 days'")
+            }
+            let fresh = userCreated("outbox-fresh")
+            try await fixture.enqueue([fresh])
+
+            var environment = ProcessInfo.processInfo.environment
+            environment["WARREN_AMQP_URL"] = fixture.url
+            environment["WARREN_DATABASE_URL"] = TestEnvironment.databaseURL
+            let log = NSTemporaryDirectory() + "warren-outbox-\(fixture.vhost).log"
+            defer { try? FileManager.default.removeItem(atPath: log) }
+            let pid = try spawn(TestEnvironment.warrenBinary, ["outbox", "relay", "--retention", "7d", "--log-format", "json"], environment: environment, output: log)
+            let process = WarrenProcess(pid: pid)
+
+            try await eventually("the pending row published") { try await fixture.sinkDepth() == 1 }
+            try await eventually("the old row pruned") { try await fixture.count("event_id = '\(old.id)'") == 0 }
+            #expect(try await fixture.drainSink() == [fresh.id])
+            let started = ContinuousClock.now
+            #expect(process.kill(SIGTERM) == 0)
+            #expect(ContinuousClock.now - started < .seconds(5))
+        }
+    }
+}
