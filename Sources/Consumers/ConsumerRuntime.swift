@@ -137,24 +137,29 @@ public struct ConsumerRuntime: Service {
         for index in items.indices where items[index].event != nil { items[index].outcome = next.next()! }
 
         for item in items {
-            let metadata: Logger.Metadata = [
-                "message_id": "\(item.delivery.properties.messageID ?? "-")", "event_type": "\(item.event?.type ?? item.delivery.properties.type ?? "-")",
-                "attempt": "\(item.attempt)",
-            ]
             switch item.outcome {
             case .applied, .pending:
                 metrics.processed.increment()
-                logger.debug("consumer.event.processed", metadata: metadata)
+                logger.debug("consumer.event.processed", metadata: Self.metadata(item))
                 settle { try channel.ack(item.delivery) }
             case .duplicate:
                 metrics.duplicates.increment()
-                logger.debug("consumer.event.duplicate", metadata: metadata)
+                logger.debug("consumer.event.duplicate", metadata: Self.metadata(item))
                 settle { try channel.ack(item.delivery) }
             case .failed(let failure):
-                await retryOrDeadLetter(item, failure, metadata: metadata, channel: channel, publisher: publisher)
+                await retryOrDeadLetter(item, failure, metadata: Self.metadata(item), channel: channel, publisher: publisher)
             }
         }
         metrics.latency.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+    }
+
+    /// Built only when a log line is written (the log calls take it as an autoclosure):
+    /// per event, on the hot path.
+    private static func metadata(_ item: Item) -> Logger.Metadata {
+        [
+            "message_id": "\(item.delivery.properties.messageID ?? "-")", "event_type": "\(item.event?.type ?? item.delivery.properties.type ?? "-")",
+            "attempt": "\(item.attempt)",
+        ]
     }
 
     private func decode(_ delivery: AMQPDelivery) throws(EventError) -> CloudEvent {

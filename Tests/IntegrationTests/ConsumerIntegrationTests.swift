@@ -108,8 +108,11 @@ extension Integration {
             #expect(schemaError?.contains("data.email") == true)
         }
 
-        @Test func outOfOrderUserEventsConvergeToTheNewest() async throws {
-            let harness = try await ConsumerHarness.make(batchSize: 1)
+        /// Alone (batch size 1) and all in one batch, where the same user appears several
+        /// times in one multi-row statement.
+        @Test(arguments: [1, 50])
+        func outOfOrderUserEventsConvergeToTheNewest(batchSize: Int) async throws {
+            let harness = try await ConsumerHarness.make(batchSize: batchSize)
             defer { Task { await harness.tearDown() } }
             let user = TestEnvironment.uniqueName("order")
             let t0 = Date(timeIntervalSince1970: 1_700_000_000)
