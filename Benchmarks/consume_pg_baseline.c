@@ -23,6 +23,8 @@
 #define _GNU_SOURCE /* memmem */
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
+#define BASELINE_NAME "consume_pg_baseline"
+#include "baseline_common.h"
 #include <libpq-fe.h>
 
 #include <stdint.h>
@@ -32,28 +34,6 @@
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <time.h>
-
-static _Noreturn void die(const char *what, const char *detail) {
-  fprintf(stderr, "consume_pg_baseline: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-  exit(1);
-}
-
-static void check_status(int status, const char *what) {
-  if (status != AMQP_STATUS_OK) die(what, amqp_error_string2(status));
-}
-
-static void check_reply(amqp_rpc_reply_t reply, const char *what) {
-  switch (reply.reply_type) {
-  case AMQP_RESPONSE_NORMAL:
-    return;
-  case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-    die(what, amqp_error_string2(reply.library_error));
-  case AMQP_RESPONSE_SERVER_EXCEPTION:
-    die(what, "the broker closed the channel or connection");
-  default:
-    die(what, "no reply");
-  }
-}
 
 static double monotonic_seconds(void) {
   struct timespec ts;
@@ -66,38 +46,6 @@ static long long realtime_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static double cpu_seconds(void) {
-  struct rusage usage;
-  getrusage(RUSAGE_SELF, &usage);
-  return (double)(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-         (double)(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-}
-
-static amqp_connection_state_t connect_broker(void) {
-  const char *env = getenv("WARREN_AMQP_URL");
-  char *url = strdup(env && *env ? env : "amqp://guest:guest@127.0.0.1:5672/%2f");
-  struct amqp_connection_info info;
-  amqp_default_connection_info(&info);
-  check_status(amqp_parse_url(url, &info), "parsing WARREN_AMQP_URL");
-  if (info.ssl) die("amqps:// is not supported by the baseline", NULL);
-  amqp_connection_state_t conn = amqp_new_connection();
-  amqp_socket_t *socket = amqp_tcp_socket_new(conn);
-  if (!socket) die("creating a socket", NULL);
-  check_status(amqp_socket_open(socket, info.host, info.port), "connecting");
-  check_reply(amqp_login(conn, info.vhost, 0, 131072, 30, AMQP_SASL_METHOD_PLAIN, info.user, info.password),
-              "logging in");
-  amqp_channel_open(conn, 1);
-  check_reply(amqp_get_rpc_reply(conn), "channel.open");
-  free(url);
-  return conn;
-}
-
-static void disconnect(amqp_connection_state_t conn) {
-  amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);
-  amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
-  amqp_destroy_connection(conn);
 }
 
 /* ------------------------------------------------------------------ publish */
