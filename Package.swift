@@ -122,7 +122,7 @@ let package = Package(
         ),
         .testTarget(name: "AMQPTests", dependencies: ["AMQP"], swiftSettings: swiftSettings),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres"], swiftSettings: swiftSettings),
-        .testTarget(name: "WarrenCoreTests", dependencies: ["WarrenCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "WarrenCoreTests", dependencies: ["WarrenCore", "AMQP"], swiftSettings: swiftSettings),
         .testTarget(name: "TopologyTests", dependencies: ["Topology"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IntegrationTests",

@@ -1,0 +1,35 @@
+import AMQP
+import Foundation
+import Testing
+import WarrenCore
+
+/// The CloudEvents → AMQP mapping is public contract: services in other languages and ops
+/// tools read these properties.
+@Suite struct AMQPMappingTests {
+    @Test func everyContractFieldIsMapped() throws {
+        let time = Date(timeIntervalSince1970: 1_714_557_600.250)
+        let event = CloudEvent(
+            type: "payment.succeeded", source: "/services/billing",
+            data: ["payment_id": "p1", "user_id": "u1", "amount": 1250, "currency": "EUR"], id: "evt-1", time: time,
+            subject: "p1")
+        let message = event.amqpMessage(correlationID: "order-7", traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        #expect(message.routingKey == "payment.succeeded")
+        #expect(message.properties.contentType == "application/cloudevents+json")
+        #expect(message.properties.deliveryMode == AMQPProperties.persistentDeliveryMode)
+        #expect(message.properties.messageID == "evt-1")
+        #expect(message.properties.type == "payment.succeeded")
+        #expect(message.properties.appID == "/services/billing")
+        #expect(message.properties.timestamp == 1_714_557_600)
+        #expect(message.properties.correlationID == "order-7")
+        #expect(message.properties.headers?["traceparent"] == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        let back = try CloudEvent(jsonBytes: message.body)
+        #expect(back == event)
+        #expect(try JSONValue(parsing: message.body)["time"] == "2024-05-01T10:00:00.250Z")
+    }
+
+    @Test func withoutCorrelationOrTraceThereAreNoSuchProperties() {
+        let message = CloudEvent(type: "user.deleted", source: "/s", data: ["id": "u"]).amqpMessage()
+        #expect(message.properties.correlationID == nil)
+        #expect(message.properties.headers == nil)
+    }
+}
