@@ -22,13 +22,13 @@ public struct DeadLetterAudit: Sendable {
     }
 
     public func append(_ messageID: String) async throws {
-        try await database.withConnection { connection in
+        _ = try await database.withConnection { connection in
             try await connection.execute("UPDATE warren_dlq_audit SET message_ids = array_append(message_ids, \(messageID)) WHERE id = \(id)")
         }
     }
 
     public func finish() async throws {
-        try await database.withConnection { connection in
+        _ = try await database.withConnection { connection in
             try await connection.execute("UPDATE warren_dlq_audit SET finished_at = now() WHERE id = \(id)")
         }
     }

@@ -207,7 +207,7 @@ extension Integration {
             defer { Task { await fixture.tearDown() } }
             let old = userCreated("outbox-old")
             try await fixture.enqueue([old])
-            try await fixture.database.withConnection { connection in
+            _ = try await fixture.database.withConnection { connection in
                 try await connection.execute("UPDATE warren_outbox SET published_at = now() - interval '8 days'")
             }
             let fresh = userCreated("outbox-fresh")
