@@ -69,21 +69,7 @@ static int publish(const char *queue, long count, long window, long size) {
     }
     amqp_frame_t frame;
     check_status(amqp_simple_wait_frame(conn, &frame), "waiting for confirms");
-    if (frame.frame_type != AMQP_FRAME_METHOD) continue;
-    if (frame.payload.method.id == AMQP_BASIC_NACK_METHOD) die("the broker nacked a publish", NULL);
-    if (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD || frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)
-      die("the broker closed the channel or connection", NULL);
-    if (frame.payload.method.id != AMQP_BASIC_ACK_METHOD) continue;
-    amqp_basic_ack_t *ack = frame.payload.method.decoded;
-    uint64_t first = ack->multiple ? lowest : ack->delivery_tag;
-    for (uint64_t tag = first; tag <= ack->delivery_tag; tag++) {
-      if (!confirmed[tag]) {
-        confirmed[tag] = 1;
-        acked++;
-      }
-    }
-    while (lowest <= (uint64_t)count && confirmed[lowest]) lowest++;
-    amqp_maybe_release_buffers(conn);
+    acked += settle_confirm(conn, &frame, confirmed, &lowest, count);
   }
   report(count, started);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/resource.h>
 
 static _Noreturn void die(const char *what, const char *detail) {
@@ -65,6 +66,33 @@ static void disconnect(amqp_connection_state_t conn) {
   amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);
   amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
   amqp_destroy_connection(conn);
+}
+
+/* Applies one frame read while waiting for publisher confirms: a basic.ack (single or
+ * multiple) marks tags confirmed; a nack or a close ends the run. Returns how many
+ * publishes the frame newly confirmed. `lowest` is the lowest tag not yet confirmed. */
+static long settle_confirm(amqp_connection_state_t conn, amqp_frame_t *frame, unsigned char *confirmed,
+                           uint64_t *lowest, long count) {
+  long newly = 0;
+  if (frame->frame_type == AMQP_FRAME_METHOD) {
+    amqp_method_number_t id = frame->payload.method.id;
+    if (id == AMQP_BASIC_NACK_METHOD) die("the broker nacked a publish", NULL);
+    if (id == AMQP_CHANNEL_CLOSE_METHOD || id == AMQP_CONNECTION_CLOSE_METHOD)
+      die("the broker closed the channel or connection", NULL);
+    if (id == AMQP_BASIC_ACK_METHOD) {
+      amqp_basic_ack_t *ack = frame->payload.method.decoded;
+      uint64_t first = ack->multiple ? *lowest : ack->delivery_tag;
+      for (uint64_t tag = first; tag <= ack->delivery_tag; tag++) {
+        if (!confirmed[tag]) {
+          confirmed[tag] = 1;
+          newly++;
+        }
+      }
+      while (*lowest <= (uint64_t)count && confirmed[*lowest]) (*lowest)++;
+    }
+  }
+  amqp_maybe_release_buffers(conn);
+  return newly;
 }
 
 #endif
