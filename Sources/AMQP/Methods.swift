@@ -12,7 +12,6 @@ enum Method {
     static let channelClose: amqp_method_number_t = 0x0014_0028
     static let channelCloseOK: amqp_method_number_t = 0x0014_0029
     static let basicCancel: amqp_method_number_t = 0x003C_001E
-    static let basicCancelOK: amqp_method_number_t = 0x003C_001F
     static let basicReturn: amqp_method_number_t = 0x003C_0032
     static let basicDeliver: amqp_method_number_t = 0x003C_003C
     static let basicGetOK: amqp_method_number_t = 0x003C_0047

@@ -4,19 +4,18 @@ import Testing
 /// The confirm bookkeeping of a channel, without a broker: acks may come one by one,
 /// out of order, or as `multiple` covering everything up to a tag.
 @Suite struct ConfirmBookkeepingTests {
-    private func channel(publishes: Int) -> (ChannelState, Outcomes) {
+    /// A confirm channel with `publishes` unconfirmed publishes, sequence numbers 1...n.
+    private func makeChannel(publishes: Int) -> ChannelState {
         let channel = ChannelState(id: 2, confirms: true)
-        let outcomes = Outcomes()
         for _ in 0..<publishes {
-            let sequence = channel.nextSequence
-            channel.unconfirmed[sequence] = PendingConfirm(deadline: .now + .seconds(5), timeout: .seconds(5), done: { outcomes.record(sequence, $0) })
+            channel.unconfirmed[channel.nextSequence] = PendingConfirm(deadline: .now + .seconds(5), timeout: .seconds(5), done: { _ in })
             channel.nextSequence += 1
         }
-        return (channel, outcomes)
+        return channel
     }
 
     @Test func multipleSettlesEverythingUpToTheTagOnce() {
-        let (channel, _) = channel(publishes: 10)
+        let channel = makeChannel(publishes: 10)
         #expect(channel.settle(upTo: 4, multiple: false).count == 1)
         #expect(channel.settle(upTo: 6, multiple: true).count == 5)  // 1,2,3,5,6
         #expect(channel.lowestUnconfirmed == 7)
@@ -26,20 +25,20 @@ import Testing
     }
 
     @Test func outOfOrderSingleAcks() {
-        let (channel, _) = channel(publishes: 5)
+        let channel = makeChannel(publishes: 5)
         for tag in [5, 3, 1, 4, 2] as [UInt64] { #expect(channel.settle(upTo: tag, multiple: false).count == 1) }
         #expect(channel.unconfirmed.isEmpty)
         #expect(channel.lowestUnconfirmed == 6)
     }
 
     @Test func unknownTagsSettleNothing() {
-        let (channel, _) = channel(publishes: 3)
+        let channel = makeChannel(publishes: 3)
         #expect(channel.settle(upTo: 99, multiple: false).isEmpty)
         #expect(channel.unconfirmed.count == 3)
     }
 
     @Test func reopeningRestartsSequenceNumbers() {
-        let (channel, _) = channel(publishes: 3)
+        let channel = makeChannel(publishes: 3)
         #expect(channel.takeAllUnconfirmed().count == 3)
         channel.reopened(epoch: 7)
         #expect(channel.nextSequence == 1)
@@ -48,9 +47,6 @@ import Testing
     }
 }
 
-final class Outcomes: Sendable {
-    func record(_ sequence: UInt64, _ result: Result<Void, AMQPError>) {}
-}
 
 /// Which queued acks may be merged into one `multiple` ack.
 @Suite struct UnsettledTagsTests {
