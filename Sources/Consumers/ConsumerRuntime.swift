@@ -191,9 +191,7 @@ public struct ConsumerRuntime: Service {
         while true {
             do {
                 return try await apply(events)
-            } catch let error as PostgresError where error.isInfrastructure || error.sqlState == "23505" {
-                // 23505: a concurrent consumer recorded one of these events in the inbox
-                // first; the next round sees it as a duplicate.
+            } catch let error as PostgresError where error.isInfrastructure {
                 logger.warning("consumer.database.unavailable", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
                 if Task.isShuttingDownGracefully || Task.isCancelled { return nil }
                 try? await Task.sleep(for: delay)
@@ -208,7 +206,7 @@ public struct ConsumerRuntime: Service {
     private func apply(_ events: [CloudEvent]) async throws -> [Outcome] {
         do {
             return try await applyInTransaction(events)
-        } catch let error as PostgresError where error.isInfrastructure || error.sqlState == "23505" {
+        } catch let error as PostgresError where error.isInfrastructure {
             throw error
         } catch where events.count > 1 {
             logger.info("consumer.batch.split", metadata: ["error": "\(error)", "consumer.batch_size": "\(events.count)"])
@@ -223,25 +221,27 @@ public struct ConsumerRuntime: Service {
     private func applyInTransaction(_ events: [CloudEvent]) async throws -> [Outcome] {
         try await database.withConnection { connection in
             try await connection.transaction { connection in
-                let ids = events.map(\.id)
-                let seen = try await Inbox.seen(consumer: settings.name, ids: ids, on: connection)
+                // Claimed first: a duplicate (already recorded, or recorded meanwhile by
+                // another consumer process) never reaches the module. Sorted, so that
+                // two processes claiming overlapping batches cannot deadlock.
+                let claimed = try await Inbox.claim(consumer: settings.name, ids: events.map(\.id).sorted(), on: connection)
                 var outcomes = [Outcome](repeating: .duplicate, count: events.count)
                 var fresh: [Int] = []
                 var inBatch = Set<String>()
-                for (index, event) in events.enumerated() where !seen.contains(event.id) && inBatch.insert(event.id).inserted {
+                for (index, event) in events.enumerated() where claimed.contains(event.id) && inBatch.insert(event.id).inserted {
                     fresh.append(index)
                 }
                 let failures = try await module.apply(fresh.map { events[$0] }, on: connection)
-                var applied: [String] = []
+                var unapplied: [String] = []
                 for (position, index) in fresh.enumerated() {
                     if let failure = failures[position] {
                         outcomes[index] = .failed(failure)
+                        unapplied.append(events[index].id)
                     } else {
                         outcomes[index] = .applied
-                        applied.append(events[index].id)
                     }
                 }
-                try await Inbox.record(consumer: settings.name, ids: applied, on: connection)
+                try await Inbox.release(consumer: settings.name, ids: unapplied, on: connection)
                 return outcomes
             }
         }

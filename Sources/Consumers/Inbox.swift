@@ -3,18 +3,29 @@ import Postgres
 /// The inbox: `(consumer, message_id)` recorded in the same transaction as the effects,
 /// so a redelivered or duplicated message is recognised and acked without effect.
 enum Inbox {
-    static func seen(consumer: String, ids: [String], on connection: PostgresConnection) async throws -> Set<String> {
+    /// Records the ids in the inbox and returns those that were not there yet: one
+    /// statement, probing the primary key once per id. An id recorded by a concurrent
+    /// transaction waits for that transaction and then counts as seen, and an id named
+    /// twice in `ids` is returned once.
+    static func claim(consumer: String, ids: [String], on connection: PostgresConnection) async throws -> Set<String> {
+        guard !ids.isEmpty else { return [] }
         let rows = try await connection.query(
-            "SELECT message_id FROM warren_inbox WHERE consumer = \(consumer) AND message_id = ANY(\(textArray(ids))::text[])")
+            """
+            INSERT INTO warren_inbox (consumer, message_id) SELECT \(consumer), unnest(\(textArray(ids))::text[])
+            ON CONFLICT DO NOTHING RETURNING message_id
+            """)
         return Set(try rows.map { try $0.decode(String.self, "message_id") })
     }
 
-    /// A plain INSERT: should another consumer have recorded an id meanwhile, the unique
-    /// violation rolls this transaction back and the batch is seen as a duplicate next time.
-    static func record(consumer: String, ids: [String], on connection: PostgresConnection) async throws {
+    /// Takes back claims for events that were not applied (they failed and leave for a
+    /// delay tier or the dead-letter queue, and must be processed when they come back).
+    static func release(consumer: String, ids: [String], on connection: PostgresConnection) async throws {
         guard !ids.isEmpty else { return }
         try await connection.execute(
-            "INSERT INTO warren_inbox (consumer, message_id) SELECT \(consumer), unnest(\(textArray(ids))::text[])")
+            """
+            DELETE FROM warren_inbox i USING unnest(\(textArray(ids))::text[]) AS m(id)
+            WHERE i.consumer = \(consumer) AND i.message_id = m.id
+            """)
     }
 
     /// A PostgreSQL array literal (`{"a","b\"c",NULL}`), bound as one text parameter: one
