@@ -54,10 +54,16 @@ public struct ConsumerRuntime: Service {
     let catalog: EventCatalog?
     let logger: Logger
     let metrics: ConsumerMetrics
+    let onCommitted: CommitObserver?
+
+    /// Called once per batch after its transaction committed and before its acks are
+    /// sent, with the ids of the events it applied and of those the inbox had already
+    /// seen. For embedding and measuring (`warren bench consume-pg`); it must be quick.
+    public typealias CommitObserver = @Sendable (_ applied: [String], _ duplicates: [String]) -> Void
 
     public init(
         settings: ConsumerSettings, module: any ConsumerModule, amqp: AMQPConnection, database: PostgresPool,
-        catalog: EventCatalog?, logger: Logger
+        catalog: EventCatalog?, logger: Logger, onCommitted: CommitObserver? = nil
     ) {
         self.settings = settings
         self.module = module
@@ -68,6 +74,7 @@ public struct ConsumerRuntime: Service {
         logger[metadataKey: "consumer"] = .string(settings.name)
         self.logger = logger
         metrics = ConsumerMetrics(consumer: settings.name)
+        self.onCommitted = onCommitted
     }
 
     public func run() async throws {
@@ -135,6 +142,17 @@ public struct ConsumerRuntime: Service {
         }
         var next = outcomes.makeIterator()
         for index in items.indices where items[index].event != nil { items[index].outcome = next.next()! }
+        if let onCommitted {
+            var applied: [String] = [], duplicates: [String] = []
+            for item in items {
+                switch item.outcome {
+                case .applied: applied.append(item.event!.id)
+                case .duplicate: duplicates.append(item.event!.id)
+                case .pending, .failed: break
+                }
+            }
+            onCommitted(applied, duplicates)
+        }
 
         for item in items {
             switch item.outcome {

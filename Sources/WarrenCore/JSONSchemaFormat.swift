@@ -25,6 +25,10 @@ extension JSONSchema.Format {
     /// letters are allowed for internationalised addresses (RFC 6531).
     static func isEmailAddress(_ text: String) -> Bool {
         guard text.utf8.count <= 254 else { return false }
+        return isASCIIEmailAddress(text.utf8) ?? isEmailAddressByCharacters(text)
+    }
+
+    static func isEmailAddressByCharacters(_ text: String) -> Bool {
         let parts = text.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2 else { return false }
         let (local, domain) = (parts[0], parts[1])
@@ -45,6 +49,56 @@ extension JSONSchema.Format {
         else { return false }
         return true
     }
+
+    /// The same rules over bytes, for the usual all-ASCII address (the `Character` walk
+    /// above costs Unicode property lookups per letter); nil if `text` is not ASCII.
+    static func isASCIIEmailAddress(_ text: String.UTF8View) -> Bool? {
+        var sawAt = false, localBytes = 0
+        var labels = 0, labelBytes = 0, labelAllDigits = true
+        var previous: UInt8 = 0  // 0: start of a dot-atom word or DNS label
+        for byte in text {
+            guard byte < 0x80 else { return nil }
+            let word = (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+            if !sawAt {
+                switch byte {
+                case UInt8(ascii: "@"):
+                    guard localBytes > 0, localBytes <= 64, previous != UInt8(ascii: ".") else { return false }
+                    sawAt = true
+                    previous = 0
+                    continue
+                case UInt8(ascii: "."):
+                    guard previous != 0, previous != UInt8(ascii: ".") else { return false }
+                default:
+                    guard word || localSymbolBytes.contains(byte) else { return false }
+                }
+                localBytes += 1
+                previous = byte
+            } else {
+                switch byte {
+                case UInt8(ascii: "."):
+                    guard labelBytes > 0, previous != UInt8(ascii: "-") else { return false }
+                    labels += 1
+                    labelBytes = 0
+                    labelAllDigits = true
+                    previous = 0
+                    continue
+                case UInt8(ascii: "-"):
+                    guard labelBytes > 0 else { return false }
+                default:
+                    guard word else { return false }
+                }
+                labelBytes += 1
+                guard labelBytes <= 63 else { return false }
+                if !(byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) { labelAllDigits = false }
+                previous = byte
+            }
+        }
+        // The last label: present, not ending in "-", not all digits, after at least one other.
+        return sawAt && labels >= 1 && labelBytes > 0 && previous != UInt8(ascii: "-") && !labelAllDigits
+    }
+
+    private static let localSymbolBytes = Set("!#$%&'*+/=?^_`{|}~-".utf8)
 
     private static func isWordCharacter(_ c: Character) -> Bool {
         // A letter with combining marks is one Character, so `isLetter` covers accents.

@@ -208,8 +208,10 @@ private struct Validator {
 
     /// `data.name` for identifier-like names, `data["first name"]` otherwise.
     static func path(_ path: String, property name: String) -> String {
-        let isIdentifier = name.first.map { $0 == "_" || ($0.isASCII && $0.isLetter) } == true
-            && name.allSatisfy { $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) }
+        // Over bytes: this runs for every property of every valid event.
+        func letter(_ b: UInt8) -> Bool { b == UInt8(ascii: "_") || (b | 0x20 >= UInt8(ascii: "a") && b | 0x20 <= UInt8(ascii: "z")) }
+        let isIdentifier = name.utf8.first.map(letter) == true
+            && name.utf8.allSatisfy { letter($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
         return isIdentifier ? "\(path).\(name)" : "\(path)[\(JSONValue.string(name).compactJSON)]"
     }
 

@@ -162,7 +162,11 @@ struct Bench: AsyncParsableCommand {
                 maxAttempts: 1, prefetch: prefetch, batchSize: batch, batchWait: .milliseconds(batchWait))
             let runtime = ConsumerRuntime(
                 settings: settings, module: UsersProjection(), amqp: amqp, database: database,
-                catalog: try EventCatalog(directory: catalog), logger: Logger(label: "warren.bench.consumer") { _ in ProgressHandler(progress: progress) })
+                catalog: try EventCatalog(directory: catalog), logger: Logger(label: "warren.bench.consumer") { _ in ProgressHandler(progress: progress) },
+                onCommitted: { applied, duplicates in
+                    if let duplicate = duplicates.first { progress.failed("duplicate event \(duplicate)") }
+                    progress.committed(applied)
+                })
             let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [runtime], logger: quiet))
             let started = Start()
             try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -206,11 +210,13 @@ struct Bench: AsyncParsableCommand {
             state.withLock { $0.latencies.reserveCapacity(count) }
         }
 
-        func committed(publishedMicroseconds: Int64) {
-            let latency = realtimeMicroseconds() - publishedMicroseconds
+        /// Event ids end in their publish time (µs since the epoch, `CLOCK_REALTIME`).
+        func committed(_ ids: [String]) {
+            let now = realtimeMicroseconds()
+            let latencies = ids.map { id in now - (id.split(separator: "-").last.flatMap { Int64($0) } ?? 0) }
             let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
-                state.latencies.append(latency)
-                guard state.latencies.count == count else { return nil }
+                state.latencies += latencies
+                guard state.latencies.count >= count, state.end == nil else { return nil }
                 state.end = .now
                 defer { state.waiter = nil }
                 return state.waiter
@@ -252,12 +258,12 @@ struct Bench: AsyncParsableCommand {
         }
     }
 
-    /// The runtime's log is its only per-event report of a commit: `consumer.event.processed`
-    /// (debug) carries the message id.
+    /// Retries and dead-letters show in the runtime's log (warning and up): they abort
+    /// the run. Commits and duplicates come through the runtime's commit observer.
     struct ProgressHandler: LogHandler {
         let progress: Progress
         var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .debug
+        var logLevel: Logger.Level = .warning
 
         subscript(metadataKey key: String) -> Logger.Metadata.Value? {
             get { metadata[key] }
@@ -266,13 +272,10 @@ struct Bench: AsyncParsableCommand {
 
         func log(event: LogEvent) {
             switch event.message.description {
-            case "consumer.event.processed":
-                let id = event.metadata?["message_id"]?.description ?? ""
-                progress.committed(publishedMicroseconds: id.split(separator: "-").last.flatMap { Int64($0) } ?? 0)
-            case "consumer.event.duplicate", "consumer.event.retry", "consumer.event.dead_lettered", "consumer.republish.failed":
+            case "consumer.event.retry", "consumer.event.dead_lettered", "consumer.republish.failed":
                 progress.failed("\(event.message): \(event.metadata ?? [:])")
             default:
-                if event.level >= .warning { FileHandle.standardError.write(Data("\(event.level) \(event.message) \(event.metadata ?? [:])\n".utf8)) }
+                FileHandle.standardError.write(Data("\(event.level) \(event.message) \(event.metadata ?? [:])\n".utf8))
             }
         }
     }

@@ -64,4 +64,35 @@ import WarrenCore
             #"{"specversion":"1.0","id":"e1","source":"/s","type":"payment.succeeded","data":{"payment_id":"p","user_id":"u","amount":12.5,"currency":"EUR"}}"#)
         #expect(throws: EventError(.schemaViolation, field: "data.amount", "must be an integer")) { try catalog.validate(event) }
     }
+
+    /// Warren's own RFC 3339 reader against Foundation's on dates across four centuries,
+    /// every offset form and fraction length, and the texts it must refuse.
+    @Test func rfc3339AgreesWithFoundation() throws {
+        var generator = SystemRandomNumberGenerator()
+        let styles = [
+            Date.ISO8601FormatStyle(includingFractionalSeconds: true),
+            Date.ISO8601FormatStyle(includingFractionalSeconds: false),
+            Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: TimeZone(secondsFromGMT: -(5 * 3600 + 30 * 60))!),
+            Date.ISO8601FormatStyle(includingFractionalSeconds: false, timeZone: TimeZone(secondsFromGMT: 14 * 3600)!),
+            Date.ISO8601FormatStyle(timeZoneSeparator: .colon, includingFractionalSeconds: true, timeZone: TimeZone(secondsFromGMT: 3600)!),
+        ]
+        for _ in 0..<2_000 {
+            let date = Date(timeIntervalSince1970: Double(Int64.random(in: -2_208_988_800...7_258_118_400, using: &generator)) / 1)
+                .addingTimeInterval(Double(Int.random(in: 0..<1000, using: &generator)) / 1000)
+            for style in styles {
+                let text = date.formatted(style)
+                let ours = try #require(RFC3339.parse(text), "\(text)")
+                let foundation = try style.parse(text)
+                #expect(abs(ours.timeIntervalSince(foundation)) < 0.000_001, "\(text)")
+            }
+        }
+        #expect(RFC3339.parse("2024-02-29T23:59:59.123456789z") != nil)
+        for text in [
+            "", "2024-05-01", "2024-05-01T12:00:00", "2024-05-01 12:00:00Z", "2023-02-29T00:00:00Z", "2024-04-31T00:00:00Z",
+            "2024-13-01T00:00:00Z", "2024-05-01T24:00:00Z", "2024-05-01T12:60:00Z", "2024-05-01T12:00:00.Z", "2024-05-01T12:00:00+02",
+            "2024-05-01T12:00:00Z ", "24-05-01T12:00:00Z", "2024-05-01T12:00:00+24:00", "yesterday",
+        ] {
+            #expect(RFC3339.parse(text) == nil, "\(text)")
+        }
+    }
 }

@@ -94,6 +94,22 @@ import Testing
         #expect(violations(email, .string(address)) == (valid ? [] : ["data: must be a valid email address"]))
     }
 
+    /// ASCII addresses take a byte-level path; it must agree with the general rules on
+    /// every string, including the awkward ones a random walk over the relevant bytes finds.
+    @Test func asciiEmailPathAgreesWithTheGeneralRules() {
+        let alphabet = Array("aZ09.-@_+'!x".utf8)
+        var generator = SystemRandomNumberGenerator()
+        for length in 0...12 {
+            for _ in 0..<2_000 {
+                let text = String(decoding: (0..<length).map { _ in alphabet.randomElement(using: &generator)! }, as: UTF8.self)
+                #expect(
+                    JSONSchema.Format.isASCIIEmailAddress(text.utf8) == JSONSchema.Format.isEmailAddressByCharacters(text),
+                    "\(text)")
+            }
+        }
+        #expect(JSONSchema.Format.isASCIIEmailAddress("jürgen@bücher.de".utf8) == nil)
+    }
+
     @Test func uuidAndDateTimeFormats() throws {
         let uuid = try schema(["format": "uuid"])
         #expect(violations(uuid, "0b9e8f5e-6c1f-4a55-9d2e-6f1f4a2c7b10") == [])
