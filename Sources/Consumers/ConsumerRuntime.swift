@@ -93,8 +93,14 @@ public struct ConsumerRuntime: Service {
                         batcher.finish(error)
                     }
                 }
-                while let batch = try await batcher.next(max: settings.batchSize, wait: settings.batchWait) {
+                // Two batches in flight: while one is in its PostgreSQL transaction, the
+                // next is collected and decoded (the database round trips leave this task
+                // idle, and decoding is most of the CPU a batch costs here).
+                var upcoming = try await nextBatch(batcher)
+                while let batch = upcoming {
+                    async let following = nextBatch(batcher)
                     await process(batch, channel: channel, publisher: publisher)
+                    upcoming = try await following
                 }
                 try? await consumer.cancel()
                 group.cancelAll()
@@ -123,19 +129,33 @@ public struct ConsumerRuntime: Service {
         case failed(HandlerFailure)
     }
 
-    private func process(_ deliveries: [AMQPDelivery], channel: AMQPChannel, publisher: AMQPChannel) async {
+    private struct Batch {
+        var items: [Item]
+        /// When decoding began: the processing latency runs from here to settlement.
+        var started: ContinuousClock.Instant
+    }
+
+    /// The next batch from the broker, decoded and validated; nil at the end.
+    private func nextBatch(_ batcher: DeliveryBatcher) async throws -> Batch? {
+        guard let deliveries = try await batcher.next(max: settings.batchSize, wait: settings.batchWait) else { return nil }
         let started = ContinuousClock.now
         metrics.received.increment(by: deliveries.count)
-        var items = deliveries.map { delivery in
-            Item(delivery: delivery, attempt: Int(delivery.properties.headers?[WarrenHeader.attempts]?.intValue ?? 0) + 1)
-        }
-        for index in items.indices {
+        var items: [Item] = []
+        items.reserveCapacity(deliveries.count)
+        for delivery in deliveries {
+            var item = Item(delivery: delivery, attempt: Int(delivery.properties.headers?[WarrenHeader.attempts]?.intValue ?? 0) + 1)
             do {
-                items[index].event = try decode(items[index].delivery)
+                item.event = try decode(delivery)
             } catch {
-                items[index].outcome = .failed(.permanent("event.\(error.code)", error.description))
+                item.outcome = .failed(.permanent("event.\(error.code)", error.description))
             }
+            items.append(item)
         }
+        return Batch(items: items, started: started)
+    }
+
+    private func process(_ batch: Batch, channel: AMQPChannel, publisher: AMQPChannel) async {
+        var items = batch.items
         guard let outcomes = await applyHoldingOnInfrastructureFailure(items.compactMap(\.event)) else {
             logger.notice("consumer.batch.abandoned", metadata: ["consumer.batch_size": "\(items.count)"])
             return  // shutting down with the database away: the broker redelivers all of it
@@ -168,7 +188,7 @@ public struct ConsumerRuntime: Service {
                 await retryOrDeadLetter(item, failure, metadata: Self.metadata(item), channel: channel, publisher: publisher)
             }
         }
-        metrics.latency.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+        metrics.latency.recordNanoseconds((ContinuousClock.now - batch.started).nanoseconds)
     }
 
     /// Built only when a log line is written (the log calls take it as an autoclosure):

@@ -62,6 +62,8 @@ final class DeliveryBatcher: Sendable {
     /// Returns when `threshold` deliveries are buffered, the batcher stopped or ended, or
     /// `deadline` passed.
     private func waitFor(threshold: Int, deadline: ContinuousClock.Instant?) async {
+        // Usually the prefetched deliveries are already there: no tasks, no timer.
+        if state.withLock({ $0.buffer.count >= threshold || $0.stopped || $0.ended }) { return }
         // Set by the timer before it wakes the waiter, and checked under the same lock as
         // registration, so a timer that fires before the waiter registers is not lost.
         let expired = Flag()
