@@ -13,11 +13,19 @@ extension JSONValue {
 
     /// Parses one JSON value; anything but whitespace after it is an error.
     public init(parsing bytes: [UInt8]) throws(ParseError) {
-        var parser = Parser(bytes: bytes)
-        parser.skipWhitespace()
-        self = try parser.value(depth: 0)
-        parser.skipWhitespace()
-        guard parser.index == bytes.count else { throw parser.error("unexpected data after the value") }
+        let parsed = bytes.withUnsafeBufferPointer { buffer -> Result<JSONValue, ParseError> in
+            var parser = Parser(bytes: buffer)
+            parser.skipWhitespace()
+            do throws(ParseError) {
+                let value = try parser.value(depth: 0)
+                parser.skipWhitespace()
+                guard parser.index == buffer.count else { throw parser.error("unexpected data after the value") }
+                return .success(value)
+            } catch {
+                return .failure(error)
+            }
+        }
+        self = try parsed.get()
     }
 
     /// Compact JSON, object keys sorted (the same value always gives the same bytes).
@@ -77,17 +85,24 @@ extension JSONValue {
     }
 }
 
+/// Reads straight from the caller's buffer (no bounds-checked array access, no slices
+/// that make `String` go through generic code).
 private struct Parser {
-    let bytes: [UInt8]
+    let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
     static let maxDepth = 512
 
-    init(bytes: [UInt8]) { self.bytes = bytes }
+    init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
     func error(_ reason: String) -> JSONValue.ParseError { JSONValue.ParseError(offset: index, reason: reason) }
 
     mutating func skipWhitespace() {
-        while index < bytes.count, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[index]) { index += 1 }
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x0A, 0x0D, 0x09: index += 1
+            default: return
+            }
+        }
     }
 
     mutating func value(depth: Int) throws(JSONValue.ParseError) -> JSONValue {
@@ -116,6 +131,8 @@ private struct Parser {
         index += 1
         var object: [String: JSONValue] = [:]
         skipWhitespace()
+        // Room for an event envelope's members up front, rather than growing (rehashing) three times.
+        if index < bytes.count, bytes[index] != UInt8(ascii: "}") { object.reserveCapacity(8) }
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
             return .object(object)
@@ -161,14 +178,18 @@ private struct Parser {
     private mutating func string() throws(JSONValue.ParseError) -> String {
         index += 1
         let start = index
-        // Fast path: no escapes, the bytes are the string (validated as UTF-8).
+        // Fast path: no escapes, the bytes are the string (validated as UTF-8 unless ASCII).
+        var ascii = true
         while index < bytes.count, bytes[index] != UInt8(ascii: "\""), bytes[index] != UInt8(ascii: "\\"), bytes[index] >= 0x20 {
+            ascii = ascii && bytes[index] < 0x80
             index += 1
         }
         guard index < bytes.count else { throw error("unterminated string") }
         if bytes[index] == UInt8(ascii: "\"") {
             defer { index += 1 }
-            guard let text = String(validating: bytes[start..<index], as: UTF8.self) else { throw error("invalid UTF-8") }
+            let raw = UnsafeBufferPointer(rebasing: bytes[start..<index])
+            if ascii { return String(decoding: raw, as: UTF8.self) }
+            guard let text = String(validating: raw, as: UTF8.self) else { throw error("invalid UTF-8") }
             return text
         }
         var scalars = Array(bytes[start..<index])
@@ -258,7 +279,7 @@ private struct Parser {
             guard index < bytes.count, isDigit(bytes[index]) else { throw error("invalid number") }
             while index < bytes.count, isDigit(bytes[index]) { index += 1 }
         }
-        let text = String(decoding: bytes[start..<index], as: UTF8.self)
+        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         if integral, let integer = Int64(text) { return .integer(integer) }
         guard let number = Double(text) else { throw error("invalid number") }
         return .number(number)

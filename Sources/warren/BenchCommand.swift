@@ -213,7 +213,7 @@ struct Bench: AsyncParsableCommand {
         /// Event ids end in their publish time (µs since the epoch, `CLOCK_REALTIME`).
         func committed(_ ids: [String]) {
             let now = realtimeMicroseconds()
-            let latencies = ids.map { id in now - (id.split(separator: "-").last.flatMap { Int64($0) } ?? 0) }
+            let latencies = ids.map { id in now - Self.trailingNumber(id) }
             let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
                 state.latencies += latencies
                 guard state.latencies.count >= count, state.end == nil else { return nil }
@@ -222,6 +222,17 @@ struct Bench: AsyncParsableCommand {
                 return state.waiter
             }
             waiter?.resume()
+        }
+
+        /// The digits after the last `-` (as the C side reads them: no string splitting).
+        private static func trailingNumber(_ id: String) -> Int64 {
+            var value: Int64 = 0, scale: Int64 = 1
+            for byte in id.utf8.reversed() {
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { break }
+                value += Int64(byte - UInt8(ascii: "0")) * scale
+                scale *= 10
+            }
+            return value
         }
 
         /// Anything but a clean commit means the numbers would not compare: stop.
