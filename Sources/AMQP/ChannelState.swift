@@ -22,10 +22,7 @@ final class ChannelState {
     /// Delivery tags handed out (to consumers or `basic.get`) and not yet settled.
     var unsettled = UnsettledTags()
     var nextSequence: UInt64 = 1
-    /// No unconfirmed publish has a lower sequence number; lets `multiple` acks walk only
-    /// what they settle.
-    var lowestUnconfirmed: UInt64 = 1
-    var unconfirmed: [UInt64: PendingConfirm] = [:]
+    var unconfirmed = UnconfirmedPublishes()
     var consumers: [String: ConsumerRegistration] = [:]
     var content: IncomingContent?
 
@@ -41,32 +38,112 @@ final class ChannelState {
         open = true
         handle.epoch.store(epoch, ordering: .releasing)
         nextSequence = 1
-        lowestUnconfirmed = 1
+        unconfirmed = UnconfirmedPublishes()
         content = nil
         unsettled = UnsettledTags()
     }
 
+    /// Records a publish just sent with sequence number `nextSequence`.
+    func sent(_ pending: PendingConfirm) {
+        unconfirmed.append(pending, sequence: nextSequence)
+        nextSequence += 1
+    }
+
     /// Removes and returns what an ack or nack with `tag` settles.
     func settle(upTo tag: UInt64, multiple: Bool) -> [PendingConfirm] {
-        var settled: [PendingConfirm] = []
-        if multiple {
-            var sequence = lowestUnconfirmed
-            while sequence <= tag {
-                if let pending = unconfirmed.removeValue(forKey: sequence) { settled.append(pending) }
-                sequence += 1
-            }
-        } else if let pending = unconfirmed.removeValue(forKey: tag) {
-            settled.append(pending)
-        }
-        while lowestUnconfirmed < nextSequence, unconfirmed[lowestUnconfirmed] == nil { lowestUnconfirmed += 1 }
-        return settled
+        multiple ? unconfirmed.removeAll(upTo: tag) : unconfirmed.remove(tag).map { [$0] } ?? []
     }
 
     func takeAllUnconfirmed() -> [PendingConfirm] {
-        let all = unconfirmed.keys.sorted().map { unconfirmed[$0]! }
-        unconfirmed.removeAll()
-        lowestUnconfirmed = nextSequence
-        return all
+        unconfirmed.removeAll(upTo: .max)
+    }
+}
+
+/// Unconfirmed publishes by sequence number. The numbers are handed out in order, so an
+/// array of slots from the lowest unconfirmed one does a dictionary's job without hashing:
+/// `multiple` acks take a prefix, single acks clear a slot.
+struct UnconfirmedPublishes {
+    private var slots: [PendingConfirm?] = []
+    private var head = 0
+    /// The sequence number of `slots[head]`: none lower is unconfirmed.
+    private(set) var lowest: UInt64 = 1
+    private(set) var count = 0
+
+    var isEmpty: Bool { count == 0 }
+
+    /// `sequence` must follow the last one appended (publishes are numbered in order).
+    mutating func append(_ pending: PendingConfirm, sequence: UInt64) {
+        if count == 0 {
+            slots.removeAll(keepingCapacity: true)
+            head = 0
+            lowest = sequence
+        }
+        precondition(sequence == lowest + UInt64(slots.count - head), "publish sequence numbers out of order")
+        slots.append(pending)
+        count += 1
+    }
+
+    subscript(sequence: UInt64) -> PendingConfirm? {
+        get { index(of: sequence).flatMap { slots[$0] } }
+        set {
+            guard let index = index(of: sequence), slots[index] != nil, let newValue else { return }
+            slots[index] = newValue
+        }
+    }
+
+    mutating func remove(_ sequence: UInt64) -> PendingConfirm? {
+        guard let index = index(of: sequence), let pending = slots[index] else { return nil }
+        slots[index] = nil
+        count -= 1
+        trim()
+        return pending
+    }
+
+    /// Everything up to and including `sequence`, in order.
+    mutating func removeAll(upTo sequence: UInt64) -> [PendingConfirm] {
+        var removed: [PendingConfirm] = []
+        while head < slots.count, lowest <= sequence {
+            if let pending = slots[head] { removed.append(pending) }
+            slots[head] = nil
+            head += 1
+            lowest += 1
+        }
+        count -= removed.count
+        trim()
+        return removed
+    }
+
+    /// Those whose deadline passed, with their sequence numbers.
+    mutating func removeExpired(at now: ContinuousClock.Instant) -> [PendingConfirm] {
+        var expired: [PendingConfirm] = []
+        for index in head..<slots.count {
+            guard let pending = slots[index], pending.deadline <= now else { continue }
+            expired.append(pending)
+            slots[index] = nil
+        }
+        count -= expired.count
+        trim()
+        return expired
+    }
+
+    private func index(of sequence: UInt64) -> Int? {
+        guard sequence >= lowest, sequence - lowest < UInt64(slots.count - head) else { return nil }
+        return head + Int(sequence - lowest)
+    }
+
+    /// Skips settled slots at the front and drops the dead prefix now and then.
+    private mutating func trim() {
+        while head < slots.count, slots[head] == nil {
+            head += 1
+            lowest += 1
+        }
+        if head == slots.count {
+            slots.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 1024, head * 2 >= slots.count {
+            slots.removeFirst(head)
+            head = 0
+        }
     }
 }
 

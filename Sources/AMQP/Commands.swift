@@ -8,16 +8,33 @@ enum Command: Sendable {
     case close(done: @Sendable () -> Void)
 }
 
-struct PublishRequest: Sendable {
-    var channel: UInt16
-    var exchange: String
-    var routingKey: String
-    var mandatory: Bool
-    var properties: AMQPProperties
-    var body: [UInt8]
-    var deadline: ContinuousClock.Instant
-    var timeout: Duration
-    var done: @Sendable (Result<Void, AMQPError>) -> Void
+/// A class: it passes through the mailbox and the loop's command handling, and copying
+/// one reference is cheaper than copying (retaining) every field of each publish.
+final class PublishRequest: Sendable {
+    let channel: UInt16
+    let exchange: String
+    let routingKey: String
+    let mandatory: Bool
+    let properties: AMQPProperties
+    let body: [UInt8]
+    let deadline: ContinuousClock.Instant
+    let timeout: Duration
+    let done: @Sendable (Result<Void, AMQPError>) -> Void
+
+    init(
+        channel: UInt16, exchange: String, routingKey: String, mandatory: Bool, properties: AMQPProperties, body: [UInt8],
+        deadline: ContinuousClock.Instant, timeout: Duration, done: @escaping @Sendable (Result<Void, AMQPError>) -> Void
+    ) {
+        self.channel = channel
+        self.exchange = exchange
+        self.routingKey = routingKey
+        self.mandatory = mandatory
+        self.properties = properties
+        self.body = body
+        self.deadline = deadline
+        self.timeout = timeout
+        self.done = done
+    }
 }
 
 /// A synchronous broker method run on a channel. `run` reports to the caller itself and

@@ -125,11 +125,18 @@ final class IOLoop: @unchecked Sendable {
             defer { box.commands.removeAll(keepingCapacity: true) }
             return box.commands
         }
+        // Several frames to send: hold them in the kernel until all are written, so that
+        // a burst of publishes (three frames each) and acks leaves as a few full TCP
+        // segments instead of one small segment per publish.
+        let corked = commands.count > 1 ? session : nil
+        if let corked { Self.setCork(corked.fileDescriptor, true) }
         for command in commands {
             execute(command)
             if stopped { return }
         }
         flushAcks()
+        // Unless the connection was lost meanwhile (its descriptor may be reused by now).
+        if let corked, corked === session { Self.setCork(corked.fileDescriptor, false) }
         guard let session else {
             sweepIfDue()
             if ContinuousClock.now >= nextReconnect {
@@ -155,6 +162,13 @@ final class IOLoop: @unchecked Sendable {
         if commands.isEmpty, frames == 0, self.session === session, !session.hasBufferedInput {
             waitForWork(socket: session.fileDescriptor, until: .now + Self.pollInterval)
         }
+    }
+
+    /// TCP_CORK on or off; off sends what is held at once. (Also right for TLS: the
+    /// records are written to the same socket.)
+    private static func setCork(_ socket: Int32, _ on: Bool) {
+        var value: Int32 = on ? 1 : 0
+        _ = setsockopt(socket, Int32(IPPROTO_TCP), TCP_CORK, &value, socklen_t(MemoryLayout<Int32>.size))
     }
 
     /// Sleeps until the socket is readable, a command is submitted, or `deadline`.
@@ -258,8 +272,7 @@ final class IOLoop: @unchecked Sendable {
             return
         }
         guard channel.confirms else { return request.done(.success(())) }
-        channel.nextSequence += 1
-        channel.unconfirmed[sequence] = PendingConfirm(deadline: request.deadline, timeout: request.timeout, done: request.done)
+        channel.sent(PendingConfirm(deadline: request.deadline, timeout: request.timeout, done: request.done))
     }
 
     private func confirm(_ channel: ChannelState, tag: UInt64, multiple: Bool, nacked: Bool) {
@@ -593,8 +606,7 @@ final class IOLoop: @unchecked Sendable {
         guard now >= nextSweep else { return }
         nextSweep = now + Self.pollInterval
         for channel in channels.values {
-            for (sequence, pending) in channel.unconfirmed where pending.deadline <= now {
-                _ = channel.settle(upTo: sequence, multiple: false)
+            for pending in channel.unconfirmed.removeExpired(at: now) {
                 pending.done(.failure(AMQPError(.timeout, "no publisher confirm within \(pending.timeout)")))
             }
         }
