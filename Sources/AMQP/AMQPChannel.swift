@@ -128,9 +128,25 @@ public struct AMQPChannel: Sendable {
         let result: Result<Void, AMQPError> = await withUnsafeContinuation { continuation in
             loop.submit(.publish(PublishRequest(
                 channel: id, exchange: exchange, routingKey: routingKey, mandatory: mandatory, properties: properties,
-                body: body, deadline: .now + timeout, timeout: timeout, done: { continuation.resume(returning: $0) })))
+                body: body, timeout: timeout, done: { continuation.resume(returning: $0) })))
         }
         try result.get()
+    }
+
+    /// Publishes without waiting: the message is queued for the I/O thread at once, and
+    /// the returned confirmation settles exactly as `publish` would return or throw. One
+    /// task can keep a sliding window of publishes in flight this way (send, and await the
+    /// oldest confirmation once the window is full); an `ack multiple` from the broker
+    /// then settles many confirmations for a single wake-up of that task.
+    public func send(
+        _ body: [UInt8], exchange: String, routingKey: String, properties: AMQPProperties = AMQPProperties(),
+        mandatory: Bool = false, timeout: Duration? = nil
+    ) -> PublishConfirmation {
+        let confirmation = PublishConfirmation()
+        loop.submit(.publish(PublishRequest(
+            channel: id, exchange: exchange, routingKey: routingKey, mandatory: mandatory, properties: properties,
+            body: body, timeout: timeout ?? connection.configuration.publishTimeout, done: confirmation.settle)))
+        return confirmation
     }
 
     // MARK: Consuming

@@ -17,13 +17,15 @@ final class PublishRequest: Sendable {
     let mandatory: Bool
     let properties: AMQPProperties
     let body: [UInt8]
-    let deadline: ContinuousClock.Instant
     let timeout: Duration
+    /// Set by the I/O thread when it first takes the request (one clock read per batch of
+    /// commands rather than one per publish), and only touched there.
+    nonisolated(unsafe) var deadline: ContinuousClock.Instant?
     let done: @Sendable (Result<Void, AMQPError>) -> Void
 
     init(
         channel: UInt16, exchange: String, routingKey: String, mandatory: Bool, properties: AMQPProperties, body: [UInt8],
-        deadline: ContinuousClock.Instant, timeout: Duration, done: @escaping @Sendable (Result<Void, AMQPError>) -> Void
+        timeout: Duration, done: @escaping @Sendable (Result<Void, AMQPError>) -> Void
     ) {
         self.channel = channel
         self.exchange = exchange
@@ -31,7 +33,6 @@ final class PublishRequest: Sendable {
         self.mandatory = mandatory
         self.properties = properties
         self.body = body
-        self.deadline = deadline
         self.timeout = timeout
         self.done = done
     }

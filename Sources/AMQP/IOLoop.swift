@@ -56,6 +56,8 @@ final class IOLoop: @unchecked Sendable {
     private var reconnectAttempt = 0
     private var nextReconnect = ContinuousClock.now
     private var nextSweep = ContinuousClock.now
+    /// When the current batch of commands was taken from the mailbox.
+    private var now = ContinuousClock.now
 
     init(configuration: AMQPConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -128,6 +130,7 @@ final class IOLoop: @unchecked Sendable {
         // Several frames to send: hold them in the kernel until all are written, so that
         // a burst of publishes (three frames each) and acks leaves as a few full TCP
         // segments instead of one small segment per publish.
+        if !commands.isEmpty { now = .now }
         let corked = commands.count > 1 ? session : nil
         if let corked { Self.setCork(corked.fileDescriptor, true) }
         for command in commands {
@@ -248,6 +251,7 @@ final class IOLoop: @unchecked Sendable {
     // MARK: Publishing and confirms
 
     private func publish(_ request: PublishRequest) {
+        if request.deadline == nil { request.deadline = now + request.timeout }
         guard let channel = channels[request.channel] else {
             return request.done(.failure(AMQPError(.closed, "publish on closed channel \(request.channel)")))
         }
@@ -255,24 +259,27 @@ final class IOLoop: @unchecked Sendable {
             heldPublishes.append(request)
             return
         }
-        var properties = request.properties
-        let sequence = channel.nextSequence
-        if channel.confirms, request.mandatory {
-            var headers = properties.headers ?? [:]
-            headers[publishSequenceHeader] = .int64(Int64(sequence))
-            properties.headers = headers
-        }
         do {
             try session.publish(
-                request.channel, exchange: request.exchange, routingKey: request.routingKey,
-                mandatory: request.mandatory, properties: properties, body: request.body)
+                request.channel, exchange: request.exchange, routingKey: request.routingKey, mandatory: request.mandatory,
+                properties: channel.confirms && request.mandatory ? Self.tagged(request.properties, sequence: channel.nextSequence) : request.properties,
+                body: request.body)
         } catch {
             request.done(.failure(error))
             connectionLost(error)
             return
         }
         guard channel.confirms else { return request.done(.success(())) }
-        channel.sent(PendingConfirm(deadline: request.deadline, timeout: request.timeout, done: request.done))
+        channel.sent(PendingConfirm(deadline: request.deadline!, timeout: request.timeout, done: request.done))
+    }
+
+    /// A mandatory publish's properties with its sequence number in a header.
+    private static func tagged(_ properties: AMQPProperties, sequence: UInt64) -> AMQPProperties {
+        var properties = properties
+        var headers = properties.headers ?? [:]
+        headers[publishSequenceHeader] = .int64(Int64(sequence))
+        properties.headers = headers
+        return properties
     }
 
     private func confirm(_ channel: ChannelState, tag: UInt64, multiple: Bool, nacked: Bool) {
@@ -612,7 +619,7 @@ final class IOLoop: @unchecked Sendable {
         }
         let why = blocked.map { "the broker blocked publishing (\($0))" } ?? (session == nil ? "not connected to the broker" : "the channel is not open")
         heldPublishes.removeAll { request in
-            guard request.deadline <= now else { return false }
+            guard request.deadline! <= now else { return false }
             request.done(.failure(AMQPError(.timeout, "publish waited \(request.timeout): \(why)")))
             return true
         }

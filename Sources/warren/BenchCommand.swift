@@ -64,20 +64,15 @@ struct Bench: AsyncParsableCommand {
             let properties = AMQPProperties(deliveryMode: AMQPProperties.persistentDeliveryMode)
             let queue = connection.queue
             let count = connection.count
-            // A sliding window: `window` workers, each publishing and awaiting the confirm
-            // before taking the next message number, keep exactly `window` unconfirmed.
-            let claimed = Counter()
+            // A sliding window, as the C program keeps one: send until `window` await
+            // their confirms, then await the oldest before sending the next.
+            var inFlight: [PublishConfirmation?] = Array(repeating: nil, count: window)
             let started = Start()
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for _ in 0..<min(window, count) {
-                    group.addTask {
-                        while claimed.next() < count {
-                            try await channel.publish(body, exchange: "", routingKey: queue, properties: properties)
-                        }
-                    }
-                }
-                try await group.waitForAll()
+            for number in 0..<count {
+                if let oldest = inFlight[number % window] { try await oldest.confirmed() }
+                inFlight[number % window] = channel.send(body, exchange: "", routingKey: queue, properties: properties)
             }
+            for case let confirmation? in inFlight { try await confirmation.confirmed() }
             Bench.report(count: count, since: started)
             await amqp.close()
         }
@@ -311,12 +306,5 @@ struct Bench: AsyncParsableCommand {
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
         func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
         return seconds(usage.ru_utime) + seconds(usage.ru_stime)
-    }
-
-    /// Hands out message numbers to the publishing workers.
-    final class Counter: Sendable {
-        private let value = Atomic<Int>(0)
-
-        func next() -> Int { value.add(1, ordering: .relaxed).oldValue }
     }
 }

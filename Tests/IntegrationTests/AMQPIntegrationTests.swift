@@ -70,6 +70,51 @@ extension Integration {
             try await eventually("all \(count) messages in the queue") { try await channel.queueInfo(queue).messageCount == count }
         }
 
+        /// `send` from one task with a sliding window: every confirmation settles, in
+        /// order and exactly once, and all messages arrive in publish order.
+        @Test func slidingWindowOfSendsFromOneTask() async throws {
+            let connection = try await AMQPConnection.forTests()
+            defer { Task { await connection.close() } }
+            let channel = try await connection.openChannel()
+            let queue = TestEnvironment.uniqueName("window")
+            try await channel.declareQueue(queue, arguments: ["x-queue-type": "quorum"])
+            defer { Task { try? await channel.deleteQueue(queue) } }
+
+            let count = 2000, window = 64
+            var inFlight: [PublishConfirmation] = []
+            for index in 0..<count {
+                if inFlight.count == window { try await inFlight.removeFirst().confirmed() }
+                inFlight.append(channel.send(Array("m\(index)".utf8), exchange: "", routingKey: queue, properties: AMQPProperties(deliveryMode: 2)))
+            }
+            for confirmation in inFlight { try await confirmation.confirmed() }
+            let allSettled = inFlight.allSatisfy { $0.isSettled }
+            #expect(allSettled)
+            try await inFlight.last!.confirmed()  // awaiting again returns the same answer
+            try await eventually("all \(count) messages in the queue") { try await channel.queueInfo(queue).messageCount == count }
+            for index in [0, 1, 2] {
+                let delivery = try #require(try await channel.get(queue: queue))
+                #expect(delivery.body == Array("m\(index)".utf8))
+                try channel.ack(delivery)
+            }
+        }
+
+        /// A confirmation fails exactly as `publish` would: unroutable mandatory, missing exchange.
+        @Test func sendConfirmationsCarryFailures() async throws {
+            let connection = try await AMQPConnection.forTests()
+            defer { Task { await connection.close() } }
+            let channel = try await connection.openChannel()
+            let returned = channel.send(Array("x".utf8), exchange: "amq.topic", routingKey: TestEnvironment.uniqueName("nobody"), mandatory: true)
+            let missing = channel.send(Array("x".utf8), exchange: TestEnvironment.uniqueName("missing"), routingKey: "k")
+            // Two tasks awaiting the same confirmation both see the failure.
+            async let first: AMQPError? = { do { try await missing.confirmed(); return nil } catch { return error as? AMQPError } }()
+            async let second: AMQPError? = { do { try await missing.confirmed(); return nil } catch { return error as? AMQPError } }()
+            let (a, b) = await (first, second)
+            #expect(a?.code == .channelClosed && a?.replyCode == 404)
+            #expect(b?.code == .channelClosed)
+            let error = try await #require(throws: AMQPError.self) { try await returned.confirmed() }
+            #expect(error.code == .publishReturned && error.replyCode == 312)
+        }
+
         @Test func unroutableMandatoryPublishFailsAsReturned() async throws {
             let connection = try await AMQPConnection.forTests()
             defer { Task { await connection.close() } }
