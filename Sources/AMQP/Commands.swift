@@ -8,6 +8,17 @@ enum Command: Sendable {
     case close(done: @Sendable () -> Void)
 }
 
+extension Command {
+    /// Sent without waiting for an answer on the I/O thread (publishes, acks): these may
+    /// be corked together. Everything else is a synchronous method.
+    var isOneWay: Bool {
+        switch self {
+        case .publish, .settle: true
+        case .call, .registerChannel, .closeChannel, .close: false
+        }
+    }
+}
+
 /// A class: it passes through the mailbox and the loop's command handling, and copying
 /// one reference is cheaper than copying (retaining) every field of each publish.
 final class PublishRequest: Sendable {

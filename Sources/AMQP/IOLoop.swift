@@ -127,19 +127,28 @@ final class IOLoop: @unchecked Sendable {
             defer { box.commands.removeAll(keepingCapacity: true) }
             return box.commands
         }
-        // Several frames to send: hold them in the kernel until all are written, so that
-        // a burst of publishes (three frames each) and acks leaves as a few full TCP
-        // segments instead of one small segment per publish.
         if !commands.isEmpty { now = .now }
-        let corked = commands.count > 1 ? session : nil
-        if let corked { Self.setCork(corked.fileDescriptor, true) }
+        // Several publishes and acks to send: hold them in the kernel until all are
+        // written, so that a burst of publishes (three frames each) leaves as a few full
+        // TCP segments instead of one small segment per publish. Never while a synchronous
+        // method runs: its request would sit in the cork (up to 200 ms) while rabbitmq-c
+        // waits for the reply.
+        var corked: RabbitSession?
         for command in commands {
+            if command.isOneWay {
+                if corked == nil, commands.count > 1, let session {
+                    Self.setCork(session.fileDescriptor, true)
+                    corked = session
+                }
+            } else if let held = corked {
+                uncork(held)
+                corked = nil
+            }
             execute(command)
             if stopped { return }
         }
         flushAcks()
-        // Unless the connection was lost meanwhile (its descriptor may be reused by now).
-        if let corked, corked === session { Self.setCork(corked.fileDescriptor, false) }
+        if let corked { uncork(corked) }
         guard let session else {
             sweepIfDue()
             if ContinuousClock.now >= nextReconnect {
@@ -165,6 +174,12 @@ final class IOLoop: @unchecked Sendable {
         if commands.isEmpty, frames == 0, self.session === session, !session.hasBufferedInput {
             waitForWork(socket: session.fileDescriptor, until: .now + Self.pollInterval)
         }
+    }
+
+    /// Sends what the cork holds, unless the connection was lost meanwhile (its
+    /// descriptor may belong to another socket by now).
+    private func uncork(_ corked: RabbitSession) {
+        if corked === session { Self.setCork(corked.fileDescriptor, false) }
     }
 
     /// TCP_CORK on or off; off sends what is held at once. (Also right for TLS: the

@@ -98,6 +98,29 @@ extension Integration {
             }
         }
 
+        /// An ack queued together with a synchronous method (`basic.get`) must not hold the
+        /// method's request back: corked, it would wait for the kernel's 200 ms cork timer
+        /// on every get. 50 gets each answered that late take 10 s; promptly, well under 5.
+        @Test func aGetRightAfterAnAckIsAnsweredPromptly() async throws {
+            let connection = try await AMQPConnection.forTests()
+            defer { Task { await connection.close() } }
+            let channel = try await connection.openChannel()
+            let queue = TestEnvironment.uniqueName("getack")
+            try await channel.declareQueue(queue, durable: false)
+            defer { Task { try? await channel.deleteQueue(queue) } }
+            for index in 0..<50 { try await channel.publish(Array("m\(index)".utf8), exchange: "", routingKey: queue) }
+
+            let started = ContinuousClock.now
+            var received = 0
+            while let delivery = try await channel.get(queue: queue) {
+                try channel.ack(delivery)
+                received += 1
+            }
+            let elapsed = ContinuousClock.now - started
+            #expect(received == 50)
+            #expect(elapsed < .seconds(5), "50 get + ack took \(elapsed)")
+        }
+
         /// A confirmation fails exactly as `publish` would: unroutable mandatory, missing exchange.
         @Test func sendConfirmationsCarryFailures() async throws {
             let connection = try await AMQPConnection.forTests()
