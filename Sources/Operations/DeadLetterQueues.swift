@@ -48,6 +48,22 @@ public struct DeadLetterQueues: Sendable {
         self.logger = logger
     }
 
+    /// How many messages `queue` holds; throws `notFound` if the broker has no such queue.
+    public func messageCount(_ queue: String) async throws -> Int {
+        let channel = try await connection.openChannel()
+        do {
+            let count = Int(try await channel.queueInfo(queue).messageCount)
+            await channel.close()
+            return count
+        } catch let error as AMQPError where error.replyCode == 404 {
+            await channel.close()
+            throw OperationsError(.notFound, "no queue '\(queue)' on the broker")
+        } catch {
+            await channel.close()
+            throw error
+        }
+    }
+
     /// Every message in `queue`, in queue order; the queue is left as it was.
     public func browse(_ queue: String) async throws -> [AMQPDelivery] {
         var deliveries: [AMQPDelivery] = []

@@ -36,13 +36,25 @@ extension DLQCommand {
             try await oneShot {
                 let queues = try queue.map { [$0] } ?? Topology.load(path: topology).consumers.map(\.deadLetterQueueName)
                 try await withDeadLetterQueues(options) { dlq in
-                    var listing: [(String, [DeadLetterMessage])] = []
-                    for name in queues { listing.append((name, try await dlq.browse(name).map(DeadLetterMessage.init))) }
+                    // Listing every consumer's DLQ, one that was never declared is reported,
+                    // not fatal; a queue asked for by name must exist.
+                    var listing: [(String, [DeadLetterMessage]?)] = []
+                    for name in queues {
+                        do {
+                            listing.append((name, try await dlq.browse(name).map(DeadLetterMessage.init)))
+                        } catch let error as OperationsError where error.code == .notFound && queue == nil {
+                            listing.append((name, nil))
+                        }
+                    }
                     if json {
-                        printJSON(listing.map { QueueListing(queue: $0.0, count: $0.1.count, messages: $0.1) })
+                        printJSON(listing.map { QueueListing(queue: $0.0, declared: $0.1 != nil, count: $0.1?.count ?? 0, messages: $0.1 ?? []) })
                     } else {
                         for (index, (name, messages)) in listing.enumerated() {
                             if index > 0 { print() }
+                            guard let messages else {
+                                print("\(name): not declared on the broker (warren topology apply declares it)")
+                                continue
+                            }
                             print("\(name): \(messages.count) message\(messages.count == 1 ? "" : "s")")
                             if !messages.isEmpty { printTable(messages) }
                         }
@@ -53,6 +65,7 @@ extension DLQCommand {
 
         struct QueueListing: Encodable {
             var queue: String
+            var declared: Bool
             var count: Int
             var messages: [DeadLetterMessage]
         }
@@ -284,6 +297,7 @@ private func settle(
     selection: DLQCommand.SelectionOptions, rate: Int?, options: GlobalOptions, database: PostgresPool
 ) async throws {
     try await withDeadLetterQueues(options) { dlq in
+        _ = try await dlq.messageCount(queue)  // a missing queue fails here, before any audit row
         let audit = selection.dryRun ? nil : try await DeadLetterAudit.start(
             action: actionName, actor: selection.actor, queue: queue, selector: selection.selector, destination: destination,
             database: database)

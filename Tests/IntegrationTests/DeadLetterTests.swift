@@ -85,6 +85,7 @@ extension Integration {
 
         struct Listing: Decodable {
             var queue: String
+            var declared: Bool
             var count: Int
             var messages: [Message]
             struct Message: Decodable {
@@ -246,6 +247,34 @@ extension Integration {
             }
             #expect(Set(arrived) == Set(seeded.ids), "nothing lost")
             #expect(arrived.count - Set(arrived).count <= 1, "at most the message in flight at the kill is duplicated")
+        }
+
+        /// `dlq list` over the topology reports consumers whose DLQ was never declared
+        /// (here: every consumer but users.projection) instead of failing; a queue named
+        /// explicitly must exist, and a replay of a missing queue writes no audit row.
+        @Test func undeclaredQueuesAreReportedAndAMissingQueueIsAuditedNowhere() async throws {
+            let harness = try await ConsumerHarness.make()
+            defer { Task { await harness.tearDown() } }
+            _ = try await Self.seed(harness, count: 3)
+
+            let all = try Self.warren(["dlq", "list"], harness)
+            #expect(all.status == 0, "\(all.stderr)")
+            #expect(all.stdout.contains("users.projection.dlq: 3 messages"))
+            #expect(all.stdout.contains("payments.ledger.dlq: not declared on the broker (warren topology apply declares it)"))
+            let json = try JSONDecoder().decode([Listing].self, from: Data(try Self.warren(["dlq", "list", "--json"], harness).stdout.utf8))
+            #expect(json.first { $0.queue == "users.projection.dlq" }.map { ($0.declared, $0.count) } ?? (false, 0) == (true, 3))
+            #expect(json.first { $0.queue == "payments.ledger.dlq" }?.declared == false)
+
+            let named = try Self.warren(["dlq", "list", "nothing.dlq"], harness)
+            #expect(named.status == 1)
+            #expect(named.stderr.split(separator: "\n").count == 1)
+            #expect(named.stderr.contains("no queue 'nothing.dlq'"))
+
+            let actor = TestEnvironment.uniqueName("actor")
+            let replay = try Self.warren(["dlq", "replay", "nothing.dlq", "--all", "--actor", actor], harness)
+            #expect(replay.status == 1)
+            #expect(replay.stderr.contains("no queue 'nothing.dlq'"))
+            #expect(try await Self.audit(harness, actor: actor).isEmpty)
         }
 
         @Test func purgeNeedsConfirmationAndRemovesOnlyTheSelection() async throws {
