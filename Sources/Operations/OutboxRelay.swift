@@ -18,6 +18,9 @@ public struct OutboxRelaySettings: Sendable {
     public var publishTimeout: Duration = .seconds(10)
     /// Pause after a failed batch (broker or database down) before the next try.
     public var failureBackoff: Duration = .seconds(1)
+    /// When LISTEN could not be set up (database down at start), how often to try again;
+    /// meanwhile the relay polls every `pollInterval`.
+    public var listenRetryInterval: Duration = .seconds(10)
 
     public init() {}
 }
@@ -49,12 +52,8 @@ public struct OutboxRelay: Service {
 
     public func run() async throws {
         let channel = try await amqp.openChannel()
-        var listener: PostgresListener?
-        do {
-            listener = try await PostgresListener.listen(to: conninfo, channel: Outbox.notificationChannel)
-        } catch {
-            logger.warning("outbox.listen.unavailable", metadata: ["error": "\(error)"])
-        }
+        var listener = await listen()
+        var nextListenAttempt = ContinuousClock.now + settings.listenRetryInterval
         var nextPrune = ContinuousClock.now
         logger.info("outbox.relay.started")
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
@@ -71,6 +70,10 @@ public struct OutboxRelay: Service {
                 nextPrune = ContinuousClock.now + settings.pruneInterval
             }
             guard taken < settings.batchSize else { continue }
+            if listener == nil, ContinuousClock.now >= nextListenAttempt {
+                listener = await listen()
+                nextListenAttempt = ContinuousClock.now + settings.listenRetryInterval
+            }
             if let current = listener {
                 do {
                     _ = try await current.wait(timeout: settings.pollInterval)
@@ -85,6 +88,19 @@ public struct OutboxRelay: Service {
         await listener?.close()
         await channel.close()
         logger.info("outbox.relay.stopped")
+    }
+
+    /// The LISTEN connection, or nil (logged) if the database cannot be reached now. Once
+    /// set up, the listener reconnects by itself after losing its connection.
+    private func listen() async -> PostgresListener? {
+        do {
+            let listener = try await PostgresListener.listen(to: conninfo, channel: Outbox.notificationChannel)
+            logger.info("outbox.listen.started")
+            return listener
+        } catch {
+            logger.warning("outbox.listen.unavailable", metadata: ["error": "\(error)", "retry_in": "\(settings.listenRetryInterval)"])
+            return nil
+        }
     }
 
     /// One transaction: lock the oldest pending rows, publish them in order, mark what the

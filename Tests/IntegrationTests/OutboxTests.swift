@@ -134,6 +134,35 @@ extension Integration {
             #expect(try await fixture.drainSink() == [event.id])
         }
 
+        /// LISTEN could not be set up at start: the relay tries again once the database is
+        /// back, so a new row is published on its notification, not on the next poll.
+        @Test func aRelayStartedWhileTheDatabaseIsDownListensOnceItIsBack() async throws {
+            let fixture = try await Fixture()
+            defer { Task { await fixture.tearDown() } }
+            try TestEnvironment.services("stop", "postgres")
+            do {
+                try await fixture.startRelay {
+                    $0.pollInterval = .seconds(60)
+                    $0.listenRetryInterval = .milliseconds(500)
+                }
+                try await Task.sleep(for: .seconds(1))
+            } catch {
+                _ = try? TestEnvironment.services("start", "postgres")
+                throw error
+            }
+            try TestEnvironment.services("start", "postgres")
+            // Every connection from before the restart is gone: a LISTEN backend now is the relay's.
+            try await eventually(timeout: .seconds(10), "the relay listens again") {
+                try await fixture.database.withConnection { connection in
+                    try await connection.query("SELECT 1 FROM pg_stat_activity WHERE query LIKE 'LISTEN%'").count == 1
+                }
+            }
+            let event = userCreated("outbox-listen-retried")
+            try await fixture.enqueue([event])
+            try await eventually(timeout: .seconds(5), "the event published without waiting for a poll") { try await fixture.sinkDepth() == 1 }
+            #expect(try await fixture.drainSink() == [event.id])
+        }
+
         @Test func twoRelaysAtOncePublishEachRowOnce() async throws {
             let fixture = try await Fixture()
             defer { Task { await fixture.tearDown() } }
