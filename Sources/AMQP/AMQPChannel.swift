@@ -117,6 +117,9 @@ public struct AMQPChannel: Sendable {
     /// and unroutable), `channelClosed` (e.g. 404 for a missing exchange), `connectionLost`,
     /// or `timeout` when no confirm came in `timeout` (default: the connection's
     /// `publishTimeout`), including time spent blocked by a resource alarm or reconnecting.
+    /// The timeout runs from when the I/O thread takes the publish: microseconds after the
+    /// call, unless that thread is inside a blocking connect attempt (at most the
+    /// configured `connection_timeout`).
     public func publish(
         _ body: [UInt8], exchange: String, routingKey: String, properties: AMQPProperties = AMQPProperties(),
         mandatory: Bool = false, timeout: Duration? = nil

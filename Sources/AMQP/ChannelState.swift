@@ -84,11 +84,15 @@ struct UnconfirmedPublishes {
     }
 
     subscript(sequence: UInt64) -> PendingConfirm? {
-        get { index(of: sequence).flatMap { slots[$0] } }
-        set {
-            guard let index = index(of: sequence), slots[index] != nil, let newValue else { return }
-            slots[index] = newValue
-        }
+        index(of: sequence).flatMap { slots[$0] }
+    }
+
+    /// Notes that the broker returned the publish (its confirm follows); false if no
+    /// unconfirmed publish has that number.
+    mutating func markReturned(_ sequence: UInt64, _ returned: AMQPReturnedMessage) -> Bool {
+        guard let index = index(of: sequence), slots[index] != nil else { return false }
+        slots[index]!.returned = returned
+        return true
     }
 
     mutating func remove(_ sequence: UInt64) -> PendingConfirm? {
@@ -113,7 +117,7 @@ struct UnconfirmedPublishes {
         return removed
     }
 
-    /// Those whose deadline passed, with their sequence numbers.
+    /// Removes and returns those whose deadline passed.
     mutating func removeExpired(at now: ContinuousClock.Instant) -> [PendingConfirm] {
         var expired: [PendingConfirm] = []
         for index in head..<slots.count {

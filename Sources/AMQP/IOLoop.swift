@@ -134,7 +134,7 @@ final class IOLoop: @unchecked Sendable {
         // method runs: its request would sit in the cork (up to 200 ms) while rabbitmq-c
         // waits for the reply.
         var corked: RabbitSession?
-        for command in commands {
+        for (index, command) in commands.enumerated() {
             if command.isOneWay {
                 if corked == nil, commands.count > 1, let session {
                     Self.setCork(session.fileDescriptor, true)
@@ -145,7 +145,12 @@ final class IOLoop: @unchecked Sendable {
                 corked = nil
             }
             execute(command)
-            if stopped { return }
+            if stopped {
+                // Closed by a command of this batch: the ones after it are answered too
+                // (threadMain only fails what is still in the mailbox).
+                for rest in commands[(index + 1)...] { rest.fail(AMQPError(.closed, "the connection is closed")) }
+                return
+            }
         }
         flushAcks()
         if let corked { uncork(corked) }
@@ -507,10 +512,8 @@ final class IOLoop: @unchecked Sendable {
                 try session.nack(channel.id, tag: tag, multiple: false, requeue: true)
             }
         case .returned(let returned):
-            if let sequence = content.properties.headers?[publishSequenceHeader]?.intValue,
-               channel.unconfirmed[UInt64(sequence)] != nil {
-                channel.unconfirmed[UInt64(sequence)]!.returned = returned
-            } else {
+            let sequence = content.properties.headers?[publishSequenceHeader]?.intValue.flatMap { UInt64(exactly: $0) }
+            if sequence.map({ channel.unconfirmed.markReturned($0, returned) }) != true {
                 logger.warning("amqp.publish.returned", metadata: [
                     "amqp.exchange": "\(returned.exchange)", "amqp.routing_key": "\(returned.routingKey)",
                     "amqp.reply_code": "\(returned.replyCode)",

@@ -121,6 +121,25 @@ extension Integration {
             #expect(elapsed < .seconds(5), "50 get + ack took \(elapsed)")
         }
 
+        /// Publishes racing `close()` from another task are all answered (confirmed or
+        /// failed with `.closed`): none is dropped with the rest of the I/O thread's batch.
+        @Test func publishesRacingACloseAreAllAnswered() async throws {
+            let connection = try await AMQPConnection.forTests()
+            let channel = try await connection.openChannel()
+            let sender = Task {
+                var all: [PublishConfirmation] = []
+                for index in 0..<5_000 {
+                    all.append(channel.send(Array("x".utf8), exchange: "", routingKey: "warren.nowhere"))
+                    if index % 25 == 0 { await Task.yield() }
+                }
+                return all
+            }
+            try await Task.sleep(for: .milliseconds(2))
+            await connection.close()
+            let all = await sender.value
+            try await eventually(timeout: .seconds(10), "every confirmation settled") { all.allSatisfy { $0.isSettled } }
+        }
+
         /// A confirmation fails exactly as `publish` would: unroutable mandatory, missing exchange.
         @Test func sendConfirmationsCarryFailures() async throws {
             let connection = try await AMQPConnection.forTests()
