@@ -56,8 +56,9 @@ final class IOLoop: @unchecked Sendable {
     private var reconnectAttempt = 0
     private var nextReconnect = ContinuousClock.now
     private var nextSweep = ContinuousClock.now
-    /// When the current batch of commands was taken from the mailbox.
-    private var now = ContinuousClock.now
+    /// When the current batch of commands was taken from the mailbox (publish deadlines
+    /// count from here: one clock read per batch, not per publish).
+    private var commandsTakenAt = ContinuousClock.now
 
     init(configuration: AMQPConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -127,7 +128,7 @@ final class IOLoop: @unchecked Sendable {
             defer { box.commands.removeAll(keepingCapacity: true) }
             return box.commands
         }
-        if !commands.isEmpty { now = .now }
+        if !commands.isEmpty { commandsTakenAt = .now }
         // Several publishes and acks to send: hold them in the kernel until all are
         // written, so that a burst of publishes (three frames each) leaves as a few full
         // TCP segments instead of one small segment per publish. Never while a synchronous
@@ -271,7 +272,7 @@ final class IOLoop: @unchecked Sendable {
     // MARK: Publishing and confirms
 
     private func publish(_ request: PublishRequest) {
-        if request.deadline == nil { request.deadline = now + request.timeout }
+        if request.deadline == nil { request.deadline = commandsTakenAt + request.timeout }
         guard let channel = channels[request.channel] else {
             return request.done(.failure(AMQPError(.closed, "publish on closed channel \(request.channel)")))
         }

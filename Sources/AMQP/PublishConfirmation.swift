@@ -14,9 +14,7 @@ public final class PublishConfirmation: Sendable {
     init() {}
 
     /// Whether the broker answered yet (without waiting).
-    public var isSettled: Bool {
-        state.withLock { if case .settled = $0 { true } else { false } }
-    }
+    public var isSettled: Bool { settledResult != nil }
 
     /// Returns once the broker confirmed the message; throws what `publish` would throw.
     public func confirmed() async throws {

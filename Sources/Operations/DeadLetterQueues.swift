@@ -52,15 +52,20 @@ public struct DeadLetterQueues: Sendable {
     public func messageCount(_ queue: String) async throws -> Int {
         let channel = try await connection.openChannel()
         do {
-            let count = Int(try await channel.queueInfo(queue).messageCount)
+            let count = try await Self.messageCount(queue, on: channel)
             await channel.close()
-            return count
-        } catch let error as AMQPError where error.replyCode == 404 {
-            await channel.close()
-            throw OperationsError(.notFound, "no queue '\(queue)' on the broker")
+            return Int(count)
         } catch {
             await channel.close()
             throw error
+        }
+    }
+
+    private static func messageCount(_ queue: String, on channel: AMQPChannel) async throws -> UInt32 {
+        do {
+            return try await channel.queueInfo(queue).messageCount
+        } catch let error as AMQPError where error.replyCode == 404 {
+            throw OperationsError(.notFound, "no queue '\(queue)' on the broker")
         }
     }
 
@@ -110,12 +115,7 @@ public struct DeadLetterQueues: Sendable {
     private func pass(over queue: String, _ body: (AMQPDelivery, AMQPChannel) async throws -> Bool) async throws {
         let channel = try await connection.openChannel()
         do {
-            let count: UInt32
-            do {
-                count = try await channel.queueInfo(queue).messageCount
-            } catch let error as AMQPError where error.replyCode == 404 {
-                throw OperationsError(.notFound, "no queue '\(queue)' on the broker")
-            }
+            let count = try await Self.messageCount(queue, on: channel)
             for _ in 0..<count {
                 guard let delivery = try await channel.get(queue: queue) else { break }
                 if try await !body(delivery, channel) {
