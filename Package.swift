@@ -124,6 +124,8 @@ let package = Package(
         .testTarget(name: "PostgresTests", dependencies: ["Postgres"], swiftSettings: swiftSettings),
         .testTarget(name: "WarrenCoreTests", dependencies: ["WarrenCore", "AMQP"], swiftSettings: swiftSettings),
         .testTarget(name: "TopologyTests", dependencies: ["Topology"], swiftSettings: swiftSettings),
+        .testTarget(name: "ConsumersTests", dependencies: ["Consumers", "AMQP", "Postgres", "WarrenCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "OperationsTests", dependencies: ["Operations", "AMQP", "WarrenCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [

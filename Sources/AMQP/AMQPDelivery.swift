@@ -15,6 +15,10 @@ public struct AMQPDelivery: Sendable {
     /// connection (and channel) that delivered them.
     let channelID: UInt16
     let generation: UInt64
+
+    /// The headers nested field tables or arrays deeper than Warren decodes (32 levels):
+    /// the deeper values read as `.void`. Hostile or broken input; consumers refuse it.
+    public var headersTooDeep = false
 }
 
 /// A message the broker returned because a mandatory publish matched no queue.

@@ -145,8 +145,14 @@ extension Array where Element == UInt8 {
     }
 }
 
+/// How deep incoming field tables and arrays are decoded. A header nested deeper is
+/// hostile or broken (RabbitMQ and Warren write at most two levels): decoding it
+/// recursively could exhaust the I/O thread's stack, so deeper values become `.void`
+/// and the message is marked (`AMQPDelivery.headersTooDeep`) for its consumer to refuse.
+let maxFieldDepth = 32
+
 extension AMQPFieldValue {
-    init(amqp field: amqp_field_value_t) {
+    init(amqp field: amqp_field_value_t, depth: Int = 0, tooDeep: inout Bool) {
         switch Character(Unicode.Scalar(field.kind)) {
         case "t": self = .bool(field.value.boolean != 0)
         case "b": self = .int8(field.value.i8)
@@ -163,11 +169,17 @@ extension AMQPFieldValue {
         case "S": self = .string(String(amqp: field.value.bytes))
         case "x": self = .bytes([UInt8](amqp: field.value.bytes))
         case "T": self = .timestamp(field.value.u64)
-        case "F": self = .table(AMQPTable(amqp: field.value.table))
+        case "F" where depth >= maxFieldDepth, "A" where depth >= maxFieldDepth:
+            tooDeep = true
+            self = .void
+        case "F": self = .table(AMQPTable(amqp: field.value.table, depth: depth + 1, tooDeep: &tooDeep))
         case "A":
             let array = field.value.array
             var items: [AMQPFieldValue] = []
-            for index in 0..<Int(array.num_entries) { items.append(AMQPFieldValue(amqp: array.entries[index])) }
+            items.reserveCapacity(Int(max(0, array.num_entries)))
+            for index in 0..<Int(max(0, array.num_entries)) {
+                items.append(AMQPFieldValue(amqp: array.entries[index], depth: depth + 1, tooDeep: &tooDeep))
+            }
             self = .array(items)
         default: self = .void
         }
@@ -175,17 +187,25 @@ extension AMQPFieldValue {
 }
 
 extension AMQPTable {
-    init(amqp table: amqp_table_t) {
-        self.init(minimumCapacity: Int(table.num_entries))
-        for index in 0..<Int(table.num_entries) {
+    init(amqp table: amqp_table_t, depth: Int = 0, tooDeep: inout Bool) {
+        let count = Int(Swift.max(0, table.num_entries))
+        self.init(minimumCapacity: count)
+        for index in 0..<count {
             let entry = table.entries[index]
-            self[String(amqp: entry.key)] = AMQPFieldValue(amqp: entry.value)
+            self[String(amqp: entry.key)] = AMQPFieldValue(amqp: entry.value, depth: depth, tooDeep: &tooDeep)
         }
+    }
+
+    /// For tables that come from rabbitmq-c replies (queue arguments and the like).
+    init(amqp table: amqp_table_t) {
+        var ignored = false
+        self.init(amqp: table, tooDeep: &ignored)
     }
 }
 
 extension AMQPProperties {
-    init(amqp c: amqp_basic_properties_t) {
+    /// `headersTooDeep` is set when the headers nest deeper than `maxFieldDepth`.
+    init(amqp c: amqp_basic_properties_t, headersTooDeep: inout Bool) {
         self.init()
         let flags = c._flags
         func text(_ flag: Int32, _ field: amqp_bytes_t) -> String? {
@@ -201,9 +221,14 @@ extension AMQPProperties {
         userID = text(AMQP_BASIC_USER_ID_FLAG, c.user_id)
         appID = text(AMQP_BASIC_APP_ID_FLAG, c.app_id)
         clusterID = text(AMQP_BASIC_CLUSTER_ID_FLAG, c.cluster_id)
-        if flags & UInt32(AMQP_BASIC_HEADERS_FLAG) != 0 { headers = AMQPTable(amqp: c.headers) }
+        if flags & UInt32(AMQP_BASIC_HEADERS_FLAG) != 0 { headers = AMQPTable(amqp: c.headers, tooDeep: &headersTooDeep) }
         if flags & UInt32(AMQP_BASIC_DELIVERY_MODE_FLAG) != 0 { deliveryMode = c.delivery_mode }
         if flags & UInt32(AMQP_BASIC_PRIORITY_FLAG) != 0 { priority = c.priority }
         if flags & UInt32(AMQP_BASIC_TIMESTAMP_FLAG) != 0 { timestamp = c.timestamp }
+    }
+
+    init(amqp c: amqp_basic_properties_t) {
+        var ignored = false
+        self.init(amqp: c, headersTooDeep: &ignored)
     }
 }

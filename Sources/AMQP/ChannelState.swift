@@ -218,14 +218,17 @@ struct IncomingContent {
     var properties = AMQPProperties()
     var bodySize: Int?
     var body: [UInt8] = []
+    var headersTooDeep = false
 
     /// True once the header arrived and the body reached the announced size.
     var isComplete: Bool { bodySize.map { body.count >= $0 } ?? false }
 
-    mutating func header(_ properties: AMQPProperties, bodySize: Int) {
+    /// Reserves at most 1 MiB up front: the announced size is the sender's word.
+    mutating func header(_ properties: AMQPProperties, bodySize: Int, headersTooDeep: Bool) {
         self.properties = properties
         self.bodySize = bodySize
-        body.reserveCapacity(bodySize)
+        self.headersTooDeep = headersTooDeep
+        body.reserveCapacity(min(bodySize, 1 << 20))
     }
 
     mutating func append(_ fragment: UnsafeRawBufferPointer) {

@@ -427,8 +427,10 @@ final class IOLoop: @unchecked Sendable {
             try handleMethod(frame.payload.method, channel: id, session)
         case FrameType.header:
             guard let channel = channels[id], channel.content != nil, let decoded = frame.payload.properties.decoded else { return }
-            let properties = AMQPProperties(amqp: decoded.assumingMemoryBound(to: amqp_basic_properties_t.self).pointee)
-            channel.content!.header(properties, bodySize: Int(frame.payload.properties.body_size))
+            var tooDeep = false
+            let properties = AMQPProperties(amqp: decoded.assumingMemoryBound(to: amqp_basic_properties_t.self).pointee, headersTooDeep: &tooDeep)
+            // The size is the sender's word (a 64-bit field): never trusted for arithmetic.
+            channel.content!.header(properties, bodySize: Int(exactly: frame.payload.properties.body_size) ?? Int.max, headersTooDeep: tooDeep)
             try completeContent(channel, session)
         case FrameType.body:
             guard let channel = channels[id], channel.content != nil else { return }
@@ -504,7 +506,7 @@ final class IOLoop: @unchecked Sendable {
             let delivery = AMQPDelivery(
                 body: content.body, properties: content.properties, deliveryTag: tag, redelivered: redelivered,
                 exchange: exchange, routingKey: routingKey, consumerTag: consumerTag, messageCount: nil,
-                channelID: channel.id, generation: channel.epoch)
+                channelID: channel.id, generation: channel.epoch, headersTooDeep: content.headersTooDeep)
             if let consumer = channel.consumers[consumerTag] {
                 channel.unsettled.append(tag)
                 consumer.deliveries.yield(delivery)

@@ -245,7 +245,7 @@ final class RabbitSession {
             messageCount: ok.message_count, channelID: channel, generation: generation)
         var message = amqp_message_t()
         try check(amqp_read_message(state, channel, &message, 0), channel: channel, "reading the message of basic.get \(queue)")
-        delivery.properties = AMQPProperties(amqp: message.properties)
+        delivery.properties = AMQPProperties(amqp: message.properties, headersTooDeep: &delivery.headersTooDeep)
         delivery.body = [UInt8](amqp: message.body)
         amqp_destroy_message(&message)
         releaseBuffers(channel: channel)

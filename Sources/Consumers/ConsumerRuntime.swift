@@ -54,6 +54,7 @@ public struct ConsumerRuntime: Service {
     let catalog: EventCatalog?
     let logger: Logger
     let metrics: ConsumerMetrics
+    let policy: FailurePolicy
     let onCommitted: CommitObserver?
 
     /// Called once per batch after its transaction committed and before its acks are
@@ -74,6 +75,9 @@ public struct ConsumerRuntime: Service {
         logger[metadataKey: "consumer"] = .string(settings.name)
         self.logger = logger
         metrics = ConsumerMetrics(consumer: settings.name)
+        policy = FailurePolicy(
+            consumer: settings.name, retryQueues: settings.retryQueues, deadLetterQueue: settings.deadLetterQueue,
+            maxAttempts: settings.maxAttempts)
         self.onCommitted = onCommitted
     }
 
@@ -143,7 +147,11 @@ public struct ConsumerRuntime: Service {
         var items: [Item] = []
         items.reserveCapacity(deliveries.count)
         for delivery in deliveries {
-            var item = Item(delivery: delivery, attempt: Int(delivery.properties.headers?[WarrenHeader.attempts]?.intValue ?? 0) + 1)
+            if let refusal = FailurePolicy.refusal(of: delivery) {
+                items.append(Item(delivery: delivery, attempt: 1, outcome: .failed(refusal)))
+                continue
+            }
+            var item = Item(delivery: delivery, attempt: (try? FailurePolicy.attempt(delivery.properties.headers).get()) ?? 1)
             do {
                 item.event = try decode(delivery)
             } catch {
@@ -252,7 +260,7 @@ public struct ConsumerRuntime: Service {
             for event in events { outcomes += try await apply([event]) }
             return outcomes
         } catch {
-            return [.failed(Self.classify(error))]
+            return [.failed(FailurePolicy.classify(error))]
         }
     }
 
@@ -285,28 +293,15 @@ public struct ConsumerRuntime: Service {
         }
     }
 
-    static func classify(_ error: any Error) -> HandlerFailure {
-        switch error {
-        case let failure as HandlerFailure:
-            return failure
-        case let error as PostgresError:
-            // Data exceptions and integrity violations will fail the same way every time.
-            let permanent = error.sqlState.map { $0.hasPrefix("22") || $0.hasPrefix("23") } ?? false
-            return HandlerFailure(permanent ? .permanent : .transient, type: "postgres.\(error.sqlState ?? "error")", error.description)
-        default:
-            return .transient("handler.error", "\(error)")
-        }
-    }
-
     // MARK: Retry and dead-letter
 
     private func retryOrDeadLetter(
         _ item: Item, _ failure: HandlerFailure, metadata: Logger.Metadata, channel: AMQPChannel, publisher: AMQPChannel
     ) async {
-        let retry = failure.kind == .transient && item.attempt < settings.maxAttempts && !settings.retryQueues.isEmpty
-        let target = retry ? settings.retryQueues[min(item.attempt - 1, settings.retryQueues.count - 1)] : settings.deadLetterQueue
+        let destination = policy.destination(of: failure, attempt: item.attempt)
+        let target = destination.queue
         var properties = item.delivery.properties
-        properties.headers = failureHeaders(item, failure)
+        properties.headers = policy.headers(for: item.delivery, attempt: item.attempt, failure: failure, at: Date())
         var metadata = metadata
         metadata["error"] = "\(failure)"
         metadata["amqp.target_queue"] = "\(target)"
@@ -319,7 +314,7 @@ public struct ConsumerRuntime: Service {
             settle { try channel.nack(item.delivery, requeue: true) }
             return
         }
-        if retry {
+        if case .retry = destination {
             metrics.retried.increment()
             logger.warning("consumer.event.retry", metadata: metadata)
         } else {
@@ -327,24 +322,6 @@ public struct ConsumerRuntime: Service {
             logger.error("consumer.event.dead_lettered", metadata: metadata)
         }
         settle { try channel.ack(item.delivery) }
-    }
-
-    /// The delivery's headers plus Warren's failure bookkeeping (see `WarrenHeader`).
-    private func failureHeaders(_ item: Item, _ failure: HandlerFailure) -> AMQPTable {
-        var headers = item.delivery.properties.headers ?? [:]
-        let now = AMQPFieldValue.string(RFC3339.format(Date()))
-        headers[WarrenHeader.attempts] = .int64(Int64(item.attempt))
-        headers[WarrenHeader.consumer] = .string(settings.name)
-        headers[WarrenHeader.errorType] = .string(failure.type)
-        headers[WarrenHeader.error] = .string(String(failure.message.prefix(1000)))
-        headers[WarrenHeader.lastFailedAt] = now
-        if headers[WarrenHeader.firstFailedAt] == nil { headers[WarrenHeader.firstFailedAt] = now }
-        // A retried message comes back from its delay queue with the consumer's queue as
-        // exchange-less routing key; the first failure recorded where it really came from.
-        if headers[WarrenHeader.originalExchange] == nil { headers[WarrenHeader.originalExchange] = .string(item.delivery.exchange) }
-        if headers[WarrenHeader.originalRoutingKey] == nil { headers[WarrenHeader.originalRoutingKey] = .string(item.delivery.routingKey) }
-        headers[publishSequenceHeader] = nil
-        return headers
     }
 }
 

@@ -152,13 +152,21 @@ public struct DeadLetterQueues: Sendable {
         "x-delivery-count", publishSequenceHeader,
     ]
 
+    /// The next `x-warren-replayed`: the header's count + 1, saturating. The header came
+    /// off the wire, so a value that is not a count (negative, not an integer) starts
+    /// afresh at 1 instead of trapping or failing the replay.
+    static func replayCount(after value: AMQPFieldValue?) -> Int64 {
+        guard let count = value?.intValue, count > 0 else { return 1 }
+        return count == .max ? .max : count + 1
+    }
+
     /// The properties a replayed message is published with: attempt counter reset,
     /// `x-warren-replayed` + 1 and `x-warren-replayed-at`.
     static func replayed(_ properties: AMQPProperties, at date: Date) -> AMQPProperties {
         var properties = properties
         var headers = properties.headers ?? [:]
         for name in failureHeaders { headers[name] = nil }
-        headers[WarrenHeader.replayed] = .int64((headers[WarrenHeader.replayed]?.intValue ?? 0) + 1)
+        headers[WarrenHeader.replayed] = .int64(replayCount(after: headers[WarrenHeader.replayed]))
         headers[WarrenHeader.replayedAt] = .string(RFC3339.format(date))
         properties.headers = headers
         return properties

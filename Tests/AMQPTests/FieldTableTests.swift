@@ -1,4 +1,5 @@
 @testable import AMQP
+import CRabbitMQ
 import Testing
 
 @Suite struct FieldTableTests {
@@ -31,5 +32,70 @@ import Testing
         #expect(AMQPFieldValue.uint32(3).intValue == 3)
         #expect(AMQPFieldValue.string("3").intValue == nil)
         #expect(AMQPFieldValue.bytes(Array("x".utf8)).stringValue == "x")
+    }
+}
+
+/// Headers are the sender's: a table nested 20,000 levels deep must not recurse 20,000
+/// times on the I/O thread (or anywhere after it).
+@Suite struct FieldDepthTests {
+    /// A C array-in-array-in-… of `levels` levels, built without recursion.
+    final class DeepValue {
+        let levels: [UnsafeMutablePointer<amqp_field_value_t>]
+        init(levels count: Int, kind: Character) {
+            levels = (0..<count).map { _ in UnsafeMutablePointer<amqp_field_value_t>.allocate(capacity: 1) }
+            let key = UnsafeMutablePointer<amqp_table_entry_t>.allocate(capacity: count)
+            tableEntries = key
+            for index in 0..<count {
+                var field = amqp_field_value_t()
+                if index == count - 1 {
+                    field.kind = Character("l").asciiValue!
+                    field.value.i64 = 7
+                } else if kind == "A" {
+                    field.kind = Character("A").asciiValue!
+                    field.value.array = amqp_array_t(num_entries: 1, entries: levels[index + 1])
+                } else {
+                    key[index] = amqp_table_entry_t(key: amqp_bytes_t(len: 0, bytes: nil), value: amqp_field_value_t())
+                    field.kind = Character("F").asciiValue!
+                    field.value.table = amqp_table_t(num_entries: 1, entries: key + index)
+                }
+                levels[index].initialize(to: field)
+            }
+            if kind == "F" {
+                for index in 0..<(count - 1) { key[index].value = levels[index + 1].pointee }
+            }
+        }
+        let tableEntries: UnsafeMutablePointer<amqp_table_entry_t>
+        deinit {
+            for level in levels { level.deallocate() }
+            tableEntries.deallocate()
+        }
+    }
+
+    @Test(arguments: ["A", "F"] as [Character])
+    func deeplyNestedHeadersAreCutAtTheDepthLimitAndFlagged(_ kind: Character) {
+        let deep = DeepValue(levels: 20_000, kind: kind)
+        var tooDeep = false
+        let value = AMQPFieldValue(amqp: deep.levels[0].pointee, tooDeep: &tooDeep)
+        #expect(tooDeep)
+        var depth = 0
+        var current = value
+        while true {
+            switch current {
+            case .array(let items): current = items[0]
+            case .table(let table): current = table[""]!
+            default:
+                #expect(current == .void)
+                #expect(depth == maxFieldDepth)
+                return
+            }
+            depth += 1
+        }
+    }
+
+    @Test func headersWithinTheLimitAreDecodedWhole() {
+        let deep = DeepValue(levels: maxFieldDepth + 1, kind: "A")
+        var tooDeep = false
+        _ = AMQPFieldValue(amqp: deep.levels[0].pointee, tooDeep: &tooDeep)
+        #expect(!tooDeep)
     }
 }

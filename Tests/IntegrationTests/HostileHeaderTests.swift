@@ -1,0 +1,59 @@
+import AMQP
+import Consumers
+import Foundation
+import Testing
+import WarrenCore
+
+extension Integration {
+    /// Headers are the publisher's word: anyone who can publish to `events` chooses them.
+    /// A hostile value must dead-letter its own message with the reason, never crash the
+    /// consumer (which the broker would then feed the same message in a loop).
+    @Suite struct HostileHeaderTests {
+        static let hostile: [(name: String, headers: AMQPTable, errorType: String)] = [
+            ("attempts-max", [WarrenHeader.attempts: .int64(.max)], "header.x-warren-attempts"),
+            ("attempts-negative", [WarrenHeader.attempts: .int64(-5)], "header.x-warren-attempts"),
+            ("attempts-text", [WarrenHeader.attempts: "3"], "header.x-warren-attempts"),
+            ("nested", ["deep": Self.nested(40)], "header.depth"),
+        ]
+
+        static func nested(_ levels: Int) -> AMQPFieldValue {
+            var value = AMQPFieldValue.int64(1)
+            for _ in 0..<levels { value = .array([value]) }
+            return value
+        }
+
+        @Test func hostileHeadersAreDeadLetteredWithTheReasonAndTheConsumerKeepsGoing() async throws {
+            let harness = try await ConsumerHarness.make()
+            defer { Task { await harness.tearDown() } }
+            let prefix = TestEnvironment.uniqueName("hostile")
+            let process = try WarrenProcess.consume(harness)
+            var ids: [String: String] = [:]
+            for (index, hostile) in Self.hostile.enumerated() {
+                let event = userCreated("\(prefix)-bad-\(index)")
+                ids[event.id] = hostile.errorType
+                let message = event.amqpMessage(headers: hostile.headers)
+                try await harness.channel.publish(
+                    message.body, exchange: "events", routingKey: message.routingKey, properties: message.properties, mandatory: true)
+            }
+            let good = (0..<20).map { userCreated("\(prefix)-good-\($0)") }
+            try await harness.publish(good)
+
+            try await eventually("the good events stored") {
+                try await harness.count("SELECT count(*) FROM users WHERE id LIKE \(prefix + "-good-%")") == 20
+            }
+            try await eventually("every hostile message dead-lettered") {
+                try await harness.messages(in: harness.spec.deadLetterQueueName) == Self.hostile.count
+            }
+            let dead = try await harness.drainDeadLetters()
+            for delivery in dead {
+                let id = try #require(delivery.properties.messageID)
+                #expect(delivery.properties.headers?[WarrenHeader.errorType]?.stringValue == ids[id], "\(id)")
+                #expect(delivery.properties.headers?[WarrenHeader.attempts]?.intValue == 1)
+            }
+            #expect(Set(dead.compactMap(\.properties.messageID)) == Set(ids.keys))
+            #expect(try await harness.count("SELECT count(*) FROM users WHERE id LIKE \(prefix + "-bad-%")") == 0)
+            #expect(try await harness.messages(in: harness.spec.queueName) == 0)
+            #expect(process.kill(SIGTERM) == 0, "the consumer was still running and exited cleanly")
+        }
+    }
+}
