@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .systemLibrary(
@@ -40,6 +42,7 @@ let package = Package(
             dependencies: [
                 "CRabbitMQ",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -47,23 +50,20 @@ let package = Package(
             name: "Postgres",
             dependencies: [
                 "CLibPQ",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
-        .target(
-            name: "WarrenCore",
-            dependencies: [
-                "AMQP",
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
+        // Events, JSON, the catalog and its schemas, retry policy, rate limiter: no transport.
+        .target(name: "WarrenCore", swiftSettings: swiftSettings),
+        // CloudEvent <-> AMQP mapping and the confirming publisher.
+        .target(name: "Messaging", dependencies: ["AMQP", "WarrenCore"], swiftSettings: swiftSettings),
         .target(
             name: "Topology",
             dependencies: [
                 "AMQP",
-                "WarrenCore",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -74,6 +74,34 @@ let package = Package(
             dependencies: [
                 "WarrenCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The consumer runtime: batches, inbox, retry and dead-letter decisions.
+        .target(
+            name: "Consumers",
+            dependencies: [
+                "AMQP",
+                "Postgres",
+                "WarrenCore",
+                "Messaging",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The business modules the runtime calls: users, payments, email, customers.
+        .target(
+            name: "Handlers",
+            dependencies: [
+                "Consumers",
+                "Postgres",
+                "WarrenCore",
+                "Adapters",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -84,22 +112,25 @@ let package = Package(
                 "AMQP",
                 "Postgres",
                 "WarrenCore",
-                "Topology",
+                "Messaging",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
+        // Assembles the ServiceGroup of each long-running command.
         .target(
-            name: "Consumers",
+            name: "App",
             dependencies: [
                 "AMQP",
                 "Postgres",
                 "WarrenCore",
                 "Topology",
                 "Adapters",
+                "Consumers",
+                "Handlers",
+                "Operations",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -107,12 +138,14 @@ let package = Package(
         .executableTarget(
             name: "warren",
             dependencies: [
+                "App",
                 "AMQP",
                 "Postgres",
                 "WarrenCore",
+                "Messaging",
                 "Topology",
                 "Consumers",
-                "Adapters",
+                "Handlers",
                 "Operations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -122,14 +155,15 @@ let package = Package(
         ),
         .testTarget(name: "AMQPTests", dependencies: ["AMQP"], swiftSettings: swiftSettings),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres"], swiftSettings: swiftSettings),
-        .testTarget(name: "WarrenCoreTests", dependencies: ["WarrenCore", "AMQP"], swiftSettings: swiftSettings),
+        .testTarget(name: "WarrenCoreTests", dependencies: ["WarrenCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "MessagingTests", dependencies: ["Messaging", "AMQP", "WarrenCore"], swiftSettings: swiftSettings),
         .testTarget(name: "TopologyTests", dependencies: ["Topology"], swiftSettings: swiftSettings),
         .testTarget(name: "ConsumersTests", dependencies: ["Consumers", "AMQP", "Postgres", "WarrenCore"], swiftSettings: swiftSettings),
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "AMQP", "WarrenCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "AMQP", "Postgres", "WarrenCore", "Topology", "Consumers", "Adapters", "Operations",
+                "App", "AMQP", "Postgres", "WarrenCore", "Messaging", "Topology", "Consumers", "Handlers", "Adapters", "Operations",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],

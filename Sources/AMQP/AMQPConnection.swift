@@ -1,4 +1,5 @@
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// A connection to RabbitMQ that stays up: it reconnects with backoff across the
@@ -9,18 +10,22 @@ public final class AMQPConnection: Sendable {
     let loop: IOLoop
     private let nextChannelID = Mutex<UInt16>(IOLoop.controlChannel + 1)
 
-    private init(loop: IOLoop) {
-        self.loop = loop
+    /// A connection that does nothing until `run()` (as a `Service` in a `ServiceGroup`)
+    /// connects it. Channels opened before that wait for the first connection.
+    public init(_ configuration: AMQPConfiguration, logger: Logger = Logger(label: "warren.amqp")) {
+        loop = IOLoop(configuration: configuration, logger: logger)
     }
 
     /// Connects to the first endpoint that accepts, or throws the last endpoint's error.
+    /// For one-shot work: the caller closes it. Long-running processes run it as a
+    /// `Service` instead.
     public static func connect(
         _ configuration: AMQPConfiguration,
         logger: Logger = Logger(label: "warren.amqp")
     ) async throws -> AMQPConnection {
-        let loop = IOLoop(configuration: configuration, logger: logger)
-        try await loop.start()
-        return AMQPConnection(loop: loop)
+        let connection = AMQPConnection(configuration, logger: logger)
+        try await connection.loop.start()
+        return connection
     }
 
     deinit {
@@ -56,5 +61,17 @@ public final class AMQPConnection: Sendable {
         await withCheckedContinuation { continuation in
             loop.submit(.close { continuation.resume() })
         }
+    }
+}
+
+extension AMQPConnection: Service {
+    /// Starts the I/O thread and connects (throwing the last endpoint's error if none
+    /// accepts), keeps the connection up until graceful shutdown or cancellation, then
+    /// closes it. In a `ServiceGroup`, list it before the services that use it: the group
+    /// stops services in reverse order, so they finish their work before it closes.
+    public func run() async throws {
+        try await loop.start()
+        try? await gracefulShutdown()
+        await close()
     }
 }

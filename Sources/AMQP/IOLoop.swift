@@ -30,6 +30,7 @@ final class IOLoop: @unchecked Sendable {
     /// How many `basic.ack`/`basic.nack` frames with `multiple` set were received: lets
     /// tests show that multi-message confirms were really exercised.
     let multipleConfirms = Atomic<Int>(0)
+    private let hasStarted = Atomic<Bool>(false)
 
     private struct Mailbox {
         var commands: [Command] = []
@@ -75,6 +76,9 @@ final class IOLoop: @unchecked Sendable {
     /// Starts the thread and returns once the first connection is up, or throws the error
     /// of the last endpoint tried. Reconnecting only starts after a first success.
     func start() async throws(AMQPError) {
+        guard !hasStarted.exchange(true, ordering: .relaxed) else {
+            throw AMQPError(.library, "the connection was already started")
+        }
         let result: Result<Void, AMQPError> = await withCheckedContinuation { continuation in
             let thread = Thread { [self] in
                 threadMain { continuation.resume(returning: $0) }
@@ -106,6 +110,9 @@ final class IOLoop: @unchecked Sendable {
     // MARK: The loop
 
     private func threadMain(started: (Result<Void, AMQPError>) -> Void) {
+        // Commands queued before the first connection (a service that opened a channel
+        // while the connection's own service was starting) fail with its error.
+        var leftoverError = AMQPError(.closed, "the connection is closed")
         do {
             try connect()
             started(.success(()))
@@ -113,13 +120,14 @@ final class IOLoop: @unchecked Sendable {
         } catch {
             started(.failure(error))
             stopped = true
+            leftoverError = error
         }
         let leftovers = mailbox.withLock { box -> [Command] in
             box.closed = true
             defer { box.commands = [] }
             return box.commands
         }
-        for command in leftovers { command.fail(AMQPError(.closed, "the connection is closed")) }
+        for command in leftovers { command.fail(leftoverError) }
         status.set(.closed)
     }
 

@@ -1,9 +1,9 @@
 import AMQP
 import Foundation
 import Logging
+import Messaging
 import Postgres
 import ServiceLifecycle
-import Topology
 import WarrenCore
 
 /// What the runtime needs to know about one consumer; filled from the topology file.
@@ -16,7 +16,9 @@ public struct ConsumerSettings: Sendable {
     /// Total processing attempts before a transiently failing event is dead-lettered.
     public var maxAttempts: Int
     public var prefetch: UInt16
+    /// The most events handled in one transaction.
     public var batchSize: Int
+    /// How long an idle consumer lingers for a fuller batch (see `Batcher`); zero by default.
     public var batchWait: Duration
     /// Larger bodies are dead-lettered unread.
     public var maxMessageBytes: Int
@@ -85,26 +87,27 @@ public struct ConsumerRuntime: Service {
         let channel = try await amqp.openChannel()
         let publisher = try await amqp.openChannel()
         let consumer = try await channel.consume(queue: settings.queue, prefetch: settings.prefetch)
-        let batcher = DeliveryBatcher()
+        let batcher = Batcher<Item>()
         logger.info("consumer.started", metadata: ["amqp.queue": "\(settings.queue)", "amqp.prefetch": "\(settings.prefetch)"])
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
+                // Deliveries are decoded and validated as they arrive, on this task, while
+                // the loop below is in a PostgreSQL transaction (its round trips leave the
+                // loop idle, and decoding is most of the CPU an event costs here).
                 group.addTask {
                     do {
-                        for try await delivery in consumer { batcher.push(delivery) }
+                        for try await delivery in consumer { batcher.push(item(for: delivery)) }
                         batcher.finish(nil)
                     } catch {
                         batcher.finish(error)
                     }
                 }
-                // Two batches in flight: while one is in its PostgreSQL transaction, the
-                // next is collected and decoded (the database round trips leave this task
-                // idle, and decoding is most of the CPU a batch costs here).
-                var upcoming = try await nextBatch(batcher)
-                while let batch = upcoming {
-                    async let following = nextBatch(batcher)
-                    await process(batch, channel: channel, publisher: publisher)
-                    upcoming = try await following
+                // Whatever is decoded when the loop is free is the next batch: one event at
+                // once when idle, up to batch_size of what arrived during the last commit
+                // under load.
+                while let items = try await batcher.next(max: settings.batchSize, wait: settings.batchWait) {
+                    metrics.received.increment(by: items.count)
+                    await process(Batch(items: items, started: .now), channel: channel, publisher: publisher)
                 }
                 try? await consumer.cancel()
                 group.cancelAll()
@@ -120,7 +123,7 @@ public struct ConsumerRuntime: Service {
 
     // MARK: One batch
 
-    private struct Item {
+    private struct Item: Sendable {
         var delivery: AMQPDelivery
         /// 1 for a first delivery; `x-warren-attempts` + 1 after retries.
         var attempt: Int
@@ -128,38 +131,29 @@ public struct ConsumerRuntime: Service {
         var outcome: Outcome = .pending
     }
 
-    private enum Outcome {
+    private enum Outcome: Sendable {
         case pending, applied, duplicate
         case failed(HandlerFailure)
     }
 
     private struct Batch {
         var items: [Item]
-        /// When decoding began: the processing latency runs from here to settlement.
+        /// When the loop took it: the processing latency runs from here to settlement.
         var started: ContinuousClock.Instant
     }
 
-    /// The next batch from the broker, decoded and validated; nil at the end.
-    private func nextBatch(_ batcher: DeliveryBatcher) async throws -> Batch? {
-        guard let deliveries = try await batcher.next(max: settings.batchSize, wait: settings.batchWait) else { return nil }
-        let started = ContinuousClock.now
-        metrics.received.increment(by: deliveries.count)
-        var items: [Item] = []
-        items.reserveCapacity(deliveries.count)
-        for delivery in deliveries {
-            if let refusal = FailurePolicy.refusal(of: delivery) {
-                items.append(Item(delivery: delivery, attempt: 1, outcome: .failed(refusal)))
-                continue
-            }
-            var item = Item(delivery: delivery, attempt: (try? FailurePolicy.attempt(delivery.properties.headers).get()) ?? 1)
-            do {
-                item.event = try decode(delivery)
-            } catch {
-                item.outcome = .failed(.permanent("event.\(error.code)", error.description))
-            }
-            items.append(item)
+    /// A delivery decoded and validated, or failed with the reason it cannot be applied.
+    private func item(for delivery: AMQPDelivery) -> Item {
+        if let refusal = FailurePolicy.refusal(of: delivery) {
+            return Item(delivery: delivery, attempt: 1, outcome: .failed(refusal))
         }
-        return Batch(items: items, started: started)
+        var item = Item(delivery: delivery, attempt: (try? FailurePolicy.attempt(delivery.properties.headers).get()) ?? 1)
+        do {
+            item.event = try decode(delivery)
+        } catch {
+            item.outcome = .failed(.permanent("event.\(error.code)", error.description))
+        }
+        return item
     }
 
     private func process(_ batch: Batch, channel: AMQPChannel, publisher: AMQPChannel) async {
@@ -338,14 +332,5 @@ extension Duration {
     var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
-}
-
-extension ConsumerSettings {
-    /// The settings of a consumer declared in the topology file, with its queue names.
-    public init(_ spec: ConsumerSpec) {
-        self.init(
-            name: spec.name, queue: spec.queueName, retryQueues: spec.retryQueueNames, deadLetterQueue: spec.deadLetterQueueName,
-            maxAttempts: spec.maxAttempts, prefetch: UInt16(clamping: spec.prefetch), batchSize: spec.batchSize, batchWait: spec.batchWait)
     }
 }

@@ -1,6 +1,7 @@
 import AMQP
 import Foundation
 import Logging
+import Messaging
 import Postgres
 import ServiceLifecycle
 import WarrenCore

@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Crypto
 import Logging
 
 /// One versioned SQL file: `0001_init.sql` is version 1, named `init`.
@@ -71,7 +72,7 @@ public struct PostgresMigrator: Sendable {
             migrations.append(
                 PostgresMigration(
                     version: version, name: String(match.2), fileName: fileName, sql: sql,
-                    checksum: SHA256.hexDigest(data)))
+                    checksum: SHA256.hash(data: data).map { hexDigits[Int($0 >> 4)] + hexDigits[Int($0 & 0xF)] }.joined()))
         }
         return migrations.sorted { $0.version < $1.version }
     }
@@ -153,6 +154,8 @@ public struct PostgresMigrator: Sendable {
 
     /// One lock per migrations table, so unrelated migrators never wait on each other.
     private var advisoryLockKey: Int64 {
-        SHA256.hash(Array("warren.migrations.\(table)".utf8)).prefix(8).reduce(0) { $0 << 8 | Int64($1) }
+        SHA256.hash(data: Array("warren.migrations.\(table)".utf8)).prefix(8).reduce(0) { $0 << 8 | Int64($1) }
     }
 }
+
+private let hexDigits = (0..<16).map { String($0, radix: 16) }

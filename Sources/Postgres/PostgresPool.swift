@@ -1,4 +1,5 @@
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// Up to `maxConnections` connections, opened on first need, each leased to one task at a time.
@@ -164,4 +165,13 @@ public final class PostgresPool: Sendable {
     }
 
     private static let closedError = PostgresError(code: .closed, message: "the pool was closed")
+}
+
+extension PostgresPool: Service {
+    /// Keeps the pool open until graceful shutdown or cancellation, then closes it. In a
+    /// `ServiceGroup`, list it before the services that use it, so it closes after them.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await close()
+    }
 }

@@ -69,7 +69,10 @@ public struct ConsumerSpec: Sendable, Equatable {
     /// Delay before retry n is `retryDelays[n-1]`; the last one repeats.
     public var retryDelays: [Duration]
     public var prefetch: Int
+    /// The most events handled in one transaction.
     public var batchSize: Int
+    /// How long an idle consumer lingers for a fuller batch after the first event (zero:
+    /// it handles what it has at once, and batches grow only while work queues up).
     public var batchWait: Duration
     /// The broker-side redelivery limit (`x-delivery-limit`) of the main queue: a message
     /// redelivered this often (consumer crashes, requeues) goes to the DLQ.

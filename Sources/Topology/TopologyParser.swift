@@ -136,7 +136,7 @@ struct TopologyParser {
         var retryDelays = Located(value: [Duration.seconds(5), .seconds(30), .seconds(120), .seconds(600)], path: "defaults.retry_delays")
         var prefetch = Located(value: 50, path: "defaults.prefetch")
         var batchSize = Located(value: 50, path: "defaults.batch_size")
-        var batchWait = Located(value: Duration.milliseconds(50), path: "defaults.batch_wait")
+        var batchWait = Located(value: Duration.zero, path: "defaults.batch_wait")
         var deliveryLimit = Located(value: 20, path: "defaults.delivery_limit")
 
         /// Overrides the settings `node` (a `defaults` or consumer mapping) sets.

@@ -2,6 +2,7 @@ import AMQP
 import ArgumentParser
 import Consumers
 import Foundation
+import Handlers
 import Logging
 import Postgres
 import ServiceLifecycle
@@ -132,8 +133,8 @@ struct Bench: AsyncParsableCommand {
         @Option(help: "Deliveries per transaction.")
         var batch = 100
 
-        @Option(name: .customLong("batch-wait"), help: "Milliseconds a batch may wait to fill.")
-        var batchWait = 20
+        @Option(name: .customLong("batch-wait"), help: "Milliseconds an idle consumer lingers for a fuller batch (topology batch_wait).")
+        var batchWait = 0
 
         @Option(name: .customLong("database-url"), help: "PostgreSQL URI (default: WARREN_DATABASE_URL or the local database).")
         var databaseURL = ProcessInfo.processInfo.environment["WARREN_DATABASE_URL"] ?? "postgresql://warren:warren@127.0.0.1:5432/warren"

@@ -1,9 +1,6 @@
-import AMQP
+import App
 import ArgumentParser
-import Foundation
 import Operations
-import Postgres
-import ServiceLifecycle
 
 /// `warren outbox relay`: publishes what upstream services wrote to `warren_outbox`.
 struct OutboxCommand: AsyncParsableCommand {
@@ -46,27 +43,9 @@ extension OutboxCommand {
             settings.batchSize = batchSize
             settings.pollInterval = .milliseconds(pollInterval)
             settings.exchange = exchange
-            let amqp: AMQPConnection
-            do {
-                amqp = try await AMQPConnection.connect(try AMQPConfiguration(urls: options.amqpURL, connectionName: "warren outbox relay"), logger: logger)
-            } catch {
-                FileHandle.standardError.write(Data("warren: cannot connect to the broker: \(error)\n".utf8))
-                throw ExitCode.failure
-            }
-            let database = PostgresPool(conninfo: options.databaseURL, maxConnections: 2, logger: logger)
-            let relay = OutboxRelay(settings: settings, amqp: amqp, database: database, conninfo: options.databaseURL, logger: logger)
-            let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-                services: [relay], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            do {
-                try await group.run()
-            } catch {
-                await amqp.close()
-                await database.close()
-                FileHandle.standardError.write(Data("warren: \(error)\n".utf8))
-                throw ExitCode.failure
-            }
-            await amqp.close()
-            await database.close()
+            let application = OutboxRelayApplication(
+                amqpURLs: options.amqpURL, databaseURL: options.databaseURL, settings: settings, logger: logger)
+            try await oneShot { try await application.run() }
         }
     }
 }

@@ -1,6 +1,7 @@
 import AMQP
 import ArgumentParser
 import Foundation
+import Messaging
 import WarrenCore
 
 /// `warren publish`: one event from flags, or many as NDJSON on stdin.

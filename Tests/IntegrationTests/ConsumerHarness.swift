@@ -1,7 +1,10 @@
 import AMQP
+import App
 import Consumers
 import Foundation
+import Handlers
 import Logging
+import Messaging
 import Postgres
 import ServiceLifecycle
 import Synchronization
@@ -31,7 +34,7 @@ final class ConsumerHarness: Sendable {
         try TestEnvironment.services("ctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
         let spec = ConsumerSpec(
             name: consumer, bindings: bindings, maxAttempts: maxAttempts, retryDelays: retryDelays, prefetch: 100,
-            batchSize: batchSize, batchWait: .milliseconds(20), deliveryLimit: 20)
+            batchSize: batchSize, batchWait: .zero, deliveryLimit: 20)
         return try await ConsumerHarness(vhost: vhost, spec: spec)
     }
 

@@ -1,6 +1,8 @@
 import AMQP
 import Consumers
 import Foundation
+import Handlers
+import Messaging
 import Testing
 import Topology
 import WarrenCore

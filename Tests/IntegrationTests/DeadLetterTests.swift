@@ -1,6 +1,8 @@
 import AMQP
 import Consumers
 import Foundation
+import Handlers
+import Messaging
 import Operations
 import Postgres
 import Testing

@@ -1,6 +1,7 @@
 import AMQP
 import Consumers
 import Foundation
+import Messaging
 import Testing
 import WarrenCore
 

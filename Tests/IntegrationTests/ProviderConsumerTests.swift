@@ -2,6 +2,7 @@ import AMQP
 import Adapters
 import Consumers
 import Foundation
+import Handlers
 import Postgres
 import Synchronization
 import Testing

@@ -23,7 +23,7 @@ import Testing
         #expect(ledger.maxAttempts == 5)
         #expect(ledger.retryDelays == [.seconds(5), .seconds(30), .seconds(120), .seconds(600)])
         #expect(ledger.prefetch == 50 && ledger.batchSize == 50 && ledger.deliveryLimit == 20)
-        #expect(ledger.batchWait == .milliseconds(50))
+        #expect(ledger.batchWait == .zero, "an idle consumer handles each event at once")
     }
 
     @Test func consumersOverrideDefaultsKeyByKey() throws {
@@ -46,7 +46,7 @@ import Testing
                 delivery_limit: 3
             """)
         let a = try #require(topology.consumer(named: "a"))
-        #expect(a == ConsumerSpec(name: "a", bindings: ["x.y"], maxAttempts: 3, retryDelays: [.seconds(1)], prefetch: 10, batchSize: 5, batchWait: .milliseconds(50), deliveryLimit: 20))
+        #expect(a == ConsumerSpec(name: "a", bindings: ["x.y"], maxAttempts: 3, retryDelays: [.seconds(1)], prefetch: 10, batchSize: 5, batchWait: .zero, deliveryLimit: 20))
         let b = try #require(topology.consumer(named: "b"))
         #expect(b == ConsumerSpec(name: "b", bindings: ["x.*"], maxAttempts: 1, retryDelays: [], prefetch: 200, batchSize: 100, batchWait: .seconds(1), deliveryLimit: 3))
         #expect(topology.exchange == ExchangeSpec(name: "events", type: "topic"))

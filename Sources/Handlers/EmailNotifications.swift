@@ -1,4 +1,5 @@
 import Adapters
+import Consumers
 import Foundation
 import Logging
 import Postgres

@@ -1,3 +1,5 @@
+import Consumers
+
 /// The consumer modules this release implements, by topology name. Consumers declared in
 /// the topology without a module here (their adapters are not built yet) are skipped by
 /// `warren run` and refused by `warren consume`.

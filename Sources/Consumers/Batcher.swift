@@ -1,12 +1,16 @@
-import AMQP
 import Synchronization
 
-/// Collects deliveries from a consumer into batches: up to `max` deliveries, or whatever
-/// arrived within `wait` after the first one. `stop()` ends batching at once (graceful
-/// shutdown): deliveries not yet handed out stay unacked and return to the queue.
-final class DeliveryBatcher: Sendable {
+/// Hands a consumer's decoded deliveries to its processing loop in batches. `next` returns
+/// whatever is buffered (up to `max`) as soon as anything is: an idle consumer handles a
+/// single event at once, and while a batch is in its transaction the next one gathers,
+/// so batches grow with the load instead of waiting on a timer. A positive `wait` (the
+/// topology's `batch_wait`) makes `next` linger that long for a fuller batch.
+///
+/// `stop()` ends batching at once (graceful shutdown): deliveries not yet handed out stay
+/// unacked and return to the queue.
+final class Batcher<Element: Sendable>: Sendable {
     private struct State {
-        var buffer: [AMQPDelivery] = []
+        var buffer: [Element] = []
         var ended = false
         var failure: (any Error)?
         var stopped = false
@@ -15,9 +19,12 @@ final class DeliveryBatcher: Sendable {
 
     private let state = Mutex(State())
 
-    func push(_ delivery: AMQPDelivery) {
+    /// A `next` call is parked, waiting for elements (for tests).
+    var isWaiting: Bool { state.withLock { $0.waiter != nil } }
+
+    func push(_ element: Element) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            state.buffer.append(delivery)
+            state.buffer.append(element)
             guard let waiter = state.waiter, state.buffer.count >= waiter.threshold else { return nil }
             state.waiter = nil
             return waiter.continuation
@@ -25,7 +32,7 @@ final class DeliveryBatcher: Sendable {
         waiter?.resume()
     }
 
-    /// The consumer ended: normally (nil) or with an error that `next` rethrows.
+    /// The source ended: normally (nil) or with an error that `next` rethrows.
     func finish(_ failure: (any Error)?) {
         wake { $0.ended = true; $0.failure = failure }
     }
@@ -35,10 +42,10 @@ final class DeliveryBatcher: Sendable {
     }
 
     /// The next batch; nil once stopped or once the consumer ended and all was handed out.
-    func next(max: Int, wait: Duration) async throws -> [AMQPDelivery]? {
+    func next(max: Int, wait: Duration = .zero) async throws -> [Element]? {
         await waitFor(threshold: 1, deadline: nil)
-        if max > 1 { await waitFor(threshold: max, deadline: .now + wait) }
-        return try state.withLock { state throws -> [AMQPDelivery]? in
+        if max > 1, wait > .zero { await waitFor(threshold: max, deadline: .now + wait) }
+        return try state.withLock { state throws -> [Element]? in
             if state.stopped { return nil }
             if state.buffer.isEmpty {
                 if let failure = state.failure { throw failure }

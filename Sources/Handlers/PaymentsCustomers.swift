@@ -1,4 +1,5 @@
 import Adapters
+import Consumers
 import Postgres
 import WarrenCore
 

@@ -1,5 +1,6 @@
 import AMQP
 import Foundation
+import Messaging
 import Testing
 import WarrenCore
 

@@ -1,4 +1,5 @@
 import AMQP
+import WarrenCore
 
 /// How an `EventPublisher` publishes: the knobs an integrator expects from an API client.
 public struct PublishOptions: Sendable {

@@ -1,3 +1,4 @@
+import Consumers
 import Foundation
 import Postgres
 import WarrenCore
@@ -63,12 +64,12 @@ public struct UsersProjection: ConsumerModule {
         func apply(on connection: PostgresConnection) async throws {
             if !ids.isEmpty {
                 try await connection.execute(Self.upsert, [
-                    PostgresValue(Inbox.textArray(ids)), PostgresValue(Inbox.textArray(names)), PostgresValue(Inbox.textArray(emails)),
-                    PostgresValue(Self.bigintArray(created)), PostgresValue(Self.bigintArray(times)),
+                    PostgresValue(PostgresArrayLiteral.text(ids)), PostgresValue(PostgresArrayLiteral.text(names)), PostgresValue(PostgresArrayLiteral.text(emails)),
+                    PostgresValue(PostgresArrayLiteral.bigint(created)), PostgresValue(PostgresArrayLiteral.bigint(times)),
                 ])
             }
             if !deletedIDs.isEmpty {
-                try await connection.execute(Self.delete, [PostgresValue(Inbox.textArray(deletedIDs)), PostgresValue(Self.bigintArray(deletedTimes))])
+                try await connection.execute(Self.delete, [PostgresValue(PostgresArrayLiteral.text(deletedIDs)), PostgresValue(PostgresArrayLiteral.bigint(deletedTimes))])
             }
         }
 
@@ -110,10 +111,6 @@ public struct UsersProjection: ConsumerModule {
         /// SQL for the timestamp a microseconds column stands for.
         static func timestamp(_ column: String) -> String {
             "(timestamptz '2001-01-01 00:00:00+00' + \(column) * interval '1 microsecond')"
-        }
-
-        static func bigintArray(_ values: [Int64?]) -> String {
-            "{" + values.map { $0.map(String.init) ?? "NULL" }.joined(separator: ",") + "}"
         }
     }
 }

@@ -1,3 +1,4 @@
+import Consumers
 import Foundation
 import Postgres
 import WarrenCore

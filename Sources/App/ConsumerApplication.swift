@@ -1,0 +1,122 @@
+import AMQP
+import Adapters
+import Consumers
+import Handlers
+import Logging
+import Postgres
+import ServiceLifecycle
+import Topology
+import WarrenCore
+
+/// What `warren run` and `warren consume NAME` run: the broker connection, the database
+/// pool and the selected consumers, as one `ServiceGroup` with graceful shutdown on
+/// SIGTERM/SIGINT. The connection and the pool come first in the group, so on shutdown
+/// the consumers drain (finish, settle, cancel) before either closes.
+public struct ConsumerApplication: Sendable {
+    public struct Configuration: Sendable {
+        public var amqpURLs: String
+        public var databaseURL: String
+        public var topologyPath: String
+        public var catalogDirectory: String
+        public var databaseConnections: Int
+        /// How long in-flight batches may take to finish after SIGTERM.
+        public var gracePeriod: Duration
+        /// One consumer (`warren consume NAME`), or every one with a module (`warren run`).
+        public var only: String?
+
+        public init(
+            amqpURLs: String, databaseURL: String, topologyPath: String, catalogDirectory: String,
+            databaseConnections: Int = 4, gracePeriod: Duration = .seconds(30), only: String? = nil
+        ) {
+            self.amqpURLs = amqpURLs
+            self.databaseURL = databaseURL
+            self.topologyPath = topologyPath
+            self.catalogDirectory = catalogDirectory
+            self.databaseConnections = databaseConnections
+            self.gracePeriod = gracePeriod
+            self.only = only
+        }
+    }
+
+    public let configuration: Configuration
+    public let logger: Logger
+
+    public init(configuration: Configuration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Runs until SIGTERM/SIGINT. Throws `ApplicationError` for what an operator must fix
+    /// (configuration, broker unreachable at start, topology not applied).
+    public func run() async throws {
+        let database = PostgresPool(conninfo: configuration.databaseURL, maxConnections: configuration.databaseConnections, logger: logger)
+        let modules = try Self.modules(database: database, logger: logger)
+        let (topology, catalog, specs) = try loadConfiguration(modules: modules)
+        var amqpConfiguration: AMQPConfiguration
+        do {
+            amqpConfiguration = try AMQPConfiguration(urls: configuration.amqpURLs, connectionName: "warren \(configuration.only ?? "run")")
+        } catch {
+            throw ApplicationError("cannot connect to the broker: \(error)")
+        }
+        amqpConfiguration.publishTimeout = .seconds(30)
+        let amqp = AMQPConnection(amqpConfiguration, logger: logger)
+        let consumers: [any Service] = specs.map { spec in
+            ConsumerRuntime(
+                settings: ConsumerSettings(spec), module: modules[spec.name]!, amqp: amqp, database: database, catalog: catalog,
+                logger: logger)
+        }
+        var group = ServiceGroupConfiguration(services: [amqp, database] + consumers, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = configuration.gracePeriod
+        logger.info("warren.started", metadata: ["consumers": "\(specs.map(\.name).joined(separator: ","))", "exchange": "\(topology.exchange.name)"])
+        do {
+            try await ServiceGroup(configuration: group).run()
+        } catch let error as AMQPError where error.replyCode == 404 {
+            throw ApplicationError("\(error.replyText ?? error.description): run `warren topology apply` first")
+        } catch let error as AMQPError where [.connectionFailed, .authenticationFailed, .tls, .invalidConfiguration].contains(error.code) {
+            throw ApplicationError("cannot connect to the broker: \(error)")
+        }
+        logger.info("warren.stopped")
+    }
+
+    /// Every module, with email.notifications (SendGrid when SENDGRID_API_KEY is set, else
+    /// the log provider) and payments.customers (only when STRIPE_SECRET_KEY is set).
+    static func modules(database: PostgresPool, logger: Logger) throws(ApplicationError) -> [String: any ConsumerModule] {
+        do {
+            let providers = ProviderSettings()
+            let email = try providers.emailProvider(logger: logger, record: EmailNotifications.emailLog(in: database))
+            let payments = try providers.paymentProvider(logger: logger)
+            return ConsumerModules.make(
+                email: EmailNotifications(provider: email, settings: .init(), records: database, logger: logger),
+                payments: payments.map { PaymentsCustomers(provider: $0) })
+        } catch {
+            throw ApplicationError("\(error)")
+        }
+    }
+
+    private func loadConfiguration(modules: [String: any ConsumerModule]) throws(ApplicationError) -> (Topology, EventCatalog, [ConsumerSpec]) {
+        let topology: Topology
+        let catalog: EventCatalog
+        do {
+            topology = try Topology.load(path: configuration.topologyPath)
+            catalog = try EventCatalog(directory: configuration.catalogDirectory)
+        } catch {
+            throw ApplicationError("\(error)")
+        }
+        if let name = configuration.only {
+            guard let spec = topology.consumer(named: name) else {
+                throw ApplicationError(
+                    "no consumer '\(name)' in \(configuration.topologyPath); known: \(topology.consumers.map(\.name).joined(separator: ", "))")
+            }
+            guard modules[name] != nil else {
+                if name == "payments.customers" { throw ApplicationError("consumer 'payments.customers' needs STRIPE_SECRET_KEY") }
+                throw ApplicationError("consumer '\(name)' has no module in this release; implemented: \(modules.keys.sorted().joined(separator: ", "))")
+            }
+            return (topology, catalog, [spec])
+        }
+        for skipped in topology.consumers where modules[skipped.name] == nil {
+            let reason = skipped.name == "payments.customers" ? "STRIPE_SECRET_KEY is not set" : "no module in this release"
+            logger.notice("warren.consumer.skipped", metadata: ["consumer": "\(skipped.name)", "reason": "\(reason)"])
+        }
+        return (topology, catalog, topology.consumers.filter { modules[$0.name] != nil })
+    }
+}
