@@ -15,7 +15,13 @@ final class ChannelState {
     let handle: ChannelHandle
     var prefetch: UInt16?
     var open = false {
-        didSet { if !open { handle.epoch.store(0, ordering: .releasing) } }
+        didSet {
+            guard !open else { return }
+            handle.epoch.store(0, ordering: .releasing)
+            // Tags restart at 1 on the next channel: an ack queued now could settle a
+            // different message there. The broker requeues these deliveries anyway.
+            queuedAcks.removeAll()
+        }
     }
     /// Changes whenever the channel is (re)opened: delivery tags are only valid within one.
     private(set) var epoch: UInt64 = 0
@@ -25,6 +31,8 @@ final class ChannelState {
     var unconfirmed = UnconfirmedPublishes()
     var consumers: [String: ConsumerRegistration] = [:]
     var content: IncomingContent?
+    /// Single acks queued by callers since the last flush, all of the current epoch.
+    private var queuedAcks: [UInt64] = []
 
     init(id: UInt16, confirms: Bool, handle: ChannelHandle = ChannelHandle()) {
         self.id = id
@@ -41,6 +49,41 @@ final class ChannelState {
         unconfirmed = UnconfirmedPublishes()
         content = nil
         unsettled = UnsettledTags()
+        queuedAcks.removeAll()
+    }
+
+    // MARK: Settling deliveries
+
+    /// Whether a settlement of a delivery from `epoch` may go out on this channel now: the
+    /// channel is open and has not been reopened since (tags are per channel instance).
+    func accepts(epoch delivery: UInt64) -> Bool {
+        open && epoch == delivery
+    }
+
+    /// Queues a single ack of a delivery from `epoch`, to go out with the others of this
+    /// batch of commands (see `takeQueuedAcks`). False, and nothing queued, if it is stale.
+    func queueAck(_ tag: UInt64, epoch delivery: UInt64) -> Bool {
+        guard accepts(epoch: delivery) else { return false }
+        queuedAcks.append(tag)
+        return true
+    }
+
+    var hasQueuedAcks: Bool { !queuedAcks.isEmpty }
+
+    /// The frames that send the queued acks, which leave the bookkeeping: one `multiple`
+    /// ack when they settle exactly the oldest unsettled deliveries (the usual in-order
+    /// consumer), else one ack per tag in ascending order.
+    func takeQueuedAcks() -> AckFrames {
+        guard open, !queuedAcks.isEmpty else { return .none }
+        var tags = queuedAcks
+        queuedAcks.removeAll(keepingCapacity: true)
+        tags.sort()
+        if tags.count > 1, unsettled.hasPrefix(tags) {
+            unsettled.removePrefix(tags.count)
+            return .multiple(upTo: tags.last!)
+        }
+        for tag in tags { unsettled.remove(tag) }
+        return .single(tags)
     }
 
     /// Records a publish just sent with sequence number `nextSequence`.
@@ -198,6 +241,15 @@ struct UnsettledTags {
             head = 0
         }
     }
+}
+
+/// What to write for a channel's queued acks.
+enum AckFrames: Equatable {
+    case none
+    /// One `basic.ack` with `multiple` set.
+    case multiple(upTo: UInt64)
+    /// One `basic.ack` per tag.
+    case single([UInt64])
 }
 
 struct PendingConfirm {

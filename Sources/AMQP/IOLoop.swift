@@ -46,8 +46,8 @@ final class IOLoop: @unchecked Sendable {
     private var session: RabbitSession?
     private var channels: [UInt16: ChannelState] = [:]
     private var recovery: [(key: String, replay: @Sendable (RabbitSession, UInt16) throws(AMQPError) -> Void)] = []
-    /// Single acks queued by callers, sent together after each batch of commands.
-    private var pendingAcks: [UInt16: [UInt64]] = [:]
+    /// Channels with single acks queued by callers, sent together after each batch of commands.
+    private var channelsWithAcks: Set<UInt16> = []
     private var heldPublishes: [PublishRequest] = []
     private var heldCalls: [Call] = []
     private var blocked: String?
@@ -366,12 +366,12 @@ final class IOLoop: @unchecked Sendable {
     }
 
     private func settle(_ settlement: Settlement) {
-        guard session != nil, let channel = channels[settlement.channel], channel.open, channel.epoch == settlement.generation else {
+        guard session != nil, let channel = channels[settlement.channel], channel.accepts(epoch: settlement.generation) else {
             logger.debug("amqp.settle.stale", metadata: ["amqp.delivery_tag": "\(settlement.deliveryTag)"])
             return
         }
         if case .ack = settlement.kind, !settlement.multiple {
-            pendingAcks[channel.id, default: []].append(settlement.deliveryTag)
+            if channel.queueAck(settlement.deliveryTag, epoch: settlement.generation) { channelsWithAcks.insert(channel.id) }
             return
         }
         flushAcks(channel)
@@ -390,26 +390,21 @@ final class IOLoop: @unchecked Sendable {
     }
 
     private func flushAcks() {
-        guard !pendingAcks.isEmpty else { return }
-        for id in pendingAcks.keys.sorted() {
-            if let channel = channels[id] { flushAcks(channel) } else { pendingAcks[id] = nil }
+        guard !channelsWithAcks.isEmpty else { return }
+        for id in channelsWithAcks.sorted() {
+            if let channel = channels[id] { flushAcks(channel) }
         }
+        channelsWithAcks.removeAll(keepingCapacity: true)
     }
 
-    /// Sends a channel's queued acks: as one `multiple` ack when they settle exactly the
-    /// oldest unsettled deliveries (the usual in-order consumer), else one by one.
+    /// Sends a channel's queued acks (`ChannelState.takeQueuedAcks` decides how).
     private func flushAcks(_ channel: ChannelState) {
-        guard var tags = pendingAcks.removeValue(forKey: channel.id), let session, channel.open else { return }
-        tags.sort()
+        guard let session else { return }
         do {
-            if tags.count > 1, channel.unsettled.hasPrefix(tags) {
-                try session.ack(channel.id, tag: tags.last!, multiple: true)
-                channel.unsettled.removePrefix(tags.count)
-            } else {
-                for tag in tags {
-                    try session.ack(channel.id, tag: tag, multiple: false)
-                    channel.unsettled.remove(tag)
-                }
+            switch channel.takeQueuedAcks() {
+            case .none: break
+            case .multiple(let tag): try session.ack(channel.id, tag: tag, multiple: true)
+            case .single(let tags): for tag in tags { try session.ack(channel.id, tag: tag, multiple: false) }
             }
         } catch {
             connectionLost(error)
