@@ -57,16 +57,14 @@ public struct ConsumerRuntime: Service {
     let logger: Logger
     let metrics: ConsumerMetrics
     let policy: FailurePolicy
-    let onCommitted: CommitObserver?
+    let observer: Observer?
 
-    /// Called once per batch after its transaction committed and before its acks are
-    /// sent, with the ids of the events it applied and of those the inbox had already
-    /// seen. For embedding and measuring (`warren bench consume-pg`); it must be quick.
-    public typealias CommitObserver = @Sendable (_ applied: [String], _ duplicates: [String]) -> Void
+    /// Called with each `ConsumerEvent`, on the consumer's task: it must be quick.
+    public typealias Observer = @Sendable (ConsumerEvent) -> Void
 
     public init(
         settings: ConsumerSettings, module: any ConsumerModule, amqp: AMQPConnection, database: PostgresPool,
-        catalog: EventCatalog?, logger: Logger, onCommitted: CommitObserver? = nil
+        catalog: EventCatalog?, logger: Logger, observer: Observer? = nil
     ) {
         self.settings = settings
         self.module = module
@@ -80,7 +78,7 @@ public struct ConsumerRuntime: Service {
         policy = FailurePolicy(
             consumer: settings.name, retryQueues: settings.retryQueues, deadLetterQueue: settings.deadLetterQueue,
             maxAttempts: settings.maxAttempts)
-        self.onCommitted = onCommitted
+        self.observer = observer
     }
 
     public func run() async throws {
@@ -164,7 +162,7 @@ public struct ConsumerRuntime: Service {
         }
         var next = outcomes.makeIterator()
         for index in items.indices where items[index].event != nil { items[index].outcome = next.next()! }
-        if let onCommitted {
+        if let observer {
             var applied: [String] = [], duplicates: [String] = []
             for item in items {
                 switch item.outcome {
@@ -173,7 +171,7 @@ public struct ConsumerRuntime: Service {
                 case .pending, .failed: break
                 }
             }
-            onCommitted(applied, duplicates)
+            observer(.committed(applied: applied, duplicates: duplicates))
         }
 
         for item in items {
@@ -304,10 +302,12 @@ public struct ConsumerRuntime: Service {
         } catch {
             // Not taken by the broker: put the original back rather than lose it.
             logger.error("consumer.republish.failed", metadata: metadata.merging(["republish_error": "\(error)"]) { $1 })
+            observer?(.republishFailed(messageID: item.delivery.properties.messageID, error: "\(error)"))
             try? await Task.sleep(for: .seconds(1))
             settle { try channel.nack(item.delivery, requeue: true) }
             return
         }
+        observer?(.failed(messageID: item.delivery.properties.messageID, attempt: item.attempt, destination: destination, failure: failure))
         if case .retry = destination {
             metrics.retried.increment()
             logger.warning("consumer.event.retry", metadata: metadata)

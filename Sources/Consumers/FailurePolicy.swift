@@ -6,7 +6,7 @@ import WarrenCore
 /// The consumer's decisions about a delivery that did not apply: which attempt it is on,
 /// whether an error is transient or permanent, where the event goes next and with which
 /// headers. No I/O, so every rule is unit tested without a broker or database.
-struct FailurePolicy: Sendable {
+public struct FailurePolicy: Sendable {
     var consumer: String
     /// One queue per delay tier, shortest delay first.
     var retryQueues: [String]
@@ -19,12 +19,12 @@ struct FailurePolicy: Sendable {
     static let attemptsLimit: Int64 = 1_000_000
 
     /// Where a failed event goes.
-    enum Destination: Equatable, Sendable {
+    public enum Destination: Equatable, Sendable {
         /// Delay tier `tier` (0-based) of `retryQueues`, with the attempt counted.
         case retry(queue: String, tier: Int)
         case deadLetter(queue: String)
 
-        var queue: String {
+        public var queue: String {
             switch self {
             case .retry(let queue, _), .deadLetter(let queue): queue
             }

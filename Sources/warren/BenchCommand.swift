@@ -158,10 +158,17 @@ struct Bench: AsyncParsableCommand {
                 maxAttempts: 1, prefetch: prefetch, batchSize: batch, batchWait: .milliseconds(batchWait))
             let runtime = ConsumerRuntime(
                 settings: settings, module: UsersProjection(), amqp: amqp, database: database,
-                catalog: try EventCatalog(directory: catalog), logger: Logger(label: "warren.bench.consumer") { _ in ProgressHandler(progress: progress) },
-                onCommitted: { applied, duplicates in
-                    if let duplicate = duplicates.first { progress.failed("duplicate event \(duplicate)") }
-                    progress.committed(applied)
+                catalog: try EventCatalog(directory: catalog), logger: quiet,
+                observer: { event in
+                    switch event {
+                    case .committed(let applied, let duplicates):
+                        if let duplicate = duplicates.first { progress.failed("duplicate event \(duplicate)") }
+                        progress.committed(applied)
+                    case .failed(let id, _, _, let failure):
+                        progress.failed("event \(id ?? "-") failed: \(failure)")
+                    case .republishFailed(let id, let error):
+                        progress.failed("event \(id ?? "-") could not be republished: \(error)")
+                    }
                 })
             let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [runtime], logger: quiet))
             let started = Start()
@@ -262,28 +269,6 @@ struct Bench: AsyncParsableCommand {
             var now = timespec()
             clock_gettime(CLOCK_REALTIME, &now)
             return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000
-        }
-    }
-
-    /// Retries and dead-letters show in the runtime's log (warning and up): they abort
-    /// the run. Commits and duplicates come through the runtime's commit observer.
-    struct ProgressHandler: LogHandler {
-        let progress: Progress
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .warning
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            switch event.message.description {
-            case "consumer.event.retry", "consumer.event.dead_lettered", "consumer.republish.failed":
-                progress.failed("\(event.message): \(event.metadata ?? [:])")
-            default:
-                FileHandle.standardError.write(Data("\(event.level) \(event.message) \(event.metadata ?? [:])\n".utf8))
-            }
         }
     }
 

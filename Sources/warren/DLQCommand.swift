@@ -36,38 +36,22 @@ extension DLQCommand {
             try await oneShot {
                 let queues = try queue.map { [$0] } ?? Topology.load(path: topology).consumers.map(\.deadLetterQueueName)
                 try await withDeadLetterQueues(options) { dlq in
-                    // Listing every consumer's DLQ, one that was never declared is reported,
-                    // not fatal; a queue asked for by name must exist.
-                    var listing: [(String, [DeadLetterMessage]?)] = []
-                    for name in queues {
-                        do {
-                            listing.append((name, try await dlq.browse(name).map(DeadLetterMessage.init)))
-                        } catch let error as OperationsError where error.code == .notFound && queue == nil {
-                            listing.append((name, nil))
-                        }
-                    }
+                    let listings = try await dlq.list(queues, missingAllowed: queue == nil)
                     if json {
-                        printJSON(listing.map { QueueListing(queue: $0.0, declared: $0.1 != nil, count: $0.1?.count ?? 0, messages: $0.1 ?? []) })
+                        printJSON(listings)
                     } else {
-                        for (index, (name, messages)) in listing.enumerated() {
+                        for (index, listing) in listings.enumerated() {
                             if index > 0 { print() }
-                            guard let messages else {
-                                print("\(name): not declared on the broker (warren topology apply declares it)")
+                            guard let messages = listing.messages else {
+                                print("\(listing.queue): not declared on the broker (warren topology apply declares it)")
                                 continue
                             }
-                            print("\(name): \(messages.count) message\(messages.count == 1 ? "" : "s")")
+                            print("\(listing.queue): \(messages.count) message\(messages.count == 1 ? "" : "s")")
                             if !messages.isEmpty { printTable(messages) }
                         }
                     }
                 }
             }
-        }
-
-        struct QueueListing: Encodable {
-            var queue: String
-            var declared: Bool
-            var count: Int
-            var messages: [DeadLetterMessage]
         }
 
         private func printTable(_ messages: [DeadLetterMessage]) {
@@ -118,10 +102,7 @@ extension DLQCommand {
         func run() async throws {
             try await oneShot {
                 try await withDeadLetterQueues(options) { dlq in
-                    guard let delivery = try await dlq.browse(queue).first(where: { $0.properties.messageID == id }) else {
-                        throw OperationsError(.notFound, "no message \(id) in \(queue)")
-                    }
-                    printMessage(delivery)
+                    printMessage(try await dlq.show(queue, id: id))
                 }
             }
         }
@@ -177,10 +158,8 @@ extension DLQCommand {
 
         func run() async throws {
             try await oneShot {
-                let destination: DeadLetterQueues.Destination = toQueue.map { .queue($0) } ?? .original
                 try await settle(
-                    queue, action: .replay(destination), actionName: "replay", destination: destination.auditText,
-                    selection: selection, rate: rate, options: options)
+                    queue, action: .replay(toQueue.map { .queue($0) } ?? .original), selection: selection, rate: rate, options: options)
             }
         }
     }
@@ -206,7 +185,7 @@ extension DLQCommand {
                         throw ValidationError("refusing to purge without a terminal to confirm on; pass --yes")
                     }
                     let count = try await withDeadLetterQueues(options) { dlq in
-                        try await dlq.settle(queue, selector: selection.selector, action: .purge, dryRun: true).count
+                        try await dlq.queues.settle(queue, selector: selection.selector, action: .purge, dryRun: true).count
                     }
                     FileHandle.standardError.write(Data("Delete \(count) message\(count == 1 ? "" : "s") from \(queue)? [y/N] ".utf8))
                     guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
@@ -214,8 +193,7 @@ extension DLQCommand {
                         throw ExitCode.failure
                     }
                 }
-                try await settle(
-                    queue, action: .purge, actionName: "purge", destination: nil, selection: selection, rate: nil, options: options)
+                try await settle(queue, action: .purge, selection: selection, rate: nil, options: options)
             }
         }
     }
@@ -278,55 +256,38 @@ extension DLQCommand {
 
 /// Replay or purge, audited (unless a dry run), printing what was (or would be) touched.
 private func settle(
-    _ queue: String, action: DeadLetterQueues.Action, actionName: String, destination: String?,
-    selection: DLQCommand.SelectionOptions, rate: Int?, options: GlobalOptions
+    _ queue: String, action: DeadLetterQueues.Action, selection: DLQCommand.SelectionOptions, rate: Int?, options: GlobalOptions
 ) async throws {
     let logger = options.logger("warren.dlq", oneShot: true)
     let database = PostgresPool(conninfo: options.databaseURL, maxConnections: 1, logger: logger)
+    let request = DeadLetterOperations.Request(
+        queue: queue, action: action, selector: selection.selector, actor: selection.actor, dryRun: selection.dryRun, rate: rate)
+    let messages: [DeadLetterMessage]
     do {
-        try await settle(queue, action: action, actionName: actionName, destination: destination, selection: selection, rate: rate, options: options, database: database)
+        messages = try await withDeadLetterQueues(options) { dlq in try await dlq.settle(request, auditIn: database) }
     } catch {
         await database.close()
         throw error
     }
     await database.close()
-}
-
-private func settle(
-    _ queue: String, action: DeadLetterQueues.Action, actionName: String, destination: String?,
-    selection: DLQCommand.SelectionOptions, rate: Int?, options: GlobalOptions, database: PostgresPool
-) async throws {
-    try await withDeadLetterQueues(options) { dlq in
-        _ = try await dlq.messageCount(queue)  // a missing queue fails here, before any audit row
-        let audit = selection.dryRun ? nil : try await DeadLetterAudit.start(
-            action: actionName, actor: selection.actor, queue: queue, selector: selection.selector, destination: destination,
-            database: database)
-        let messages = try await dlq.settle(
-            queue, selector: selection.selector, action: action, dryRun: selection.dryRun,
-            rate: rate.map { RateLimiter(rate: $0, per: .seconds(1), burst: 1) }
-        ) { message in
-            try await audit?.append(message.id)
-        }
-        try await audit?.finish()
-        if selection.json {
-            printJSON(messages)
-        } else {
-            let verb = selection.dryRun ? "would \(actionName)" : (actionName == "replay" ? "replayed" : "purged")
-            for message in messages { print("\(message.id)\t\(message.type ?? "-")") }
-            print("\(verb) \(messages.count) message\(messages.count == 1 ? "" : "s") from \(queue)")
-        }
+    if selection.json {
+        printJSON(messages)
+    } else {
+        let verb = selection.dryRun ? "would \(action.auditName)" : (action.auditName == "replay" ? "replayed" : "purged")
+        for message in messages { print("\(message.id)\t\(message.type ?? "-")") }
+        print("\(verb) \(messages.count) message\(messages.count == 1 ? "" : "s") from \(queue)")
     }
 }
 
 /// Connects to the broker for one command and closes the connection afterwards.
-private func withDeadLetterQueues<T>(_ options: GlobalOptions, _ body: (DeadLetterQueues) async throws -> T) async throws -> T {
+private func withDeadLetterQueues<T>(_ options: GlobalOptions, _ body: (DeadLetterOperations) async throws -> T) async throws -> T {
     var logger = options.logger("warren.dlq", oneShot: true)
     // A missing queue closes the channel with a 404 that the AMQP module logs as a
     // warning; the command reports it as its one line, so only errors are logged.
     if !options.verbose { logger.logLevel = .error }
     let connection = try await AMQPConnection.connect(try AMQPConfiguration(urls: options.amqpURL, connectionName: "warren dlq"), logger: logger)
     do {
-        let result = try await body(DeadLetterQueues(connection: connection, logger: logger))
+        let result = try await body(DeadLetterOperations(queues: DeadLetterQueues(connection: connection, logger: logger)))
         await connection.close()
         return result
     } catch {

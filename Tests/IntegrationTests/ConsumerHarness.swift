@@ -23,6 +23,7 @@ final class ConsumerHarness: Sendable {
     let database: PostgresPool
     let catalog: EventCatalog
     let logs = LogRecorder()
+    let events = ConsumerEventRecorder()
     private let group = Mutex<(ServiceGroup, Task<Void, any Error>)?>(nil)
 
     static func make(
@@ -57,7 +58,8 @@ final class ConsumerHarness: Sendable {
 
     func start(module: any ConsumerModule) {
         let runtime = ConsumerRuntime(
-            settings: ConsumerSettings(spec), module: module, amqp: amqp, database: database, catalog: catalog, logger: logs.logger())
+            settings: ConsumerSettings(spec), module: module, amqp: amqp, database: database, catalog: catalog, logger: logs.logger(),
+            observer: events.observer)
         let serviceGroup = ServiceGroup(configuration: ServiceGroupConfiguration(services: [runtime], logger: TestEnvironment.logger))
         group.withLock { $0 = (serviceGroup, Task { try await serviceGroup.run() }) }
     }

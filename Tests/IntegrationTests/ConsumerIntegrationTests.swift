@@ -41,7 +41,7 @@ extension Integration {
             try await eventually("both deliveries settled") { try await harness.messages(in: harness.spec.queueName) == 0 }
             try await eventually("the first one applied") { try await harness.count("SELECT count(*) FROM users WHERE id = \(user)") == 1 }
             #expect(try await harness.count("SELECT count(*) FROM users WHERE id = \(user) AND name = 'First'") == 1)
-            try await eventually("the duplicate was logged") { harness.logs.all.contains { $0.message == "consumer.event.duplicate" } }
+            try await eventually("the duplicate was recognised") { harness.events.duplicates == [first.id] }
         }
 
         @Test func aHandlerFailingTwiceTakesTheDelayTiersAndLandsOnceOnAttemptThree() async throws {
@@ -53,11 +53,12 @@ extension Integration {
             try await eventually("the user landed") {
                 try await harness.count("SELECT count(*) FROM users WHERE id = \(event.data!["id"]!.stringValue!)") == 1
             }
-            let records = harness.logs.all.filter { $0.metadata["message_id"] == event.id }
-            #expect(records.filter { $0.message == "consumer.event.retry" }.map { $0.metadata["attempt"] } == ["1", "2"])
-            #expect(records.filter { $0.message == "consumer.event.retry" }.map { $0.metadata["amqp.target_queue"] }
-                == [harness.spec.retryQueueName(tier: 1), harness.spec.retryQueueName(tier: 2)])
-            #expect(records.filter { $0.message == "consumer.event.processed" }.map { $0.metadata["attempt"] } == ["3"])
+            let failures = harness.events.failures.filter { $0.messageID == event.id }
+            #expect(failures.map(\.attempt) == [1, 2])
+            #expect(failures.map(\.destination) == [
+                .retry(queue: harness.spec.retryQueueName(tier: 1), tier: 0), .retry(queue: harness.spec.retryQueueName(tier: 2), tier: 1),
+            ])
+            #expect(harness.events.applied == [event.id], "applied once, on the third attempt")
             #expect(try await harness.inboxCount(ids: [event.id]) == 1)
             #expect(try await harness.messages(in: harness.spec.deadLetterQueueName) == 0)
         }
@@ -197,7 +198,7 @@ extension Integration {
             }
             #expect(try await harness.inboxCount(ids: events.map(\.id)) == 400)
             #expect(try await harness.messages(in: harness.spec.deadLetterQueueName) == 0)
-            #expect(!harness.logs.all.contains { $0.message == "consumer.event.dead_lettered" || $0.message == "consumer.event.retry" })
+            #expect(harness.events.failures.isEmpty, "no event was retried or dead-lettered")
             try await harness.stop()
         }
 

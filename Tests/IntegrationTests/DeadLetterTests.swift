@@ -188,9 +188,9 @@ extension Integration {
             try await eventually("the consumer applied every replayed event") {
                 try await harness.inboxCount(ids: replayed) == replayed.count
             }
-            try await Task.sleep(for: .milliseconds(500))
-            let processed = harness.logs.all.filter { $0.message == "consumer.event.processed" }.compactMap { $0.metadata["message_id"] }
-            #expect(processed.sorted() == replayed.sorted(), "each replayed event processed exactly once")
+            try await eventually("the replayed events were applied") { Set(harness.events.applied) == Set(replayed) }
+            #expect(harness.events.applied.sorted() == replayed.sorted(), "each replayed event applied exactly once")
+            #expect(harness.events.duplicates.isEmpty)
             let remaining = try await Self.browse(harness).compactMap(\.properties.messageID)
             #expect(remaining == updated.filter { !replayed.contains($0) }, "the rest stay, in order")
 

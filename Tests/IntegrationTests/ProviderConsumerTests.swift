@@ -68,7 +68,7 @@ extension Integration {
             let user = TestEnvironment.uniqueName("late")
             try await harness.publish([payment("payment.succeeded", user: user)])
             try await eventually("a transient failure for the unknown address") {
-                harness.logs.all.contains { $0.message == "consumer.event.retry" && $0.metadata["error"]?.contains("email.recipient_unknown") == true }
+                harness.events.failures.contains { $0.failure.type == "email.recipient_unknown" && $0.destination != .deadLetter(queue: harness.spec.deadLetterQueueName) }
             }
             #expect(fake.mail.isEmpty)
             try await insertUser(user, email: "late-\(user)@example.com", into: harness)
@@ -97,7 +97,7 @@ extension Integration {
             let event = userCreated(TestEnvironment.uniqueName("rollback"))
             try await harness.publish([event])
             try await eventually("the redelivered event was applied") { try await harness.inboxCount(ids: [event.id]) == 1 }
-            #expect(harness.logs.all.contains { $0.message == "consumer.event.retry" && $0.metadata["message_id"] == event.id })
+            #expect(harness.events.failures.contains { $0.messageID == event.id && $0.attempt == 1 }, "the rolled-back batch was retried")
             #expect(fake.mail.count == 1)
         }
 

@@ -1,0 +1,108 @@
+import AMQP
+import Postgres
+import WarrenCore
+
+/// The dead-letter use cases ops run (`warren dlq list|show|replay|purge`), on top of the
+/// single-pass `DeadLetterQueues`: listing that tolerates undeclared queues, finding one
+/// message, and replay and purge recorded in the audit table.
+public struct DeadLetterOperations: Sendable {
+    public let queues: DeadLetterQueues
+
+    public init(queues: DeadLetterQueues) {
+        self.queues = queues
+    }
+
+    /// One dead-letter queue's messages; nil when the queue is not declared on the broker.
+    public struct Listing: Sendable, Encodable {
+        public var queue: String
+        public var messages: [DeadLetterMessage]?
+
+        enum CodingKeys: String, CodingKey { case queue, declared, count, messages }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(queue, forKey: .queue)
+            try container.encode(messages != nil, forKey: .declared)
+            try container.encode(messages?.count ?? 0, forKey: .count)
+            try container.encode(messages ?? [], forKey: .messages)
+        }
+    }
+
+    /// The messages of each queue. With `missingAllowed` (listing every consumer's DLQ) a
+    /// queue that was never declared is reported as such; otherwise it is `notFound`.
+    public func list(_ names: [String], missingAllowed: Bool) async throws -> [Listing] {
+        var listings: [Listing] = []
+        for name in names {
+            do {
+                listings.append(Listing(queue: name, messages: try await queues.browse(name).map(DeadLetterMessage.init)))
+            } catch let error as OperationsError where error.code == .notFound && missingAllowed {
+                listings.append(Listing(queue: name, messages: nil))
+            }
+        }
+        return listings
+    }
+
+    /// The dead-lettered message with this id, whole.
+    public func show(_ queue: String, id: String) async throws -> AMQPDelivery {
+        guard let delivery = try await queues.browse(queue).first(where: { $0.properties.messageID == id }) else {
+            throw OperationsError(.notFound, "no message \(id) in \(queue)")
+        }
+        return delivery
+    }
+
+    /// What a replay or purge is asked to do, and who asks.
+    public struct Request: Sendable {
+        public var queue: String
+        public var action: DeadLetterQueues.Action
+        public var selector: DeadLetterSelector
+        public var actor: String
+        public var dryRun: Bool
+        /// At most this many messages per second.
+        public var rate: Int?
+
+        public init(queue: String, action: DeadLetterQueues.Action, selector: DeadLetterSelector, actor: String, dryRun: Bool = false, rate: Int? = nil) {
+            self.queue = queue
+            self.action = action
+            self.selector = selector
+            self.actor = actor
+            self.dryRun = dryRun
+            self.rate = rate
+        }
+    }
+
+    /// Replays or purges the selected messages (see `DeadLetterQueues.settle`). Unless a dry
+    /// run, an audit row in `database` is started first (after checking the queue exists,
+    /// so a typo leaves no row), each message id is recorded before its ack, and the row is
+    /// finished last.
+    public func settle(_ request: Request, auditIn database: PostgresPool) async throws -> [DeadLetterMessage] {
+        _ = try await queues.messageCount(request.queue)
+        var audit: DeadLetterAudit?
+        if !request.dryRun {
+            audit = try await DeadLetterAudit.start(
+                action: request.action.auditName, actor: request.actor, queue: request.queue, selector: request.selector,
+                destination: request.action.destination?.auditText, database: database)
+        }
+        let messages = try await queues.settle(
+            request.queue, selector: request.selector, action: request.action, dryRun: request.dryRun,
+            rate: request.rate.map { RateLimiter(rate: $0, per: .seconds(1), burst: 1) }
+        ) { message in
+            try await audit?.append(message.id)
+        }
+        try await audit?.finish()
+        return messages
+    }
+}
+
+extension DeadLetterQueues.Action {
+    /// `replay` or `purge`, as the audit table records it.
+    public var auditName: String {
+        switch self {
+        case .replay: "replay"
+        case .purge: "purge"
+        }
+    }
+
+    var destination: DeadLetterQueues.Destination? {
+        if case .replay(let destination) = self { destination } else { nil }
+    }
+}
