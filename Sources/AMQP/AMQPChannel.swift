@@ -113,7 +113,8 @@ public struct AMQPChannel: Sendable {
     // MARK: Publishing
 
     /// Publishes and returns once the broker has confirmed the message (on a confirm
-    /// channel). Fails, never silently drops: `publishNacked`, `publishReturned` (mandatory
+    /// channel). Fails, never silently drops: `invalidMessage` (not encodable, e.g. a
+    /// property over 255 bytes; checked before anything is sent), `publishNacked`, `publishReturned` (mandatory
     /// and unroutable), `channelClosed` (e.g. 404 for a missing exchange), `connectionLost`,
     /// or `timeout` when no confirm came in `timeout` (default: the connection's
     /// `publishTimeout`), including time spent blocked by a resource alarm or reconnecting.
@@ -124,6 +125,7 @@ public struct AMQPChannel: Sendable {
         _ body: [UInt8], exchange: String, routingKey: String, properties: AMQPProperties = AMQPProperties(),
         mandatory: Bool = false, timeout: Duration? = nil
     ) async throws {
+        try WireLimits.checkPublish(exchange: exchange, routingKey: routingKey, properties: properties)
         let timeout = timeout ?? connection.configuration.publishTimeout
         let id = self.id
         // Unchecked: the I/O thread calls `done` exactly once for every request it is
@@ -146,6 +148,12 @@ public struct AMQPChannel: Sendable {
         mandatory: Bool = false, timeout: Duration? = nil
     ) -> PublishConfirmation {
         let confirmation = PublishConfirmation()
+        do {
+            try WireLimits.checkPublish(exchange: exchange, routingKey: routingKey, properties: properties)
+        } catch {
+            confirmation.settle(.failure(error))
+            return confirmation
+        }
         loop.submit(.publish(PublishRequest(
             channel: id, exchange: exchange, routingKey: routingKey, mandatory: mandatory, properties: properties,
             body: body, timeout: timeout ?? connection.configuration.publishTimeout, done: confirmation.settle)))

@@ -129,14 +129,17 @@ public struct AMQPEndpoint: Sendable, Equatable {
                 case "verify_none": tls?.verifyPeer = false
                 default: throw Self.badQuery(item.name, value)
                 }
-            case "verify_hostname", "server_name_indication":
+            case "verify_hostname":
                 try requireTLS(item.name)
-                if item.name == "verify_hostname" {
-                    guard let flag = Bool(value) else { throw Self.badQuery(item.name, value) }
-                    tls?.verifyHostname = flag
-                } else if value == "disable" {
-                    tls?.verifyHostname = false
-                }
+                guard let flag = Bool(value) else { throw Self.badQuery(item.name, value) }
+                tls?.verifyHostname = flag
+            case "server_name_indication":
+                // rabbitmq-c 0.11 always sends the URL's host as SNI and cannot be told
+                // otherwise. This once turned hostname verification off as a side effect,
+                // which is a different thing: refuse it rather than weaken TLS silently.
+                throw AMQPError(
+                    .invalidConfiguration,
+                    "URL parameter 'server_name_indication' is not supported (rabbitmq-c sends the URL's host); use verify_hostname=false to skip the hostname check")
             default:
                 throw AMQPError(.invalidConfiguration, "unknown URL parameter '\(item.name)'")
             }
@@ -160,8 +163,17 @@ public struct AMQPEndpoint: Sendable, Equatable {
     }
 
     static func redacted(_ url: String) -> String {
-        guard var components = URLComponents(string: url), components.password != nil else { return url }
-        components.password = "***"
-        return components.string ?? "<unparseable URL>"
+        if var components = URLComponents(string: url) {
+            guard components.password != nil else { return url }
+            components.password = "***"
+            return components.string ?? "<unparseable URL>"
+        }
+        // Not a URL, so its parts cannot be told apart reliably: whatever stands between
+        // the scheme and the last '@' may hold a password, and only the user name before
+        // its first ':' is shown.
+        guard let at = url.lastIndex(of: "@") else { return url }
+        guard let scheme = url.range(of: "://"), scheme.upperBound <= at else { return "<unparseable URL>" }
+        let user = url[scheme.upperBound..<at].prefix { $0 != ":" }
+        return url[..<scheme.upperBound] + user + ":***" + url[at...]
     }
 }

@@ -23,6 +23,9 @@ public struct AMQPError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let publishNacked = Code(name: "publishNacked")
         /// A mandatory publish could not be routed to any queue (`replyCode` 312).
         public static let publishReturned = Code(name: "publishReturned")
+        /// The message cannot be encoded in AMQP (e.g. a short-string field over 255 bytes);
+        /// nothing was sent, and the connection is unaffected.
+        public static let invalidMessage = Code(name: "invalidMessage")
         /// The operation did not complete in time (and may still complete at the broker).
         public static let timeout = Code(name: "timeout")
         /// The delivery came from an earlier connection; the broker has requeued it.

@@ -31,7 +31,7 @@ public struct ProviderSettings: Sendable {
     }
 
     /// SendGrid when a key is configured, otherwise the log provider.
-    public func emailProvider(client: HTTPClient = .shared, logger: Logger, record: LogEmailProvider.Recorder? = nil) throws(ProviderError) -> any EmailProvider {
+    public func emailProvider(client: HTTPClient = .providers, logger: Logger, record: LogEmailProvider.Recorder? = nil) throws(ProviderError) -> any EmailProvider {
         guard let sendGridKey else { return LogEmailProvider(logger: logger, record: record) }
         let endpoint = try ProviderEndpoint(
             provider: "sendgrid", baseURL: sendGridURL, apiKey: sendGridKey, timeout: timeout,
@@ -40,7 +40,7 @@ public struct ProviderSettings: Sendable {
     }
 
     /// Stripe when a key is configured, otherwise nil.
-    public func paymentProvider(client: HTTPClient = .shared, logger: Logger) throws(ProviderError) -> (any PaymentProvider)? {
+    public func paymentProvider(client: HTTPClient = .providers, logger: Logger) throws(ProviderError) -> (any PaymentProvider)? {
         guard let stripeKey else { return nil }
         let endpoint = try ProviderEndpoint(
             provider: "stripe", baseURL: stripeURL, apiKey: stripeKey, timeout: timeout,

@@ -11,7 +11,7 @@ public struct SendGridProvider: EmailProvider {
     public let name = "sendgrid"
     private let call: ProviderCall
 
-    public init(endpoint: ProviderEndpoint, client: HTTPClient = .shared, logger: Logger) {
+    public init(endpoint: ProviderEndpoint, client: HTTPClient = .providers, logger: Logger) {
         call = ProviderCall(provider: "sendgrid", endpoint: endpoint, client: client, logger: logger)
     }
 

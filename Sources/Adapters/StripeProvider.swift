@@ -12,7 +12,7 @@ public struct StripeProvider: PaymentProvider {
     public let name = "stripe"
     private let call: ProviderCall
 
-    public init(endpoint: ProviderEndpoint, client: HTTPClient = .shared, logger: Logger) {
+    public init(endpoint: ProviderEndpoint, client: HTTPClient = .providers, logger: Logger) {
         call = ProviderCall(provider: "stripe", endpoint: endpoint, client: client, logger: logger)
     }
 

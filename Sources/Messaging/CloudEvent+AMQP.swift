@@ -21,6 +21,16 @@ extension CloudEvent {
         return AMQPMessage(routingKey: type, properties: properties, body: jsonBytes())
     }
 
+    /// Throws for an event the AMQP mapping cannot carry: `id` (message_id), `type`
+    /// (routing key and type) and `source` (app_id) are AMQP short strings, at most 255
+    /// bytes. Checked before publishing or storing it, so it is refused with its field
+    /// named instead of failing later on the wire.
+    public func validateForAMQP() throws(EventError) {
+        for (field, value) in [("id", id), ("type", type), ("source", source)] where value.utf8.count > 255 {
+            throw EventError(.invalidAttribute, field: field, "is \(value.utf8.count) bytes; AMQP carries at most 255 (message_id, routing key, app_id)")
+        }
+    }
+
     /// The event a delivery carries. The body is authoritative; AMQP properties are only
     /// a copy for routing and tooling.
     public init(delivery: AMQPDelivery) throws(EventError) {

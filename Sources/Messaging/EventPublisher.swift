@@ -44,6 +44,7 @@ public struct EventPublisher: Sendable {
     /// confirm it (returned, nacked, timed out, connection lost) after all attempts.
     public func publish(_ event: CloudEvent, correlationID: String? = nil, traceparent: String? = nil) async throws {
         try catalog?.validate(event)
+        try event.validateForAMQP()
         let message = event.amqpMessage(correlationID: correlationID, traceparent: traceparent)
         try await options.retry.run(shouldRetry: options.shouldRetry) {
             try await options.rateLimit?.acquire()

@@ -1,3 +1,4 @@
+import Messaging
 import Postgres
 import WarrenCore
 
@@ -10,7 +11,9 @@ public enum Outbox {
 
     /// Inserts `event` using `connection`, which should be inside the caller's open
     /// transaction (`connection.transaction { … }`), and notifies the relays.
+    /// Throws `EventError` for an event that could never be published (`validateForAMQP`).
     public static func enqueue(_ event: CloudEvent, on connection: PostgresConnection) async throws {
+        try event.validateForAMQP()
         let json = String(decoding: event.jsonBytes(), as: UTF8.self)
         try await connection.execute(
             "INSERT INTO warren_outbox (event_id, event_type, event) VALUES (\(event.id), \(event.type), \(json))")

@@ -120,7 +120,9 @@ public struct OutboxRelay: Service {
                 for row in rows {
                     let id = try row.decode(Int64.self, at: 0)
                     do {
-                        let message = try CloudEvent(jsonBytes: Array(try row.decode(String.self, at: 1).utf8)).amqpMessage()
+                        let event = try CloudEvent(jsonBytes: Array(try row.decode(String.self, at: 1).utf8))
+                        try event.validateForAMQP()
+                        let message = event.amqpMessage()
                         try await channel.publish(
                             message.body, exchange: settings.exchange, routingKey: message.routingKey, properties: message.properties,
                             mandatory: true, timeout: settings.publishTimeout)
@@ -129,6 +131,8 @@ public struct OutboxRelay: Service {
                         try await park(id, reason: "unroutable: \(error.replyText ?? error.description)", on: connection)
                     } catch let error as EventError {
                         try await park(id, reason: "invalid event: \(error)", on: connection)
+                    } catch let error as AMQPError where error.code == .invalidMessage {
+                        try await park(id, reason: "cannot be encoded: \(error)", on: connection)
                     } catch {
                         failure = error
                         break

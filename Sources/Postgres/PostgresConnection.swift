@@ -39,13 +39,14 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     /// Opens a connection from a libpq URI (`postgresql://user:pass@host:5432/db`) or a
-    /// `key=value` conninfo string. The session is set to UTC, ISO dates, hex bytea and UTF-8,
-    /// which the decoders rely on.
+    /// `key=value` conninfo string, with `LibPQConnect.defaults` (timeouts) for what it
+    /// leaves unset. The session is set to UTC, ISO dates, hex bytea and UTF-8, which the
+    /// decoders rely on.
     public static func connect(to conninfo: String, logger: Logger) async throws -> PostgresConnection {
         let thread = BlockingThread(name: "warren.postgres")
         let notices = LibPQNotices(logger: logger)
         let handle = try await thread.run {
-            guard let pgconn = PQconnectdb(conninfo) else {
+            guard let pgconn = LibPQConnect.open(conninfo) else {
                 throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
             }
             notices.install(on: pgconn)

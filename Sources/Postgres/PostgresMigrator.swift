@@ -128,6 +128,9 @@ public struct PostgresMigrator: Sendable {
         var applied: [Int] = []
         for migration in migrations where recorded[migration.version] == nil {
             try await connection.transaction { connection in
+                // A migration may rewrite a large table: the per-statement default is for
+                // Warren's own short statements, not for schema changes.
+                try await connection.execute("SET LOCAL statement_timeout = 0")
                 try await connection.executeScript(migration.sql, context: "migration \(migration.fileName)")
                 try await connection.execute(
                     PostgresQuery(

@@ -64,7 +64,7 @@ public final class PostgresListener: @unchecked Sendable {
     private func connectOnThread() throws {
         if let pgconn { PQfinish(pgconn) }
         pgconn = nil
-        guard let connection = PQconnectdb(conninfo) else {
+        guard let connection = LibPQConnect.open(conninfo) else {
             throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
         }
         guard PQstatus(connection) == CONNECTION_OK else {

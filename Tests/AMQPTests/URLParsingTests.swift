@@ -1,4 +1,4 @@
-import AMQP
+@testable import AMQP
 import Testing
 
 @Suite struct URLParsingTests {
@@ -69,5 +69,35 @@ import Testing
             let cap = min(Duration.seconds(2), .milliseconds(100) * (1 << min(attempt, 20)))
             #expect(delay <= cap && delay >= cap / 2)
         }
+    }
+}
+
+/// An operator's typo must not put the broker password into an error message or a log.
+@Suite struct URLRedactionTests {
+    @Test(arguments: [
+        "amqp://user:hunter2@host:port/%2f",  // a port that is not a number
+        "amqp://user:hunter2@[::1",  // an unclosed IPv6 bracket
+        "amqp://user:hunter2@ho%st",  // a broken escape in the host
+        "amqp://user:p@ss:hunter2@host:56x2",  // an unencoded '@' in the password, and a typo
+    ])
+    func anUnparseableURLIsReportedWithoutItsPassword(url: String) throws {
+        let error = try #require(throws: AMQPError.self) { try AMQPEndpoint(url: url) }
+        #expect(!error.description.contains("hunter2"), "\(error)")
+        #expect(!error.description.contains("ter2"), "\(error)")
+        #expect(error.description.contains("user"), "the user name helps find the typo: \(error)")
+    }
+
+    @Test func redactionKeepsWhatHasNoPassword() {
+        #expect(AMQPEndpoint.redacted("amqp://host/%2f") == "amqp://host/%2f")
+        #expect(AMQPEndpoint.redacted("no url at all") == "no url at all")
+        #expect(AMQPEndpoint.redacted("amqp://u:secret@h") == "amqp://u:***@h")
+    }
+
+    /// rabbitmq-c 0.11 cannot turn SNI off; the parameter used to disable hostname
+    /// verification as a side effect.
+    @Test func serverNameIndicationIsRefusedAndNeverWeakensVerification() throws {
+        let error = try #require(throws: AMQPError.self) { try AMQPEndpoint(url: "amqps://h?server_name_indication=disable") }
+        #expect(error.description.contains("verify_hostname=false"))
+        #expect(try AMQPEndpoint(url: "amqps://h").tls?.verifyHostname == true)
     }
 }

@@ -32,6 +32,38 @@ extension Integration {
             #expect(try await channel.queueInfo(queue).messageCount == 0)
         }
 
+        /// A property over 255 bytes cannot be encoded: the publish fails alone, before
+        /// anything is written, and the connection and its other publishes carry on (it
+        /// used to fail the write on the I/O thread and tear the connection down).
+        @Test func aMessageThatCannotBeEncodedFailsAloneAndTheConnectionStaysUp() async throws {
+            let connection = try await AMQPConnection.forTests()
+            defer { Task { await connection.close() } }
+            let channel = try await connection.openChannel()
+            let queue = TestEnvironment.uniqueName("encodable")
+            try await channel.declareQueue(queue, durable: false, autoDelete: false)
+            defer { Task { try? await channel.deleteQueue(queue) } }
+            let long = String(repeating: "x", count: 256)
+            let window = (0..<20).map { index in
+                channel.send([1], exchange: "", routingKey: queue, properties: AMQPProperties(messageID: index == 10 ? long : "m\(index)"))
+            }
+            var failures: [AMQPError] = []
+            for confirmation in window {
+                do { try await confirmation.confirmed() } catch let error as AMQPError { failures.append(error) }
+            }
+            #expect(failures.map(\.code) == [.invalidMessage])
+            #expect(failures.first?.description.contains("message_id is 256 bytes") == true)
+            for bad in [
+                AMQPProperties(headers: [long: 1]), AMQPProperties(headers: ["t": .table([long: 1])]), AMQPProperties(type: long),
+            ] {
+                let error = try await #require(throws: AMQPError.self) { try await channel.publish([1], exchange: "", routingKey: queue, properties: bad) }
+                #expect(error.code == .invalidMessage)
+            }
+            await #expect(throws: AMQPError.self) { try await channel.publish([1], exchange: "", routingKey: long) }
+            #expect(connection.state == .connected(endpoint: try AMQPEndpoint(url: TestEnvironment.amqpURL).redactedDescription))
+            try await channel.publish([2], exchange: "", routingKey: queue)
+            #expect(try await channel.queueInfo(queue).messageCount == 20)
+        }
+
         @Test func loginAdvertisesTheCapabilitiesWarrenRelies() async throws {
             let name = TestEnvironment.uniqueName("capabilities")
             let connection = try await AMQPConnection.forTests(name: name)

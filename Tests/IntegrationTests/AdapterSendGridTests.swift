@@ -52,6 +52,19 @@ import WarrenCore
         #expect(fake.mail.isEmpty)
     }
 
+    /// A redirect would carry the request, API key included, wherever it points (here
+    /// plain http on another port): never followed, the call fails permanently.
+    @Test func aRedirectIsNeverFollowed() async throws {
+        let fake = try await FakeSendGrid.start()
+        let elsewhere = try await FakeSendGrid.start()
+        defer { fake.stop(); elsewhere.stop() }
+        fake.server.fail(.redirect(to: elsewhere.baseURL + "/v3/mail/send"))
+        let error = try await #require(throws: ProviderError.self) { try await Self.provider(fake).send(Self.plain) }
+        #expect(error.kind == .permanent && error.status == 307)
+        #expect(fake.server.requests.count == 1, "not retried")
+        #expect(elsewhere.server.requests.isEmpty && elsewhere.mail.isEmpty, "the redirect target never saw the request")
+    }
+
     @Test func aRejected400IsPermanentAndNotRetried() async throws {
         let fake = try await FakeSendGrid.start()
         defer { fake.stop() }

@@ -19,6 +19,8 @@ enum FakeFault: Sendable {
     /// Process and record the request as usual, then close the connection without a
     /// response: the client cannot know whether it worked.
     case dropAfterProcessing
+    /// 307 to `location` (a client must not follow it with the request and its key).
+    case redirect(to: String)
 }
 
 /// A provider's request as the fake saw it, for assertions.
@@ -95,6 +97,10 @@ final class FakeProviderServer: Sendable {
         headers[.contentType] = "application/json"
         let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data()
         return Response(status: .init(code: status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func redirect(to location: String) -> Response {
+        Response(status: .temporaryRedirect, headers: [.location: location])
     }
 
     /// `response`, marked so that the connection is closed instead of it being sent.

@@ -96,6 +96,8 @@ final class FakeSendGrid: Sendable {
             return FakeProviderServer.json(
                 429, ["errors": [["message": "too many requests", "field": NSNull()]]],
                 headers: [.init("X-RateLimit-Reset")!: "\(reset)", .init("X-RateLimit-Limit")!: "600", .init("X-RateLimit-Remaining")!: "0"])
+        case .redirect(let location):
+            return FakeProviderServer.redirect(to: location)
         case .hang(let duration):
             try? await Task.sleep(for: duration)
             return Self.error(500, "too late", field: nil)

@@ -94,6 +94,8 @@ final class FakeStripe: Sendable {
             return Self.error(
                 429, type: "invalid_request_error", code: "rate_limit", message: "Too many requests",
                 headers: [.init("Retry-After")!: "\(Int((resetIn / .seconds(1)).rounded(.up)))"])
+        case .redirect(let location):
+            return FakeProviderServer.redirect(to: location)
         case .hang(let duration):
             try? await Task.sleep(for: duration)
             return Self.error(500, type: "api_error", message: "too late")

@@ -28,6 +28,8 @@ extension Integration {
             defer { Task { await harness.tearDown() } }
             let prefix = TestEnvironment.uniqueName("hostile")
             let process = try WarrenProcess.consume(harness)
+            var exited = false
+            defer { if !exited { _ = process.kill(SIGKILL) } }
             var ids: [String: String] = [:]
             for (index, hostile) in Self.hostile.enumerated() {
                 let event = userCreated("\(prefix)-bad-\(index)")
@@ -54,6 +56,7 @@ extension Integration {
             #expect(Set(dead.compactMap(\.properties.messageID)) == Set(ids.keys))
             #expect(try await harness.count("SELECT count(*) FROM users WHERE id LIKE \(prefix + "-bad-%")") == 0)
             #expect(try await harness.messages(in: harness.spec.queueName) == 0)
+            exited = true
             #expect(process.kill(SIGTERM) == 0, "the consumer was still running and exited cleanly")
         }
     }

@@ -1,6 +1,7 @@
 import AMQP
 import Foundation
 import Logging
+import Messaging
 import Operations
 import Postgres
 import ServiceLifecycle
@@ -229,6 +230,34 @@ extension Integration {
             #expect(try await fixture.count("event_id = '\(orphan.id)' AND park_reason LIKE 'unroutable%' AND published_at IS NULL") == 1)
             try await Task.sleep(for: .milliseconds(600))
             #expect(try await fixture.sinkDepth() == 0, "a parked event is not retried")
+        }
+
+        /// An id longer than an AMQP short string cannot be published. enqueue refuses it;
+        /// a row that got in anyway (an older Warren, a hand-written INSERT) is parked with
+        /// the reason and the rows behind it go on (it used to stall the outbox for good).
+        @Test func anEventThatCannotBeEncodedIsRefusedOrParkedAndTheRestGoOn() async throws {
+            let fixture = try await Fixture()
+            defer { Task { await fixture.tearDown() } }
+            var poison = userCreated("outbox-poison")
+            poison.id = String(repeating: "x", count: 300)
+            await #expect(throws: EventError.self) { try await fixture.enqueue([poison]) }
+            #expect(try await fixture.count("true") == 0)
+
+            let first = userCreated("outbox-a")
+            let last = userCreated("outbox-b")
+            try await fixture.enqueue([first], per: 1)
+            try await fixture.database.withConnection { connection in
+                let json = String(decoding: poison.jsonBytes(), as: UTF8.self)
+                try await connection.execute(
+                    "INSERT INTO warren_outbox (event_id, event_type, event) VALUES (\(poison.id), \(poison.type), \(json))")
+            }
+            try await fixture.enqueue([last], per: 1)
+            try await fixture.startRelay()
+
+            try await eventually("the encodable events published") { try await fixture.sinkDepth() == 2 }
+            try await eventually("the poison row parked") { try await fixture.count("parked_at IS NOT NULL") == 1 }
+            #expect(try await fixture.drainSink() == [first.id, last.id])
+            #expect(try await fixture.count("park_reason LIKE '%id: is 300 bytes%' AND published_at IS NULL") == 1)
         }
 
         @Test func theCLIRelayPrunesOldRowsAndStopsCleanlyOnSIGTERM() async throws {

@@ -34,3 +34,26 @@ import WarrenCore
         #expect(message.properties.headers == nil)
     }
 }
+
+/// What the AMQP mapping cannot carry is refused with the CloudEvents field named.
+@Suite struct AMQPEncodableTests {
+    @Test(arguments: ["id", "type", "source"])
+    func attributesOverAShortStringAreRefusedByName(_ field: String) throws {
+        var event = CloudEvent(type: "user.created", source: "/tests", data: ["id": "u1"])
+        let long = String(repeating: "é", count: 128)  // 256 bytes, 128 characters
+        switch field {
+        case "id": event.id = long
+        case "type": event.type = long
+        default: event.source = long
+        }
+        let error = try #require(throws: EventError.self) { try event.validateForAMQP() }
+        #expect(error.field == field)
+        #expect(error.code == .invalidAttribute)
+    }
+
+    @Test func exactly255BytesIsFine() throws {
+        var event = CloudEvent(type: "user.created", source: "/tests", data: ["id": "u1"])
+        event.id = String(repeating: "x", count: 255)
+        try event.validateForAMQP()
+    }
+}
