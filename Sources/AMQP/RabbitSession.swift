@@ -39,6 +39,15 @@ final class RabbitSession {
             if error.code != .tls { error.code = .connectionFailed }
             throw error
         }
+        // rabbitmq-c 0.11 writes publishes and acks with no deadline: once the socket
+        // buffer is full it waits for writability forever, and the whole I/O thread with
+        // it (no heartbeat, no delivery, no timeout fires). The kernel can bound that:
+        // data left unacknowledged, or a peer that stops reading (zero-window probes),
+        // for longer than the heartbeat deadline aborts the connection, the write fails,
+        // and the I/O thread reconnects as after any lost connection.
+        var writeDeadline = UInt32(Self.writeDeadline(heartbeat: configuration.heartbeat).components.seconds * 1000)
+        _ = setsockopt(
+            amqp_socket_get_sockfd(socket), Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, &writeDeadline, socklen_t(MemoryLayout<UInt32>.size))
         var handshake = timeval(endpoint.connectTimeout)
         amqp_set_handshake_timeout(state, &handshake)
         var rpc = timeval(configuration.rpcTimeout)
@@ -79,6 +88,13 @@ final class RabbitSession {
 
     deinit {
         amqp_destroy_connection(state)
+    }
+
+    /// How long a write may make no progress before the connection counts as lost: two
+    /// heartbeat intervals, as the broker itself judges a silent peer (60 s without
+    /// heartbeats).
+    static func writeDeadline(heartbeat: Int) -> Duration {
+        .seconds(heartbeat > 0 ? 2 * heartbeat : 60)
     }
 
     var fileDescriptor: Int32 { amqp_get_sockfd(state) }

@@ -1,0 +1,111 @@
+import Foundation
+import Glibc
+import Synchronization
+
+/// A TCP proxy on 127.0.0.1 in front of a local port, for faults a real peer shows: while
+/// stalled it reads nothing in either direction, like a peer that stopped reading behind
+/// a network that lost its packets: the client's socket buffer fills, nothing reaches
+/// it, and not even the upstream side closing gets through. Each accepted client gets
+/// its own upstream connection; a thread per direction copies bytes.
+final class StallingProxy: Sendable {
+    let port: Int
+    private let listener: Int32
+    private let upstreamPort: Int
+    private let state = Mutex<(stalled: Bool, stopped: Bool, sockets: [Int32])>((false, false, []))
+
+    init(upstreamPort: Int) throws {
+        self.upstreamPort = upstreamPort
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = Self.loopback(port: 0)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 16) == 0 else { throw TestFailure("proxy: cannot listen (errno \(errno))") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        listener = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+        Thread.detachNewThread { [self] in acceptLoop() }
+    }
+
+    /// Stop reading, both ways, on every connection (already accepted and future ones).
+    func stall() { state.withLock { $0.stalled = true } }
+    func resume() { state.withLock { $0.stalled = false } }
+
+    /// Closes the listener and every connection.
+    func stop() {
+        let sockets = state.withLock { state -> [Int32] in
+            state.stopped = true
+            defer { state.sockets = [] }
+            return state.sockets
+        }
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+        for socket in sockets {
+            shutdown(socket, Int32(SHUT_RDWR))
+            close(socket)
+        }
+    }
+
+    private var isStalled: Bool { state.withLock { $0.stalled } }
+    private var isStopped: Bool { state.withLock { $0.stopped } }
+
+    private func acceptLoop() {
+        while !isStopped {
+            let client = accept(listener, nil, nil)
+            guard client >= 0 else { return }
+            let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = Self.loopback(port: upstreamPort)
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard connected == 0 else {
+                close(client)
+                close(upstream)
+                continue
+            }
+            state.withLock { $0.sockets += [client, upstream] }
+            Thread.detachNewThread { [self] in pump(from: client, to: upstream) }
+            Thread.detachNewThread { [self] in pump(from: upstream, to: client) }
+        }
+    }
+
+    private func pump(from source: Int32, to destination: Int32) {
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while !isStopped {
+            if isStalled {
+                usleep(10_000)
+                continue
+            }
+            var readable = pollfd(fd: source, events: Int16(POLLIN), revents: 0)
+            guard poll(&readable, 1, 50) >= 0 else { break }
+            guard readable.revents != 0 else { continue }
+            let count = buffer.withUnsafeMutableBytes { recv(source, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { break }
+            var sent = 0
+            while sent < count {
+                let written = buffer.withUnsafeBytes { send(destination, $0.baseAddress! + sent, count - sent, Int32(MSG_NOSIGNAL)) }
+                guard written > 0 else { return teardown(source, destination) }
+                sent += written
+            }
+        }
+        teardown(source, destination)
+    }
+
+    private func teardown(_ a: Int32, _ b: Int32) {
+        shutdown(a, Int32(SHUT_RDWR))
+        shutdown(b, Int32(SHUT_RDWR))
+    }
+
+    private static func loopback(port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return address
+    }
+}
