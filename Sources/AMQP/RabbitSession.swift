@@ -71,7 +71,7 @@ final class RabbitSession {
         ])
         defer { arena.reset() }
         let reply = warren_amqp_login_plain(
-            state, endpoint.vhost, 0, 131_072, Int32(configuration.heartbeat), &properties,
+            state, endpoint.vhost, 0, Int32(WireLimits.frameMax), Int32(configuration.heartbeat), &properties,
             endpoint.user, endpoint.password)
         do {
             try check(reply, channel: 0, "logging in to \(where_) as \(endpoint.user)")

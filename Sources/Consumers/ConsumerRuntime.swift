@@ -290,23 +290,33 @@ public struct ConsumerRuntime: Service {
     private func retryOrDeadLetter(
         _ item: Item, _ failure: HandlerFailure, metadata: Logger.Metadata, channel: AMQPChannel, publisher: AMQPChannel
     ) async {
-        let destination = policy.destination(of: failure, attempt: item.attempt)
-        let target = destination.queue
+        var destination = policy.destination(of: failure, attempt: item.attempt)
         var properties = item.delivery.properties
         properties.headers = policy.headers(for: item.delivery, attempt: item.attempt, failure: failure, at: Date())
         var metadata = metadata
         metadata["error"] = "\(failure)"
-        metadata["amqp.target_queue"] = "\(target)"
         do {
-            try await publisher.publish(item.delivery.body, exchange: "", routingKey: target, properties: properties, mandatory: true)
+            do {
+                try await publisher.publish(item.delivery.body, exchange: "", routingKey: destination.queue, properties: properties, mandatory: true)
+            } catch let error as AMQPError where error.code == .invalidMessage {
+                // The message cannot be sent again as it came (headers too large for a
+                // frame once Warren's are added, or a property the sender made too long):
+                // dead-letter it with Warren's headers alone rather than requeue it forever.
+                destination = .deadLetter(queue: settings.deadLetterQueue)
+                properties = policy.strippedProperties(
+                    for: item.delivery, attempt: item.attempt, failure: failure, reason: error.context, at: Date())
+                try await publisher.publish(item.delivery.body, exchange: "", routingKey: destination.queue, properties: properties, mandatory: true)
+            }
         } catch {
             // Not taken by the broker: put the original back rather than lose it.
+            metadata["amqp.target_queue"] = "\(destination.queue)"
             logger.error("consumer.republish.failed", metadata: metadata.merging(["republish_error": "\(error)"]) { $1 })
             observer?(.republishFailed(messageID: item.delivery.properties.messageID, error: "\(error)"))
             try? await Task.sleep(for: .seconds(1))
             settle { try channel.nack(item.delivery, requeue: true) }
             return
         }
+        metadata["amqp.target_queue"] = "\(destination.queue)"
         observer?(.failed(messageID: item.delivery.properties.messageID, attempt: item.attempt, destination: destination, failure: failure))
         if case .retry = destination {
             metrics.retried.increment()

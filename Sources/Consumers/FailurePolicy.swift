@@ -70,7 +70,7 @@ public struct FailurePolicy: Sendable {
         headers[WarrenHeader.attempts] = .int64(Int64(attempt))
         headers[WarrenHeader.consumer] = .string(consumer)
         headers[WarrenHeader.errorType] = .string(failure.type)
-        headers[WarrenHeader.error] = .string(String(failure.message.prefix(1000)))
+        headers[WarrenHeader.error] = .string(Self.prefix(failure.message, bytes: 1000))
         headers[WarrenHeader.lastFailedAt] = now
         if headers[WarrenHeader.firstFailedAt] == nil { headers[WarrenHeader.firstFailedAt] = now }
         // A retried message comes back from its delay queue with the consumer's queue as
@@ -79,6 +79,34 @@ public struct FailurePolicy: Sendable {
         if headers[WarrenHeader.originalRoutingKey] == nil { headers[WarrenHeader.originalRoutingKey] = .string(delivery.routingKey) }
         headers[publishSequenceHeader] = nil
         return headers
+    }
+
+    /// For a delivery that cannot be sent again as it came: its properties without the
+    /// sender's headers and without any string property AMQP cannot carry, plus Warren's
+    /// failure headers and `x-warren-headers-dropped` saying why. Always encodable.
+    func strippedProperties(for delivery: AMQPDelivery, attempt: Int, failure: HandlerFailure, reason: String, at date: Date) -> AMQPProperties {
+        var stripped = delivery
+        var kept: AMQPTable = [:]
+        for name in [WarrenHeader.firstFailedAt, WarrenHeader.originalExchange, WarrenHeader.originalRoutingKey] {
+            if let value = delivery.properties.headers?[name]?.stringValue, value.utf8.count <= 1000 { kept[name] = .string(value) }
+        }
+        stripped.properties.headers = kept
+        var headers = self.headers(for: stripped, attempt: attempt, failure: failure, at: date)
+        headers[WarrenHeader.headersDropped] = .string(String(reason.prefix(200)))
+        var properties = delivery.properties
+        properties.headers = headers
+        func fits(_ value: String?) -> String? { value.flatMap { $0.utf8.count <= 255 ? $0 : nil } }
+        properties.contentType = fits(properties.contentType)
+        properties.contentEncoding = fits(properties.contentEncoding)
+        properties.correlationID = fits(properties.correlationID)
+        properties.replyTo = fits(properties.replyTo)
+        properties.expiration = fits(properties.expiration)
+        properties.messageID = fits(properties.messageID)
+        properties.type = fits(properties.type)
+        properties.userID = nil  // the broker checks it against the publishing user
+        properties.appID = fits(properties.appID)
+        properties.clusterID = fits(properties.clusterID)
+        return properties
     }
 
     /// Transient or permanent, for an error a module threw.
@@ -93,6 +121,19 @@ public struct FailurePolicy: Sendable {
         default:
             return .transient("handler.error", "\(error)")
         }
+    }
+
+    /// At most `bytes` bytes of UTF-8, cut at a character boundary (a single character
+    /// can be many bytes long).
+    static func prefix(_ text: String, bytes: Int) -> String {
+        var count = 0
+        var end = text.startIndex
+        for character in text {
+            count += character.utf8.count
+            guard count <= bytes else { break }
+            end = text.index(after: end)
+        }
+        return String(text[..<end])
     }
 
     /// A header value in an error message: integers as numbers, other types by kind

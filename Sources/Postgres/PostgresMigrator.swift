@@ -81,14 +81,23 @@ public struct PostgresMigrator: Sendable {
     public func migrate(on connection: PostgresConnection) async throws -> [Int] {
         let migrations = try loadMigrations()
         let lockKey = advisoryLockKey
-        try await connection.execute("SELECT pg_advisory_lock($1)", [.init(lockKey)])
+        // Another migrator may hold the lock for as long as its migrations take: wait for
+        // it however long (the session defaults bound lock waits and statements), and
+        // give the connection back with the defaults it came with.
+        try await connection.execute("SET lock_timeout = 0")
+        try await connection.execute("SET statement_timeout = 0")
         do {
+            try await connection.execute("SELECT pg_advisory_lock($1)", [.init(lockKey)])
             let applied = try await applyPending(migrations, on: connection)
             try await connection.execute("SELECT pg_advisory_unlock($1)", [.init(lockKey)])
+            try await connection.execute("RESET lock_timeout")
+            try await connection.execute("RESET statement_timeout")
             return applied
         } catch {
             // A lost connection already released the session's lock.
             _ = try? await connection.execute("SELECT pg_advisory_unlock($1)", [.init(lockKey)])
+            _ = try? await connection.execute("RESET lock_timeout")
+            _ = try? await connection.execute("RESET statement_timeout")
             throw error
         }
     }
@@ -128,9 +137,6 @@ public struct PostgresMigrator: Sendable {
         var applied: [Int] = []
         for migration in migrations where recorded[migration.version] == nil {
             try await connection.transaction { connection in
-                // A migration may rewrite a large table: the per-statement default is for
-                // Warren's own short statements, not for schema changes.
-                try await connection.execute("SET LOCAL statement_timeout = 0")
                 try await connection.executeScript(migration.sql, context: "migration \(migration.fileName)")
                 try await connection.execute(
                     PostgresQuery(

@@ -14,4 +14,7 @@ public enum WarrenHeader {
     /// How many times ops replayed the message from a dead-letter queue.
     public static let replayed = "x-warren-replayed"
     public static let replayedAt = "x-warren-replayed-at"
+    /// Set when a failed message could not be sent on with its own headers (too large or
+    /// not encodable): they were dropped, and this says why.
+    public static let headersDropped = "x-warren-headers-dropped"
 }

@@ -48,6 +48,7 @@ import Testing
         #expect(channel.queueAck(1, epoch: 1))
         #expect(channel.queueAck(2, epoch: 1))
         channel.open = false
+        #expect(!channel.hasQueuedAcks, "dropped when the channel closed, before it reopens")
         channel.reopened(epoch: 2)
         channel.unsettled.append(1)
         channel.unsettled.append(2)

@@ -142,3 +142,36 @@ extension Result {
         if case .failure(let failure) = self { failure } else { nil }
     }
 }
+
+@Suite struct StrippedPropertiesTests {
+    let policy = FailurePolicy(consumer: "users.projection", retryQueues: ["q.retry.1"], deadLetterQueue: "q.dlq", maxAttempts: 5)
+
+    /// What cannot be sent on as it came is always sendable once stripped.
+    @Test func strippedPropertiesAreAlwaysEncodableAndSayWhy() throws {
+        let long = String(repeating: "t", count: 300)
+        var delivery = FailurePolicyTests.delivery(headers: [
+            "big": .string(String(repeating: "h", count: 200_000)), WarrenHeader.originalRoutingKey: "user.created",
+        ])
+        delivery.properties.type = long
+        delivery.properties.messageID = "m-1"
+        delivery.properties.userID = "someone"
+        #expect(throws: AMQPError.self) { try WireLimits.checkPublish(exchange: "", routingKey: "q.dlq", properties: delivery.properties) }
+        let stripped = policy.strippedProperties(
+            for: delivery, attempt: 2, failure: .permanent("event.malformed", "not JSON"), reason: "too big", at: Date())
+        try WireLimits.checkPublish(exchange: "", routingKey: "q.dlq", properties: stripped)
+        #expect(stripped.headers?["big"] == nil)
+        #expect(stripped.headers?[WarrenHeader.headersDropped] == "too big")
+        #expect(stripped.headers?[WarrenHeader.errorType] == "event.malformed")
+        #expect(stripped.headers?[WarrenHeader.attempts] == .int64(2))
+        #expect(stripped.headers?[WarrenHeader.originalRoutingKey] == "user.created")
+        #expect(stripped.type == nil && stripped.messageID == "m-1" && stripped.userID == nil)
+    }
+
+    @Test func theErrorHeaderIsCutByBytesAtACharacterBoundary() {
+        #expect(FailurePolicy.prefix("héllo", bytes: 2) == "h")
+        #expect(FailurePolicy.prefix("héllo", bytes: 3) == "hé")
+        let zalgo = "a" + String(repeating: "\u{0301}", count: 5000)  // one character of 10,001 bytes
+        #expect(FailurePolicy.prefix(zalgo + "b", bytes: 1000) == "")
+        #expect(FailurePolicy.prefix("short", bytes: 1000) == "short")
+    }
+}

@@ -64,6 +64,31 @@ extension Integration {
             #expect(try await channel.queueInfo(queue).messageCount == 20)
         }
 
+        /// Properties must fit in one frame: up to the limit they round-trip, one byte more
+        /// fails that publish alone.
+        @Test func headersUpToTheFrameLimitGoThroughAndOneByteMoreFailsAlone() async throws {
+            let connection = try await AMQPConnection.forTests()
+            defer { Task { await connection.close() } }
+            let channel = try await connection.openChannel()
+            let queue = TestEnvironment.uniqueName("framelimit")
+            try await channel.declareQueue(queue, durable: false, autoDelete: false)
+            defer { Task { try? await channel.deleteQueue(queue) } }
+            func properties(_ extra: Int) -> AMQPProperties {
+                // table length 4 + key length 1 + "h" + type 1 + string length 4 = 11 bytes
+                AMQPProperties(headers: ["h": .string(String(repeating: "v", count: WireLimits.maxPropertiesSize - 11 + extra))])
+            }
+            #expect(WireLimits.encodedSize(properties(0)) == WireLimits.maxPropertiesSize)
+            try await channel.publish([1], exchange: "", routingKey: queue, properties: properties(0), mandatory: true)
+            let error = try await #require(throws: AMQPError.self) {
+                try await channel.publish([2], exchange: "", routingKey: queue, properties: properties(1), mandatory: true)
+            }
+            #expect(error.code == .invalidMessage)
+            let delivery = try #require(try await channel.get(queue: queue))
+            #expect(delivery.properties.headers?["h"] == properties(0).headers?["h"])
+            try channel.ack(delivery)
+            #expect(connection.state == .connected(endpoint: try AMQPEndpoint(url: TestEnvironment.amqpURL).redactedDescription))
+        }
+
         @Test func loginAdvertisesTheCapabilitiesWarrenRelies() async throws {
             let name = TestEnvironment.uniqueName("capabilities")
             let connection = try await AMQPConnection.forTests(name: name)

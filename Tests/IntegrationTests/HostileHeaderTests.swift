@@ -1,6 +1,7 @@
-import AMQP
+@testable import AMQP
 import Consumers
 import Foundation
+import Handlers
 import Messaging
 import Testing
 import WarrenCore
@@ -58,6 +59,34 @@ extension Integration {
             #expect(try await harness.messages(in: harness.spec.queueName) == 0)
             exited = true
             #expect(process.kill(SIGTERM) == 0, "the consumer was still running and exited cleanly")
+        }
+    
+        /// Headers that fit as published but not once Warren adds its own (or a property the
+        /// sender made too long) used to be requeued in a loop: such a message is
+        /// dead-lettered with Warren's headers alone and `x-warren-headers-dropped`.
+        @Test func aMessageThatCannotBeSentOnWithItsHeadersIsDeadLetteredWithoutThem() async throws {
+            let harness = try await ConsumerHarness.make()
+            defer { Task { await harness.tearDown() } }
+            let id = TestEnvironment.uniqueName("bigheaders")
+            // 100 bytes short of a full frame: it goes out, Warren's failure headers do not fit.
+            var properties = AMQPProperties(contentType: CloudEvent.contentType, headers: ["big": "", "traceparent": "00-t"], messageID: id)
+            let room = WireLimits.maxPropertiesSize - WireLimits.encodedSize(properties) - 100
+            properties.headers?["big"] = .string(String(repeating: "h", count: room))
+            try await harness.channel.publish(Array("{not json".utf8), exchange: "events", routingKey: "user.created", properties: properties, mandatory: true)
+            let good = userCreated(TestEnvironment.uniqueName("after-big"))
+            try await harness.publish([good])
+            harness.start(module: UsersProjection())
+            try await eventually("dead-lettered") { try await harness.messages(in: harness.spec.deadLetterQueueName) == 1 }
+            try await eventually("the next event applied") { harness.events.applied == [good.id] }
+            let dead = try #require(try await harness.drainDeadLetters().first)
+            let headers = dead.properties.headers ?? [:]
+            #expect(dead.properties.messageID == id)
+            #expect(headers["big"] == nil && headers["traceparent"] == nil)
+            #expect(headers[WarrenHeader.errorType]?.stringValue == "event.malformed")
+            #expect(headers[WarrenHeader.headersDropped]?.stringValue?.contains("one AMQP frame holds at most") == true)
+            #expect(headers[WarrenHeader.originalRoutingKey]?.stringValue == "user.created")
+            #expect(dead.body == Array("{not json".utf8))
+            #expect(harness.events.failures.map(\.destination) == [.deadLetter(queue: harness.spec.deadLetterQueueName)])
         }
     }
 }
