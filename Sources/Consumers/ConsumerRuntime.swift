@@ -333,7 +333,7 @@ extension PostgresError {
     /// The database could not be reached or the connection died: nothing about the
     /// events themselves, so they must not burn retry attempts.
     var isInfrastructure: Bool {
-        code == .connectionFailed || code == .connectionLost || code == .closed
+        code == .connectionFailed || code == .connectionLost || code == .closed || code == .acquireTimeout
             || (sqlState.map { $0.hasPrefix("08") || $0 == "57P01" || $0 == "57P03" } ?? false)
     }
 }

@@ -27,6 +27,8 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
         public static let migration = Code("migration")
         /// The connection or pool was closed by its owner.
         public static let closed = Code("closed")
+        /// Every connection of the pool stayed leased for the pool's acquire timeout.
+        public static let acquireTimeout = Code("acquireTimeout")
     }
 
     public var code: Code

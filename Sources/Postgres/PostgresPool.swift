@@ -30,13 +30,18 @@ public final class PostgresPool: Sendable {
 
     private let conninfo: String
     private let maxConnections: Int
+    private let acquireTimeout: Duration
     private let logger: Logger
     private let state = Mutex(State())
 
-    public init(conninfo: String, maxConnections: Int = 4, logger: Logger) {
+    /// A task that finds every connection leased waits at most `acquireTimeout` for one,
+    /// then fails with `acquireTimeout` (a connection held too long or leaked should
+    /// show as an error, not as a hang).
+    public init(conninfo: String, maxConnections: Int = 4, acquireTimeout: Duration = .seconds(30), logger: Logger) {
         precondition(maxConnections > 0, "a pool needs at least one connection")
         self.conninfo = conninfo
         self.maxConnections = maxConnections
+        self.acquireTimeout = acquireTimeout
         self.logger = logger
     }
 
@@ -93,10 +98,51 @@ public final class PostgresPool: Sendable {
         case .open: return try await open()
         case .fail(let error): throw error
         case .wait:
-            switch try await waitInLine() {
+            switch try await waitInLine(atMost: acquireTimeout) {
             case .connection(let connection): return connection
             case .slot: return try await open()
             }
+        }
+    }
+
+    /// `waitInLine`, given up after `timeout`. A lease granted while the timer fires is
+    /// used, never dropped.
+    private func waitInLine(atMost timeout: Duration) async throws -> Lease {
+        enum Finished: Sendable {
+            case waiter(Result<Lease, any Error>)
+            case timer(fired: Bool)
+        }
+        var waited: Result<Lease, any Error>?
+        var timerFired = false
+        await withTaskGroup(of: Finished.self) { group in
+            group.addTask {
+                do { return .waiter(.success(try await self.waitInLine())) } catch { return .waiter(.failure(error)) }
+            }
+            group.addTask {
+                do {
+                    try await Task.sleep(for: timeout)
+                    return .timer(fired: true)
+                } catch {
+                    return .timer(fired: false)
+                }
+            }
+            // Whichever finishes first cancels the other; the waiter always reports back.
+            while let finished = await group.next() {
+                switch finished {
+                case .waiter(let result): waited = result
+                case .timer(let fired): timerFired = fired
+                }
+                group.cancelAll()
+            }
+        }
+        switch waited! {
+        case .success(let lease):
+            return lease
+        case .failure(let error) where error is CancellationError && timerFired && !Task.isCancelled:
+            throw PostgresError(
+                code: .acquireTimeout, message: "no connection of the pool (\(maxConnections)) was free within \(timeout)")
+        case .failure(let error):
+            throw error
         }
     }
 

@@ -278,6 +278,29 @@ extension Integration {
             await #expect(throws: PostgresError.self) { try await pool.withConnection { _ in } }
         }
 
+        /// A task never waits forever for a connection: held too long (or leaked), the pool
+        /// says so. The connection given back later is leased again as usual.
+        @Test func aTaskWaitingLongerThanTheAcquireTimeoutFailsInsteadOfHanging() async throws {
+            let pool = PostgresPool(conninfo: Self.url, maxConnections: 1, acquireTimeout: .milliseconds(300), logger: Self.logger)
+            let release = AsyncStream<Void>.makeStream()
+            let (leased, leasedSignal) = AsyncStream<Void>.makeStream()
+            let held = Task {
+                try await pool.withConnection { _ in
+                    leasedSignal.yield()
+                    for await _ in release.stream { break }
+                }
+            }
+            for await _ in leased { break }  // the only connection is leased
+            let started = ContinuousClock.now
+            let error = await #expect(throws: PostgresError.self) { try await pool.withConnection { _ in } }
+            #expect(error?.code == .acquireTimeout)
+            #expect(ContinuousClock.now - started < .seconds(5))
+            release.continuation.yield()
+            try await held.value
+            #expect(try await pool.withConnection { try await backendPID($0) } > 0)
+            await pool.close()
+        }
+
         @Test func thePoolRollsBackATransactionLeftOpen() async throws {
             let pool = PostgresPool(conninfo: Self.url, maxConnections: 1, logger: Self.logger)
             try await pool.withConnection { connection in
