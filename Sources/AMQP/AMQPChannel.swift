@@ -114,10 +114,11 @@ public struct AMQPChannel: Sendable {
 
     /// Publishes and returns once the broker has confirmed the message (on a confirm
     /// channel). Fails, never silently drops: `invalidMessage` (not encodable, e.g. a
-    /// property over 255 bytes; checked before anything is sent), `publishNacked`, `publishReturned` (mandatory
-    /// and unroutable), `channelClosed` (e.g. 404 for a missing exchange), `connectionLost`,
-    /// or `timeout` when no confirm came in `timeout` (default: the connection's
-    /// `publishTimeout`), including time spent blocked by a resource alarm or reconnecting.
+    /// property over 255 bytes; checked before anything is sent), `publishNacked`,
+    /// `publishReturned` (mandatory and unroutable), `channelClosed` (e.g. 404 for a
+    /// missing exchange), `connectionLost`, or `timeout` when no confirm came in `timeout`
+    /// (default: the connection's `publishTimeout`), including time spent blocked by a
+    /// resource alarm or reconnecting.
     /// The timeout runs from when the I/O thread takes the publish: microseconds after the
     /// call, unless that thread is inside a blocking connect attempt (at most the
     /// configured `connection_timeout`).

@@ -13,79 +13,93 @@ enum WireLimits {
     static let maxPropertiesSize = frameMax - 8 - 14 - 64
 
     static func checkPublish(exchange: String, routingKey: String, properties: AMQPProperties) throws(AMQPError) {
-        try check("exchange", exchange)
-        try check("routing key", routingKey)
-        let fields: [(String, String?)] = [
-            ("content_type", properties.contentType), ("content_encoding", properties.contentEncoding),
-            ("correlation_id", properties.correlationID), ("reply_to", properties.replyTo),
-            ("expiration", properties.expiration), ("message_id", properties.messageID), ("type", properties.type),
-            ("user_id", properties.userID), ("app_id", properties.appID), ("cluster_id", properties.clusterID),
-        ]
-        for case let (name, value?) in fields { try check(name, value) }
-        if let headers = properties.headers { try checkNames(headers, path: "header") }
-        let size = encodedSize(properties)
+        _ = try shortString("exchange", exchange)
+        _ = try shortString("routing key", routingKey)
+        let size = try encodedSize(properties)
         guard size <= maxPropertiesSize else {
             throw AMQPError(.invalidMessage, "the properties and headers take \(size) bytes; one AMQP frame holds at most \(maxPropertiesSize)")
         }
     }
 
-    /// The properties' size on the wire, as rabbitmq-c encodes them.
-    static func encodedSize(_ properties: AMQPProperties) -> Int {
-        let strings = [
-            properties.contentType, properties.contentEncoding, properties.correlationID, properties.replyTo, properties.expiration,
-            properties.messageID, properties.type, properties.userID, properties.appID, properties.clusterID,
-        ]
-        var size = strings.reduce(0) { $0 + ($1.map { 1 + $0.utf8.count } ?? 0) }
+    /// The properties' size on the wire, as rabbitmq-c encodes them, in one pass that also
+    /// refuses a short string (property or header name) AMQP cannot carry. Called on
+    /// every publish: no allocation.
+    static func encodedSize(_ properties: AMQPProperties) throws(AMQPError) -> Int {
+        var size = try shortString("content_type", properties.contentType)
+        size += try shortString("content_encoding", properties.contentEncoding)
+        size += try shortString("correlation_id", properties.correlationID)
+        size += try shortString("reply_to", properties.replyTo)
+        size += try shortString("expiration", properties.expiration)
+        size += try shortString("message_id", properties.messageID)
+        size += try shortString("type", properties.type)
+        size += try shortString("user_id", properties.userID)
+        size += try shortString("app_id", properties.appID)
+        size += try shortString("cluster_id", properties.clusterID)
         if properties.deliveryMode != nil { size += 1 }
         if properties.priority != nil { size += 1 }
         if properties.timestamp != nil { size += 8 }
-        if let headers = properties.headers { size += encodedSize(headers) }
+        if let headers = properties.headers { size += try encodedSize(headers) }
         return size
     }
 
-    static func encodedSize(_ table: AMQPTable) -> Int {
-        table.reduce(4) { $0 + 1 + $1.key.utf8.count + encodedSize($1.value) }
-    }
-
-    private static func encodedSize(_ value: AMQPFieldValue) -> Int {
-        1 + {
-            switch value {
-            case .bool, .int8, .uint8: 1
-            case .int16, .uint16: 2
-            case .int32, .uint32, .float: 4
-            case .int64, .uint64, .double, .timestamp: 8
-            case .decimal: 5
-            case .string(let text): 4 + text.utf8.count
-            case .bytes(let bytes): 4 + bytes.count
-            case .array(let items): items.reduce(4) { $0 + encodedSize($1) }
-            case .table(let table): encodedSize(table)
-            case .void: 0
-            }
-        }()
-    }
-
-    private static func check(_ name: String, _ value: String) throws(AMQPError) {
-        let length = value.utf8.count
+    /// A short string's size on the wire (length byte + bytes), 0 when absent.
+    private static func shortString(_ name: String, _ value: String?) throws(AMQPError) -> Int {
+        guard let length = value?.utf8.count else { return 0 }
         guard length <= shortString else {
             throw AMQPError(.invalidMessage, "\(name) is \(length) bytes; AMQP allows at most \(shortString)")
         }
+        return 1 + length
     }
 
-    /// Field names, in nested tables and in tables inside arrays too.
-    private static func checkNames(_ table: AMQPTable, path: String) throws(AMQPError) {
+    /// Field names are short strings too, in nested tables and in tables inside arrays.
+    private static func encodedSize(_ table: AMQPTable) throws(AMQPError) -> Int {
+        var size = 4
         for (key, value) in table {
-            if key.utf8.count > shortString {
-                throw AMQPError(.invalidMessage, "a \(path) name is \(key.utf8.count) bytes; AMQP allows at most \(shortString)")
+            let name = key.utf8.count
+            guard name <= shortString else {
+                throw AMQPError(.invalidMessage, "a header name is \(name) bytes; AMQP allows at most \(shortString)")
             }
-            try checkNames(in: value, path: path)
+            size += 1 + name + (try encodedSize(value))
         }
+        return size
     }
 
-    private static func checkNames(in value: AMQPFieldValue, path: String) throws(AMQPError) {
+    /// A field value's size: its type byte and its payload.
+    private static func encodedSize(_ value: AMQPFieldValue) throws(AMQPError) -> Int {
         switch value {
-        case .table(let nested): try checkNames(nested, path: path)
-        case .array(let items): for item in items { try checkNames(in: item, path: path) }
-        default: break
+        case .bool, .int8, .uint8: return 2
+        case .int16, .uint16: return 3
+        case .int32, .uint32, .float: return 5
+        case .int64, .uint64, .double, .timestamp: return 9
+        case .decimal: return 6
+        case .string(let text): return 5 + text.utf8.count
+        case .bytes(let bytes): return 5 + bytes.count
+        case .array(let items):
+            var size = 5
+            for item in items { size += try encodedSize(item) }
+            return size
+        case .table(let table): return 1 + (try encodedSize(table))
+        case .void: return 1
         }
+    }
+}
+
+extension AMQPProperties {
+    /// These properties without the string properties AMQP cannot carry (over 255 bytes):
+    /// for sending on a message whose sender made one too long.
+    public func droppingOverlongStrings() -> AMQPProperties {
+        func fits(_ value: String?) -> String? { value.flatMap { $0.utf8.count <= WireLimits.shortString ? $0 : nil } }
+        var properties = self
+        properties.contentType = fits(contentType)
+        properties.contentEncoding = fits(contentEncoding)
+        properties.correlationID = fits(correlationID)
+        properties.replyTo = fits(replyTo)
+        properties.expiration = fits(expiration)
+        properties.messageID = fits(messageID)
+        properties.type = fits(type)
+        properties.userID = fits(userID)
+        properties.appID = fits(appID)
+        properties.clusterID = fits(clusterID)
+        return properties
     }
 }

@@ -52,12 +52,8 @@ public struct ConsumerApplication: Sendable {
         let database = PostgresPool(conninfo: configuration.databaseURL, maxConnections: configuration.databaseConnections, logger: logger)
         let modules = try Self.modules(database: database, logger: logger)
         let (topology, catalog, specs) = try loadConfiguration(modules: modules)
-        var amqpConfiguration: AMQPConfiguration
-        do {
-            amqpConfiguration = try AMQPConfiguration(urls: configuration.amqpURLs, connectionName: "warren \(configuration.only ?? "run")")
-        } catch {
-            throw ApplicationError("cannot connect to the broker: \(error)")
-        }
+        var amqpConfiguration = try ApplicationError.amqpConfiguration(
+            urls: configuration.amqpURLs, connectionName: "warren \(configuration.only ?? "run")")
         amqpConfiguration.publishTimeout = .seconds(30)
         let amqp = AMQPConnection(amqpConfiguration, logger: logger)
         let consumers: [any Service] = specs.map { spec in
@@ -68,13 +64,7 @@ public struct ConsumerApplication: Sendable {
         var group = ServiceGroupConfiguration(services: [amqp, database] + consumers, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = configuration.gracePeriod
         logger.info("warren.started", metadata: ["consumers": "\(specs.map(\.name).joined(separator: ","))", "exchange": "\(topology.exchange.name)"])
-        do {
-            try await ServiceGroup(configuration: group).run()
-        } catch let error as AMQPError where error.replyCode == 404 {
-            throw ApplicationError("\(error.replyText ?? error.description): run `warren topology apply` first")
-        } catch let error as AMQPError where [.connectionFailed, .authenticationFailed, .tls, .invalidConfiguration].contains(error.code) {
-            throw ApplicationError("cannot connect to the broker: \(error)")
-        }
+        try await ApplicationError.run(ServiceGroup(configuration: group))
         logger.info("warren.stopped")
     }
 

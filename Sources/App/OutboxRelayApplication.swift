@@ -20,20 +20,12 @@ public struct OutboxRelayApplication: Sendable {
     }
 
     public func run() async throws {
-        let amqp: AMQPConnection
-        do {
-            amqp = AMQPConnection(try AMQPConfiguration(urls: amqpURLs, connectionName: "warren outbox relay"), logger: logger)
-        } catch {
-            throw ApplicationError("cannot connect to the broker: \(error)")
-        }
+        let amqp = AMQPConnection(
+            try ApplicationError.amqpConfiguration(urls: amqpURLs, connectionName: "warren outbox relay"), logger: logger)
         let database = PostgresPool(conninfo: databaseURL, maxConnections: 2, logger: logger)
         let relay = OutboxRelay(settings: settings, amqp: amqp, database: database, conninfo: databaseURL, logger: logger)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [amqp, database, relay], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        do {
-            try await group.run()
-        } catch let error as AMQPError where [.connectionFailed, .authenticationFailed, .tls, .invalidConfiguration].contains(error.code) {
-            throw ApplicationError("cannot connect to the broker: \(error)")
-        }
+        try await ApplicationError.run(group)
     }
 }

@@ -142,10 +142,12 @@ public struct ConsumerRuntime: Service {
 
     /// A delivery decoded and validated, or failed with the reason it cannot be applied.
     private func item(for delivery: AMQPDelivery) -> Item {
-        if let refusal = FailurePolicy.refusal(of: delivery) {
-            return Item(delivery: delivery, attempt: 1, outcome: .failed(refusal))
+        let attempt: Int
+        switch FailurePolicy.attempt(of: delivery) {
+        case .success(let count): attempt = count
+        case .failure(let refusal): return Item(delivery: delivery, attempt: 1, outcome: .failed(refusal))
         }
-        var item = Item(delivery: delivery, attempt: (try? FailurePolicy.attempt(delivery.properties.headers).get()) ?? 1)
+        var item = Item(delivery: delivery, attempt: attempt)
         do {
             item.event = try decode(delivery)
         } catch {

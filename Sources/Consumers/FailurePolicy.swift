@@ -44,13 +44,13 @@ public struct FailurePolicy: Sendable {
         return .success(Int(count) + 1)
     }
 
-    /// What the consumer refuses before decoding the body: headers it cannot trust.
-    static func refusal(of delivery: AMQPDelivery) -> HandlerFailure? {
+    /// The attempt a delivery is on, or why it is refused before its body is decoded:
+    /// headers it cannot trust (nested too deep, or an attempt count out of range).
+    static func attempt(of delivery: AMQPDelivery) -> Result<Int, HandlerFailure> {
         if delivery.headersTooDeep {
-            return .permanent("header.depth", "headers nest tables or arrays deeper than 32 levels")
+            return .failure(.permanent("header.depth", "headers nest tables or arrays deeper than 32 levels"))
         }
-        if case .failure(let failure) = attempt(delivery.properties.headers) { return failure }
-        return nil
+        return attempt(delivery.properties.headers)
     }
 
     /// A transient failure goes to the delay tier of its attempt (the last tier once the
@@ -92,20 +92,10 @@ public struct FailurePolicy: Sendable {
         }
         stripped.properties.headers = kept
         var headers = self.headers(for: stripped, attempt: attempt, failure: failure, at: date)
-        headers[WarrenHeader.headersDropped] = .string(String(reason.prefix(200)))
-        var properties = delivery.properties
+        headers[WarrenHeader.headersDropped] = .string(Self.prefix(reason, bytes: 200))
+        var properties = delivery.properties.droppingOverlongStrings()
         properties.headers = headers
-        func fits(_ value: String?) -> String? { value.flatMap { $0.utf8.count <= 255 ? $0 : nil } }
-        properties.contentType = fits(properties.contentType)
-        properties.contentEncoding = fits(properties.contentEncoding)
-        properties.correlationID = fits(properties.correlationID)
-        properties.replyTo = fits(properties.replyTo)
-        properties.expiration = fits(properties.expiration)
-        properties.messageID = fits(properties.messageID)
-        properties.type = fits(properties.type)
         properties.userID = nil  // the broker checks it against the publishing user
-        properties.appID = fits(properties.appID)
-        properties.clusterID = fits(properties.clusterID)
         return properties
     }
 

@@ -26,9 +26,13 @@ extension CloudEvent {
     /// bytes. Checked before publishing or storing it, so it is refused with its field
     /// named instead of failing later on the wire.
     public func validateForAMQP() throws(EventError) {
-        for (field, value) in [("id", id), ("type", type), ("source", source)] where value.utf8.count > 255 {
+        func check(_ field: String, _ value: String) throws(EventError) {
+            guard value.utf8.count > 255 else { return }
             throw EventError(.invalidAttribute, field: field, "is \(value.utf8.count) bytes; AMQP carries at most 255 (message_id, routing key, app_id)")
         }
+        try check("id", id)
+        try check("type", type)
+        try check("source", source)
     }
 
     /// The event a delivery carries. The body is authoritative; AMQP properties are only

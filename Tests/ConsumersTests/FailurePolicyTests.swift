@@ -46,12 +46,12 @@ import WarrenCore
         #expect(unsigned.message.hasPrefix("x-warren-attempts is 18446744073709551615:"))
     }
 
-    @Test func deliveriesWithTooDeepHeadersOrBadAttemptsAreRefusedBeforeDecoding() {
-        var delivery = Self.delivery(headers: [:])
-        #expect(FailurePolicy.refusal(of: delivery) == nil)
+    @Test func deliveriesWithTooDeepHeadersOrBadAttemptsAreRefusedBeforeDecoding() throws {
+        var delivery = Self.delivery(headers: [WarrenHeader.attempts: 2])
+        #expect(try FailurePolicy.attempt(of: delivery).get() == 3)
         delivery.headersTooDeep = true
-        #expect(FailurePolicy.refusal(of: delivery)?.type == "header.depth")
-        #expect(FailurePolicy.refusal(of: Self.delivery(headers: [WarrenHeader.attempts: .int64(-5)]))?.type == "header.x-warren-attempts")
+        #expect(FailurePolicy.attempt(of: delivery).failure?.type == "header.depth")
+        #expect(FailurePolicy.attempt(of: Self.delivery(headers: [WarrenHeader.attempts: .int64(-5)])).failure?.type == "header.x-warren-attempts")
     }
 
     // MARK: Where a failure goes

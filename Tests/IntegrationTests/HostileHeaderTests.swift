@@ -70,7 +70,7 @@ extension Integration {
             let id = TestEnvironment.uniqueName("bigheaders")
             // 100 bytes short of a full frame: it goes out, Warren's failure headers do not fit.
             var properties = AMQPProperties(contentType: CloudEvent.contentType, headers: ["big": "", "traceparent": "00-t"], messageID: id)
-            let room = WireLimits.maxPropertiesSize - WireLimits.encodedSize(properties) - 100
+            let room = WireLimits.maxPropertiesSize - (try WireLimits.encodedSize(properties)) - 100
             properties.headers?["big"] = .string(String(repeating: "h", count: room))
             try await harness.channel.publish(Array("{not json".utf8), exchange: "events", routingKey: "user.created", properties: properties, mandatory: true)
             let good = userCreated(TestEnvironment.uniqueName("after-big"))
