@@ -22,20 +22,12 @@ public struct AMQPChannel: Sendable {
         _ name: String, type: String = "topic", durable: Bool = true, autoDelete: Bool = false,
         internal: Bool = false, arguments: AMQPTable = [:]
     ) async throws {
-        let declare: @Sendable (RabbitSession, UInt16) throws(AMQPError) -> Void = { session, channel throws(AMQPError) in
-            try session.declareExchange(channel, name, type: type, durable: durable, autoDelete: autoDelete, isInternal: `internal`, arguments: arguments)
-        }
-        try await call("exchange.declare \(name)", recovery: .add(key: "exchange:\(name)", replay: declare)) { session, channel, _ throws(AMQPError) in
-            try declare(session, channel)
-        }
+        _ = try await call(.declareExchange(name: name, type: type, durable: durable, autoDelete: autoDelete, internal: `internal`, arguments: arguments))
     }
 
+    /// Deletes an exchange; it and the bindings to it are no longer re-declared.
     public func deleteExchange(_ name: String, ifUnused: Bool = false) async throws {
-        try await call("exchange.delete \(name)", recovery: .remove { key in
-            key == "exchange:\(name)" || Self.bindingParts(key)?.exchange == name
-        }) { session, channel, _ throws(AMQPError) in
-            try session.deleteExchange(channel, name, ifUnused: ifUnused)
-        }
+        _ = try await call(.deleteExchange(name: name, ifUnused: ifUnused))
     }
 
     /// Declares a queue; a server-named queue (empty `name`) is not re-declared on reconnect.
@@ -44,70 +36,32 @@ public struct AMQPChannel: Sendable {
         _ name: String, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false,
         arguments: AMQPTable = [:]
     ) async throws -> AMQPQueueInfo {
-        let declare: @Sendable (RabbitSession, UInt16) throws(AMQPError) -> AMQPQueueInfo = { session, channel throws(AMQPError) in
-            try session.declareQueue(channel, name, passive: false, durable: durable, exclusive: exclusive, autoDelete: autoDelete, arguments: arguments)
-        }
-        let recovery: RecoveryChange? = name.isEmpty ? nil : .add(key: "queue:\(name)") { session, channel throws(AMQPError) in
-            _ = try declare(session, channel)
-        }
-        return try await call("queue.declare \(name)", recovery: recovery) { session, channel, _ throws(AMQPError) in
-            try declare(session, channel)
-        }
+        try await queue(.declareQueue(name: name, durable: durable, exclusive: exclusive, autoDelete: autoDelete, arguments: arguments))
     }
 
     /// The queue's message and consumer counts; `channelClosed` with 404 if it does not exist.
     public func queueInfo(_ name: String) async throws -> AMQPQueueInfo {
-        try await call("queue.declare (passive) \(name)") { session, channel, _ throws(AMQPError) in
-            try session.declareQueue(channel, name, passive: true, durable: false, exclusive: false, autoDelete: false, arguments: [:])
-        }
+        try await queue(.queueInfo(name: name))
     }
 
     /// Deletes a queue and returns how many messages it held.
     @discardableResult
     public func deleteQueue(_ name: String, ifUnused: Bool = false, ifEmpty: Bool = false) async throws -> UInt32 {
-        try await call("queue.delete \(name)", recovery: .remove { key in
-            key == "queue:\(name)" || Self.bindingParts(key)?.queue == name
-        }) { session, channel, _ throws(AMQPError) in
-            try session.deleteQueue(channel, name, ifUnused: ifUnused, ifEmpty: ifEmpty)
-        }
+        try await count(.deleteQueue(name: name, ifUnused: ifUnused, ifEmpty: ifEmpty))
     }
 
     /// Removes every ready message and returns how many there were.
     @discardableResult
     public func purgeQueue(_ name: String) async throws -> UInt32 {
-        try await call("queue.purge \(name)") { session, channel, _ throws(AMQPError) in
-            try session.purgeQueue(channel, name)
-        }
+        try await count(.purgeQueue(name: name))
     }
 
     public func bindQueue(_ queue: String, to exchange: String, routingKey: String, arguments: AMQPTable = [:]) async throws {
-        let bind: @Sendable (RabbitSession, UInt16) throws(AMQPError) -> Void = { session, channel throws(AMQPError) in
-            try session.bindQueue(channel, queue: queue, exchange: exchange, routingKey: routingKey, arguments: arguments)
-        }
-        let key = Self.bindingKey(queue: queue, exchange: exchange, routingKey: routingKey, arguments: arguments)
-        try await call("queue.bind \(queue)", recovery: .add(key: key, replay: bind)) { session, channel, _ throws(AMQPError) in
-            try bind(session, channel)
-        }
+        _ = try await call(.bindQueue(queue: queue, exchange: exchange, routingKey: routingKey, arguments: arguments))
     }
 
     public func unbindQueue(_ queue: String, from exchange: String, routingKey: String, arguments: AMQPTable = [:]) async throws {
-        let key = Self.bindingKey(queue: queue, exchange: exchange, routingKey: routingKey, arguments: arguments)
-        try await call("queue.unbind \(queue)", recovery: .remove { $0 == key }) { session, channel, _ throws(AMQPError) in
-            try session.unbindQueue(channel, queue: queue, exchange: exchange, routingKey: routingKey, arguments: arguments)
-        }
-    }
-
-    private static let separator: Character = "\u{1F}"
-
-    private static func bindingKey(queue: String, exchange: String, routingKey: String, arguments: AMQPTable) -> String {
-        let args = arguments.keys.sorted().map { "\($0)=\(arguments[$0]!)" }.joined(separator: ",")
-        return ["binding:" + queue, exchange, routingKey, args].joined(separator: String(separator))
-    }
-
-    private static func bindingParts(_ key: String) -> (queue: String, exchange: String)? {
-        guard key.hasPrefix("binding:") else { return nil }
-        let parts = key.dropFirst("binding:".count).split(separator: separator, omittingEmptySubsequences: false)
-        return (String(parts[0]), String(parts[1]))
+        _ = try await call(.unbindQueue(queue: queue, exchange: exchange, routingKey: routingKey, arguments: arguments))
     }
 
     // MARK: Publishing
@@ -165,11 +119,7 @@ public struct AMQPChannel: Sendable {
 
     /// How many unacknowledged deliveries the broker may send to each consumer on this channel.
     public func setPrefetch(_ count: UInt16) async throws {
-        let loop = self.loop
-        try await call("basic.qos \(count)") { session, channel, _ throws(AMQPError) in
-            try session.qos(channel, prefetch: count)
-            loop.channel(channel)?.prefetch = count
-        }
+        _ = try await call(.qos(prefetch: count))
     }
 
     /// Starts a consumer. Deliveries arrive in order and must be acked, nacked or rejected
@@ -179,31 +129,14 @@ public struct AMQPChannel: Sendable {
         if let prefetch { try await setPrefetch(prefetch) }
         let tag = "warren.\(queue).\(UUID().uuidString.prefix(8).lowercased())"
         let (deliveries, continuation) = AsyncThrowingStream.makeStream(of: AMQPDelivery.self, throwing: (any Error).self)
-        let registration = ConsumerRegistration(channel: id, queue: queue, tag: tag, exclusive: exclusive, arguments: arguments, deliveries: continuation)
-        let loop = self.loop
-        try await call("basic.consume on \(queue)") { session, channel, _ throws(AMQPError) in
-            let state = loop.channel(channel)
-            state?.consumers[tag] = registration
-            do throws(AMQPError) {
-                try session.consume(channel, queue: queue, tag: tag, exclusive: exclusive, arguments: arguments)
-            } catch {
-                state?.consumers[tag] = nil
-                throw error
-            }
-        }
+        _ = try await call(.consume(ConsumerRegistration(
+            channel: id, queue: queue, tag: tag, exclusive: exclusive, arguments: arguments, deliveries: continuation)))
         // A consuming task that is cancelled stops the consumer at the broker too; nobody
         // waits for that, so it is queued straight to the I/O thread.
-        let id = self.id
+        let (loop, id) = (self.loop, self.id)
         continuation.onTermination = { termination in
             guard case .cancelled = termination else { return }
-            let cancel = Self.cancelling(tag, loop: loop)
-            loop.submit(.call(Call(
-                channel: id, context: "basic.cancel \(tag)", deadline: .now + loop.configuration.rpcTimeout, recovery: nil,
-                run: { session, channel, _ in
-                    do throws(AMQPError) { try cancel(session, channel) } catch { return error }
-                    return nil
-                },
-                fail: { _ in })))
+            loop.submit(.call(Call(channel: id, method: .cancel(consumerTag: tag), deadline: .now + loop.configuration.rpcTimeout, reply: { _ in })))
         }
         return AMQPConsumer(tag: tag, queue: queue, deliveries: deliveries, channel: self)
     }
@@ -211,27 +144,13 @@ public struct AMQPChannel: Sendable {
     /// Stops a consumer: its delivery sequence ends; deliveries already in flight to it
     /// are returned to the queue.
     public func cancel(consumerTag tag: String) async throws {
-        let cancel = Self.cancelling(tag, loop: loop)
-        try await call("basic.cancel \(tag)") { session, channel, _ throws(AMQPError) in try cancel(session, channel) }
-    }
-
-    /// Ends the consumer's delivery sequence and cancels it at the broker (I/O thread).
-    private static func cancelling(_ tag: String, loop: IOLoop) -> @Sendable (RabbitSession, UInt16) throws(AMQPError) -> Void {
-        { session, channel throws(AMQPError) in
-            guard let consumer = loop.channel(channel)?.consumers.removeValue(forKey: tag) else { return }
-            defer { consumer.deliveries.finish() }
-            try session.cancel(channel, tag: tag)
-        }
+        _ = try await call(.cancel(consumerTag: tag))
     }
 
     /// `basic.get`: one message from `queue`, or nil if it is empty.
     public func get(queue: String) async throws -> AMQPDelivery? {
-        let loop = self.loop
-        return try await call("basic.get \(queue)") { session, channel, epoch throws(AMQPError) in
-            let delivery = try session.get(channel, queue: queue, generation: epoch)
-            if let delivery { loop.channel(channel)?.unsettled.append(delivery.deliveryTag) }
-            return delivery
-        }
+        guard case .delivery(let delivery) = try await call(.get(queue: queue)) else { throw Self.unexpectedReply(.get(queue: queue)) }
+        return delivery
     }
 
     // Settling returns once the ack is queued for the I/O thread, like basic.ack in every
@@ -274,27 +193,28 @@ public struct AMQPChannel: Sendable {
 
     /// Runs a synchronous broker method on the I/O thread. While disconnected it waits for
     /// the reconnect, up to the connection's `rpcTimeout`.
-    private func call<T: Sendable>(
-        _ context: String, recovery: RecoveryChange? = nil,
-        _ body: @escaping @Sendable (RabbitSession, UInt16, UInt64) throws(AMQPError) -> T
-    ) async throws -> T {
-        let loop = self.loop
-        let id = self.id
-        let result: Result<T, AMQPError> = await withCheckedContinuation { continuation in
+    private func call(_ method: ChannelMethod) async throws -> MethodReply {
+        let (loop, id) = (self.loop, self.id)
+        let result: Result<MethodReply, AMQPError> = await withCheckedContinuation { continuation in
             loop.submit(.call(Call(
-                channel: id, context: context, deadline: .now + loop.configuration.rpcTimeout, recovery: recovery,
-                run: { session, channel, epoch in
-                    do throws(AMQPError) {
-                        continuation.resume(returning: .success(try body(session, channel, epoch)))
-                        return nil
-                    } catch {
-                        continuation.resume(returning: .failure(error))
-                        return error
-                    }
-                },
-                fail: { continuation.resume(returning: .failure($0)) })))
+                channel: id, method: method, deadline: .now + loop.configuration.rpcTimeout,
+                reply: { continuation.resume(returning: $0) })))
         }
         return try result.get()
+    }
+
+    private func queue(_ method: ChannelMethod) async throws -> AMQPQueueInfo {
+        guard case .queue(let info) = try await call(method) else { throw Self.unexpectedReply(method) }
+        return info
+    }
+
+    private func count(_ method: ChannelMethod) async throws -> UInt32 {
+        guard case .count(let count) = try await call(method) else { throw Self.unexpectedReply(method) }
+        return count
+    }
+
+    private static func unexpectedReply(_ method: ChannelMethod) -> AMQPError {
+        AMQPError(.library, "\(method.context): unexpected reply")
     }
 }
 

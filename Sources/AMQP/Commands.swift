@@ -49,28 +49,20 @@ final class PublishRequest: Sendable {
     }
 }
 
-/// A synchronous broker method run on a channel. `run` reports to the caller itself and
-/// returns the error, if any, so the loop can react (reopen a closed channel, reconnect).
+/// A synchronous broker method for a channel and where its answer goes. While the
+/// channel or connection is down it waits, until `deadline`.
 struct Call: Sendable {
     var channel: UInt16
-    var context: String
+    var method: ChannelMethod
     var deadline: ContinuousClock.Instant
-    var recovery: RecoveryChange?
-    var run: @Sendable (RabbitSession, UInt16, UInt64) -> AMQPError?
-    var fail: @Sendable (AMQPError) -> Void
-}
-
-/// How a successful call changes what is re-declared after a reconnect.
-enum RecoveryChange: Sendable {
-    case add(key: String, replay: @Sendable (RabbitSession, UInt16) throws(AMQPError) -> Void)
-    case remove(@Sendable (String) -> Bool)
+    var reply: @Sendable (Result<MethodReply, AMQPError>) -> Void
 }
 
 /// An ack, nack or reject. Like every AMQP client's, it is not answered by the broker:
 /// the caller returns once it is queued. If the channel was reopened in between, it is
 /// dropped: the broker has already requeued those deliveries.
-struct Settlement: Sendable {
-    enum Kind: Sendable { case ack, nack(requeue: Bool), reject(requeue: Bool) }
+struct Settlement: Sendable, Equatable {
+    enum Kind: Sendable, Equatable { case ack, nack(requeue: Bool), reject(requeue: Bool) }
     var channel: UInt16
     var generation: UInt64
     var deliveryTag: UInt64

@@ -8,7 +8,7 @@ import Synchronization
 /// `basic.return` (which has no delivery tag) can be matched to the publish that caused it.
 public let publishSequenceHeader = "x-warren-publish-seq"
 
-/// Owns one broker connection and the only thread that ever touches it.
+/// The driver of one broker connection: the only thread that ever touches it.
 ///
 /// rabbitmq-c 0.11 does nothing in the background: heartbeats are only sent and checked,
 /// and confirms, returns, deliveries and `connection.blocked` only read, while someone
@@ -17,11 +17,14 @@ public let publishSequenceHeader = "x-warren-publish-seq"
 /// eventfd (which `submit` writes to) for at most 100 ms. Callers never block: they queue
 /// a command and await its completion.
 ///
+/// Every decision (what to send, hold, fail, settle, reopen) is the
+/// `ConnectionStateMachine`'s; this type only moves bytes and runs what it answers.
+///
 /// `@unchecked Sendable`: `mailbox` and `status` are behind mutexes, `wakeFD`,
 /// `configuration` and `logger` never change, and every other property is read and
 /// written only on the I/O thread (started once in `start`, never shared).
 final class IOLoop: @unchecked Sendable {
-    static let controlChannel: UInt16 = 1
+    static let controlChannel = ConnectionStateMachine.controlChannel
     private static let pollInterval = Duration.milliseconds(100)
 
     let configuration: AMQPConfiguration
@@ -43,16 +46,9 @@ final class IOLoop: @unchecked Sendable {
 
     // MARK: I/O thread only
 
+    private let machine = ConnectionStateMachine()
     private var session: RabbitSession?
-    private var channels: [UInt16: ChannelState] = [:]
-    private var recovery: [(key: String, replay: @Sendable (RabbitSession, UInt16) throws(AMQPError) -> Void)] = []
-    /// Channels with single acks queued by callers, sent together after each batch of commands.
-    private var channelsWithAcks: Set<UInt16> = []
-    private var heldPublishes: [PublishRequest] = []
-    private var heldCalls: [Call] = []
-    private var blocked: String?
     private var stopped = false
-    private var epochs: UInt64 = 0
     private var endpointIndex = 0
     private var reconnectAttempt = 0
     private var nextReconnect = ContinuousClock.now
@@ -66,7 +62,6 @@ final class IOLoop: @unchecked Sendable {
         self.logger = logger
         wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         precondition(wakeFD >= 0, "eventfd failed: errno \(errno)")
-        channels[Self.controlChannel] = ChannelState(id: Self.controlChannel, confirms: false)
     }
 
     deinit {
@@ -103,9 +98,6 @@ final class IOLoop: @unchecked Sendable {
             _ = write(wakeFD, &one, 8)
         }
     }
-
-    /// For `Call.run` closures, which execute on the I/O thread.
-    func channel(_ id: UInt16) -> ChannelState? { channels[id] }
 
     // MARK: The loop
 
@@ -161,7 +153,7 @@ final class IOLoop: @unchecked Sendable {
                 return
             }
         }
-        flushAcks()
+        sendQueuedAcks()
         if let corked { uncork(corked) }
         guard let session else {
             sweepIfDue()
@@ -172,12 +164,13 @@ final class IOLoop: @unchecked Sendable {
             }
             return
         }
-        flushHeld()
+        retryHeldWork()
         var frames = 0
         do {
             // Bounded, so a flood of deliveries cannot starve queued acks and publishes.
             while frames < 256, self.session === session, let frame = try session.nextFrame() {
-                try handle(frame, session)
+                defer { if self.session === session { session.releaseBuffers(channel: frame.channel) } }
+                try handle(InboundFrame(frame), session)
                 frames += 1
             }
         } catch {
@@ -222,6 +215,12 @@ final class IOLoop: @unchecked Sendable {
         }
     }
 
+    private func run(_ completions: [ConnectionStateMachine.Completion]) {
+        for completion in completions { completion.run() }
+    }
+
+    // MARK: Commands
+
     private func execute(_ command: Command) {
         switch command {
         case .publish(let request):
@@ -231,21 +230,27 @@ final class IOLoop: @unchecked Sendable {
         case .settle(let settlement):
             settle(settlement)
         case .registerChannel(let id, let confirms, let handle, let done):
-            let state = ChannelState(id: id, confirms: confirms, handle: handle)
-            channels[id] = state
-            guard let session else { return done(nil) }
+            guard machine.register(id, confirms: confirms, handle: handle), let session else { return done(nil) }
             do {
                 try session.openChannel(id, confirms: confirms, prefetch: nil)
-                epochs += 1
-                state.reopened(epoch: epochs)
+                machine.channelOpened(id)
                 done(nil)
             } catch {
-                channels[id] = nil
+                machine.registrationFailed(id)
                 done(error)
-                afterError(error, channel: id)
+                if error.isFatalToConnection { connectionLost(error) }
             }
         case .closeChannel(let id, let done):
-            closeChannel(id)
+            let removal = machine.removeChannel(id)
+            send(removal.acks, channel: id)
+            run(removal.completions)
+            if removal.closeAtBroker, let session {
+                do {
+                    try session.closeChannel(id)
+                } catch {
+                    if error.isFatalToConnection { connectionLost(error) }
+                }
+            }
             done()
         case .close(let done):
             shutdown()
@@ -253,329 +258,185 @@ final class IOLoop: @unchecked Sendable {
         }
     }
 
-    private func closeChannel(_ id: UInt16) {
-        if let channel = channels[id] { flushAcks(channel) }
-        guard let channel = channels.removeValue(forKey: id) else { return }
-        let closed = AMQPError(.closed, "channel \(id) was closed before the operation completed")
-        for pending in channel.takeAllUnconfirmed() { pending.done(.failure(closed)) }
-        for consumer in channel.consumers.values { consumer.deliveries.finish() }
-        heldPublishes.removeAll { request in
-            guard request.channel == id else { return false }
-            request.done(.failure(closed))
-            return true
-        }
-        heldCalls.removeAll { call in
-            guard call.channel == id else { return false }
-            call.fail(closed)
-            return true
-        }
-        guard let session, channel.open else { return }
-        do {
-            try session.closeChannel(id)
-        } catch {
-            if error.isFatalToConnection { connectionLost(error) }
-        }
-    }
-
-    // MARK: Publishing and confirms
-
     private func publish(_ request: PublishRequest) {
-        if request.deadline == nil { request.deadline = commandsTakenAt + request.timeout }
-        guard let channel = channels[request.channel] else {
-            return request.done(.failure(AMQPError(.closed, "publish on closed channel \(request.channel)")))
-        }
-        guard let session, blocked == nil, channel.open else {
-            heldPublishes.append(request)
-            return
-        }
-        do {
-            try session.publish(
-                request.channel, exchange: request.exchange, routingKey: request.routingKey, mandatory: request.mandatory,
-                properties: channel.confirms && request.mandatory ? Self.tagged(request.properties, sequence: channel.nextSequence) : request.properties,
-                body: request.body)
-        } catch {
+        switch machine.publish(request, now: commandsTakenAt) {
+        case .fail(let error):
             request.done(.failure(error))
-            connectionLost(error)
-            return
-        }
-        guard channel.confirms else { return request.done(.success(())) }
-        channel.sent(PendingConfirm(deadline: request.deadline!, timeout: request.timeout, done: request.done))
-    }
-
-    /// A mandatory publish's properties with its sequence number in a header.
-    private static func tagged(_ properties: AMQPProperties, sequence: UInt64) -> AMQPProperties {
-        var properties = properties
-        var headers = properties.headers ?? [:]
-        headers[publishSequenceHeader] = .int64(Int64(sequence))
-        properties.headers = headers
-        return properties
-    }
-
-    private func confirm(_ channel: ChannelState, tag: UInt64, multiple: Bool, nacked: Bool) {
-        if multiple { multipleConfirms.add(1, ordering: .relaxed) }
-        for pending in channel.settle(upTo: tag, multiple: multiple) {
-            if nacked {
-                pending.done(.failure(AMQPError(.publishNacked, "the broker nacked the publish")))
-            } else if let returned = pending.returned {
-                pending.done(.failure(AMQPError(
-                    .publishReturned, "no queue is bound to exchange '\(returned.exchange)' for routing key '\(returned.routingKey)'",
-                    replyCode: returned.replyCode, replyText: returned.replyText)))
-            } else {
-                pending.done(.success(()))
+        case .hold:
+            break
+        case .send(let channel, let sequence):
+            guard let session else { return }
+            do {
+                try session.publish(
+                    channel.id, exchange: request.exchange, routingKey: request.routingKey, mandatory: request.mandatory,
+                    properties: sequence.map { request.properties.tagged(sequence: $0) } ?? request.properties, body: request.body)
+            } catch {
+                request.done(.failure(error))
+                connectionLost(error)
+                return
             }
+            machine.published(request, on: channel)?.run()
         }
     }
-
-    private func flushHeld() {
-        if !heldCalls.isEmpty {
-            let calls = heldCalls
-            heldCalls = []
-            for call in calls { perform(call) }
-        }
-        if blocked == nil, !heldPublishes.isEmpty {
-            let publishes = heldPublishes
-            heldPublishes = []
-            for request in publishes { publish(request) }
-        }
-    }
-
-    // MARK: Synchronous methods and settlements
 
     private func perform(_ call: Call) {
-        guard let session, let channel = channels[call.channel], channel.open else {
-            if channels[call.channel] == nil {
-                call.fail(AMQPError(.closed, "\(call.context): channel \(call.channel) is closed"))
-            } else {
-                heldCalls.append(call)
-            }
-            return
-        }
-        if let error = call.run(session, call.channel, channel.epoch) {
-            afterError(error, channel: call.channel)
-            return
-        }
-        switch call.recovery {
-        case .add(let key, let replay):
-            recovery.removeAll { $0.key == key }
-            recovery.append((key, replay))
-        case .remove(let matches):
-            recovery.removeAll { matches($0.key) }
-        case nil:
+        switch machine.call(call) {
+        case .fail(let error):
+            call.reply(.failure(error))
+        case .hold:
             break
+        case .run(let epoch):
+            guard let session else { return }
+            let result: Result<MethodReply, AMQPError>
+            do {
+                result = .success(try session.perform(call.method, channel: call.channel, epoch: epoch))
+            } catch {
+                result = .failure(error)
+            }
+            let (completions, recovery) = machine.completed(call, result)
+            run(completions)
+            if case .failure(let error) = result { recover(recovery, channel: call.channel, after: error) }
+        }
+    }
+
+    private func recover(_ recovery: ConnectionStateMachine.Recovery, channel id: UInt16, after error: AMQPError) {
+        switch recovery {
+        case .none:
+            break
+        case .reopenChannel:
+            if let completions = machine.channelClosed(id, error) {
+                run(completions)
+                reopenAfterClose(id, error)
+            }
+        case .reconnect:
+            connectionLost(error)
         }
     }
 
     private func settle(_ settlement: Settlement) {
-        guard session != nil, let channel = channels[settlement.channel], channel.accepts(epoch: settlement.generation) else {
-            logger.debug("amqp.settle.stale", metadata: ["amqp.delivery_tag": "\(settlement.deliveryTag)"])
-            return
-        }
-        if case .ack = settlement.kind, !settlement.multiple {
-            if channel.queueAck(settlement.deliveryTag, epoch: settlement.generation) { channelsWithAcks.insert(channel.id) }
-            return
-        }
-        flushAcks(channel)
+        guard case .send(let flush, let settlement) = machine.settle(settlement) else { return }
+        send(flush, channel: settlement.channel)
         guard let session else { return }
         let tag = settlement.deliveryTag
         do {
             switch settlement.kind {
-            case .ack: try session.ack(channel.id, tag: tag, multiple: settlement.multiple)
-            case .nack(let requeue): try session.nack(channel.id, tag: tag, multiple: settlement.multiple, requeue: requeue)
-            case .reject(let requeue): try session.reject(channel.id, tag: tag, requeue: requeue)
+            case .ack: try session.ack(settlement.channel, tag: tag, multiple: settlement.multiple)
+            case .nack(let requeue): try session.nack(settlement.channel, tag: tag, multiple: settlement.multiple, requeue: requeue)
+            case .reject(let requeue): try session.reject(settlement.channel, tag: tag, requeue: requeue)
             }
-            if settlement.multiple { channel.unsettled.removeAll(upTo: tag) } else { channel.unsettled.remove(tag) }
         } catch {
             connectionLost(error)
         }
     }
 
-    private func flushAcks() {
-        guard !channelsWithAcks.isEmpty else { return }
-        for id in channelsWithAcks.sorted() {
-            if let channel = channels[id] { flushAcks(channel) }
-        }
-        channelsWithAcks.removeAll(keepingCapacity: true)
+    private func sendQueuedAcks() {
+        for (channel, frames) in machine.takeQueuedAcks() { send(frames, channel: channel) }
     }
 
-    /// Sends a channel's queued acks (`ChannelState.takeQueuedAcks` decides how).
-    private func flushAcks(_ channel: ChannelState) {
-        guard let session else { return }
+    private func send(_ frames: AckFrames, channel: UInt16) {
+        guard let session, frames != .none else { return }
         do {
-            switch channel.takeQueuedAcks() {
+            switch frames {
             case .none: break
-            case .multiple(let tag): try session.ack(channel.id, tag: tag, multiple: true)
-            case .single(let tags): for tag in tags { try session.ack(channel.id, tag: tag, multiple: false) }
+            case .multiple(let tag): try session.ack(channel, tag: tag, multiple: true)
+            case .single(let tags): for tag in tags { try session.ack(channel, tag: tag, multiple: false) }
             }
         } catch {
             connectionLost(error)
         }
     }
 
-    /// A failed call may have closed its channel (reopen it) or the connection (reconnect).
-    private func afterError(_ error: AMQPError, channel id: UInt16) {
-        if error.code == .channelClosed, let channel = channels[id] {
-            channelClosed(channel, error)
-        } else if error.isFatalToConnection {
-            connectionLost(error)
-        }
+    /// Gives held work another go (the machine holds again what still cannot go).
+    private func retryHeldWork() {
+        guard machine.isHoldingWork else { return }
+        let (calls, publishes) = machine.takeHeldWork()
+        for call in calls { perform(call) }
+        for request in publishes { publish(request) }
     }
 
-    // MARK: Incoming frames
+    // MARK: Frames
 
-    private func handle(_ frame: amqp_frame_t, _ session: RabbitSession) throws(AMQPError) {
-        let id = frame.channel
-        defer { if self.session === session { session.releaseBuffers(channel: id) } }
-        switch frame.frame_type {
-        case FrameType.method:
-            try handleMethod(frame.payload.method, channel: id, session)
-        case FrameType.header:
-            guard let channel = channels[id], channel.content != nil, let decoded = frame.payload.properties.decoded else { return }
-            var tooDeep = false
-            let properties = AMQPProperties(amqp: decoded.assumingMemoryBound(to: amqp_basic_properties_t.self).pointee, headersTooDeep: &tooDeep)
-            // The size is the sender's word (a 64-bit field): never trusted for arithmetic.
-            channel.content!.header(properties, bodySize: Int(exactly: frame.payload.properties.body_size) ?? Int.max, headersTooDeep: tooDeep)
-            try completeContent(channel, session)
-        case FrameType.body:
-            guard let channel = channels[id], channel.content != nil else { return }
-            let fragment = frame.payload.body_fragment
-            if fragment.len > 0 { channel.content!.append(UnsafeRawBufferPointer(start: fragment.bytes, count: fragment.len)) }
-            try completeContent(channel, session)
-        default:
-            break
-        }
-    }
-
-    private func handleMethod(_ method: amqp_method_t, channel id: UInt16, _ session: RabbitSession) throws(AMQPError) {
-        func decoded<T>(_ type: T.Type) -> T { method.decoded.assumingMemoryBound(to: T.self).pointee }
-        switch method.id {
-        case Method.basicDeliver:
-            let deliver = decoded(amqp_basic_deliver_t.self)
-            channels[id]?.content = IncomingContent(kind: .delivery(
-                tag: deliver.delivery_tag, redelivered: deliver.redelivered != 0, exchange: String(amqp: deliver.exchange),
-                routingKey: String(amqp: deliver.routing_key), consumerTag: String(amqp: deliver.consumer_tag)))
-        case Method.basicReturn:
-            let returned = decoded(amqp_basic_return_t.self)
-            channels[id]?.content = IncomingContent(kind: .returned(AMQPReturnedMessage(
-                replyCode: Int(returned.reply_code), replyText: String(amqp: returned.reply_text),
-                exchange: String(amqp: returned.exchange), routingKey: String(amqp: returned.routing_key))))
-        case Method.basicAck:
-            let ack = decoded(amqp_basic_ack_t.self)
-            if let channel = channels[id] { confirm(channel, tag: ack.delivery_tag, multiple: ack.multiple != 0, nacked: false) }
-        case Method.basicNack:
-            let nack = decoded(amqp_basic_nack_t.self)
-            if let channel = channels[id] { confirm(channel, tag: nack.delivery_tag, multiple: nack.multiple != 0, nacked: true) }
-        case Method.basicCancel:
-            let cancel = decoded(amqp_basic_cancel_t.self)
-            let tag = String(amqp: cancel.consumer_tag)
-            if let consumer = channels[id]?.consumers.removeValue(forKey: tag) {
-                logger.warning("amqp.consumer.cancelled_by_broker", metadata: ["amqp.queue": "\(consumer.queue)", "amqp.consumer_tag": "\(tag)"])
-                consumer.deliveries.finish(throwing: AMQPError(.consumerCancelled, "the broker cancelled the consumer on '\(consumer.queue)'"))
+    private func handle(_ frame: InboundFrame, _ session: RabbitSession) throws(AMQPError) {
+        switch machine.receive(frame) {
+        case .none, .ignored:
+            if case .ignored(let channel, let method?) = frame {
+                logger.debug("amqp.frame.ignored", metadata: ["amqp.method": "\(method)", "amqp.channel": "\(channel)"])
             }
-        case Method.channelClose:
-            let close = decoded(amqp_channel_close_t.self)
+        case .complete(let completions):
+            if case .confirm(_, _, true, _) = frame { multipleConfirms.add(1, ordering: .relaxed) }
+            for completion in completions {
+                if case .endConsumer(let consumer, _) = completion {
+                    logger.warning("amqp.consumer.cancelled_by_broker", metadata: ["amqp.queue": "\(consumer.queue)", "amqp.consumer_tag": "\(consumer.tag)"])
+                }
+                completion.run()
+            }
+        case .deliver(let consumer, let delivery):
+            consumer.deliveries.yield(delivery)
+        case .requeue(let channel, let tag):
+            // Arrived after the consumer was cancelled: give it back to the queue.
+            try session.nack(channel, tag: tag, multiple: false, requeue: true)
+        case .unmatchedReturn(let returned):
+            logger.warning("amqp.publish.returned", metadata: [
+                "amqp.exchange": "\(returned.exchange)", "amqp.routing_key": "\(returned.routingKey)", "amqp.reply_code": "\(returned.replyCode)",
+            ])
+        case .channelClosed(let id, let error, let completions, let reopen):
             var ok = amqp_channel_close_ok_t()
             try session.send(method: Method.channelCloseOK, channel: id, &ok)
-            if let channel = channels[id] {
-                channelClosed(channel, AMQPError(
-                    .channelClosed, "the broker closed channel \(id)", replyCode: Int(close.reply_code), replyText: String(amqp: close.reply_text)))
-            }
-        case Method.connectionClose:
-            let close = decoded(amqp_connection_close_t.self)
+            run(completions)
+            if reopen { reopenAfterClose(id, error) }
+        case .connectionClosed(let error):
             var ok = amqp_connection_close_ok_t()
             try? session.send(method: Method.connectionCloseOK, channel: 0, &ok)
-            throw AMQPError(.connectionClosed, "the broker closed the connection", replyCode: Int(close.reply_code), replyText: String(amqp: close.reply_text))
-        case Method.connectionBlocked:
-            let reason = String(amqp: decoded(amqp_connection_blocked_t.self).reason)
-            blocked = reason
+            throw error
+        case .blocked(let reason):
             logger.warning("amqp.connection.blocked", metadata: ["amqp.reason": "\(reason)"])
             status.set(.blocked(reason: reason))
-        case Method.connectionUnblocked:
-            blocked = nil
+        case .unblocked:
             logger.notice("amqp.connection.unblocked")
             status.set(.connected(endpoint: session.endpoint.redactedDescription))
-        case Method.channelFlow:
-            var ok = amqp_channel_flow_ok_t(active: decoded(amqp_channel_flow_t.self).active)
-            try session.send(method: Method.channelFlowOK, channel: id, &ok)
-        default:
-            logger.debug("amqp.frame.ignored", metadata: ["amqp.method": "\(method.id)", "amqp.channel": "\(id)"])
-        }
-    }
-
-    private func completeContent(_ channel: ChannelState, _ session: RabbitSession) throws(AMQPError) {
-        guard let content = channel.content, content.isComplete else { return }
-        channel.content = nil
-        switch content.kind {
-        case .delivery(let tag, let redelivered, let exchange, let routingKey, let consumerTag):
-            let delivery = AMQPDelivery(
-                body: content.body, properties: content.properties, deliveryTag: tag, redelivered: redelivered,
-                exchange: exchange, routingKey: routingKey, consumerTag: consumerTag, messageCount: nil,
-                channelID: channel.id, generation: channel.epoch, headersTooDeep: content.headersTooDeep)
-            if let consumer = channel.consumers[consumerTag] {
-                channel.unsettled.append(tag)
-                consumer.deliveries.yield(delivery)
-            } else {
-                // Arrived after the consumer was cancelled: give it back to the queue.
-                try session.nack(channel.id, tag: tag, multiple: false, requeue: true)
-            }
-        case .returned(let returned):
-            let sequence = content.properties.headers?[publishSequenceHeader]?.intValue.flatMap { UInt64(exactly: $0) }
-            if sequence.map({ channel.unconfirmed.markReturned($0, returned) }) != true {
-                logger.warning("amqp.publish.returned", metadata: [
-                    "amqp.exchange": "\(returned.exchange)", "amqp.routing_key": "\(returned.routingKey)",
-                    "amqp.reply_code": "\(returned.replyCode)",
-                ])
-            }
+        case .flowOK(let channel, let active):
+            var ok = amqp_channel_flow_ok_t(active: active ? 1 : 0)
+            try session.send(method: Method.channelFlowOK, channel: channel, &ok)
         }
     }
 
     // MARK: Failures, recovery and shutdown
 
-    /// The broker closed a channel (e.g. 404 publishing to a missing exchange): its
-    /// unconfirmed publishes can never be confirmed now, so they fail with the broker's
-    /// reason, and the channel is reopened with its consumers.
-    private func channelClosed(_ channel: ChannelState, _ error: AMQPError) {
-        logger.warning("amqp.channel.closed", metadata: ["amqp.channel": "\(channel.id)", "amqp.error": "\(error)"])
-        channel.open = false
-        channel.content = nil
-        for pending in channel.takeAllUnconfirmed() { pending.done(.failure(error)) }
+    private func reopenAfterClose(_ id: UInt16, _ error: AMQPError) {
+        logger.warning("amqp.channel.closed", metadata: ["amqp.channel": "\(id)", "amqp.error": "\(error)"])
         guard let session else { return }
         do {
-            try reopen(channel, session)
+            try reopen(id, session)
         } catch {
             if error.isFatalToConnection { connectionLost(error) }
         }
     }
 
-    private func reopen(_ channel: ChannelState, _ session: RabbitSession) throws(AMQPError) {
-        try session.openChannel(channel.id, confirms: channel.confirms, prefetch: channel.prefetch)
-        epochs += 1
-        channel.reopened(epoch: epochs)
-        for consumer in channel.consumers.values.sorted(by: { $0.tag < $1.tag }) {
+    /// Opens channel `id` again with its settings and resumes its consumers; a consumer
+    /// whose queue is gone ends with the broker's error and the others resume.
+    private func reopen(_ id: UInt16, _ session: RabbitSession) throws(AMQPError) {
+        guard let channel = machine.channels[id] else { return }
+        try session.openChannel(id, confirms: channel.confirms, prefetch: channel.prefetch)
+        machine.channelOpened(id)
+        for consumer in machine.consumers(on: id) {
             do {
-                try session.consume(channel.id, queue: consumer.queue, tag: consumer.tag, exclusive: consumer.exclusive, arguments: consumer.arguments)
+                try session.consume(id, queue: consumer.queue, tag: consumer.tag, exclusive: consumer.exclusive, arguments: consumer.arguments)
             } catch where error.code == .channelClosed {
-                // This consumer cannot come back (its queue is gone); the others can.
-                channel.consumers[consumer.tag] = nil
-                consumer.deliveries.finish(throwing: error)
-                return try reopen(channel, session)
+                machine.consumerLost(consumer.tag, on: id, error)?.run()
+                return try reopen(id, session)
             }
         }
     }
 
     private func connectionLost(_ error: AMQPError) {
         guard session != nil else { return }
-        logger.warning("amqp.connection.lost", metadata: ["amqp.error": "\(error)"])
         session = nil
-        blocked = nil
-        let lost = AMQPError(.connectionLost, "publish not confirmed before the connection was lost (\(error.context))")
-        for channel in channels.values.sorted(by: { $0.id < $1.id }) {
-            channel.open = false
-            channel.content = nil
-            for pending in channel.takeAllUnconfirmed() { pending.done(.failure(lost)) }
-        }
+        logger.warning("amqp.connection.lost", metadata: ["amqp.error": "\(error)"])
+        let completions = machine.connectionLost(error) ?? []
         reconnectAttempt = 0
         nextReconnect = .now + configuration.reconnect.delay(attempt: 0)
         status.set(.reconnecting(attempt: 0, lastError: error))
+        run(completions)
     }
 
     private func reconnect() {
@@ -597,12 +458,17 @@ final class IOLoop: @unchecked Sendable {
         let endpoints = configuration.endpoints
         for offset in 0..<endpoints.count {
             let index = (endpointIndex + offset) % endpoints.count
-            do {
+            do throws(AMQPError) {
                 let session = try RabbitSession(endpoint: endpoints[index], configuration: configuration)
-                try recover(session)
+                machine.connected()
+                do throws(AMQPError) {
+                    try recover(session)
+                } catch {
+                    _ = machine.connectionLost(error)
+                    throw error
+                }
                 endpointIndex = index
                 self.session = session
-                blocked = nil
                 logger.info("amqp.connection.open", metadata: ["amqp.endpoint": "\(session.endpoint.redactedDescription)"])
                 status.set(.connected(endpoint: session.endpoint.redactedDescription))
                 return
@@ -615,20 +481,20 @@ final class IOLoop: @unchecked Sendable {
     }
 
     private func recover(_ session: RabbitSession) throws(AMQPError) {
-        let control = channels[Self.controlChannel]!
-        try session.openChannel(control.id, confirms: false, prefetch: nil)
-        epochs += 1
-        control.reopened(epoch: epochs)
-        for record in recovery {
+        let control = Self.controlChannel
+        try session.openChannel(control, confirms: false, prefetch: nil)
+        machine.channelOpened(control)
+        for method in machine.recovery.methods {
             do {
-                try record.replay(session, control.id)
+                _ = try session.perform(method, channel: control, epoch: 0)
             } catch where error.code == .channelClosed {
-                logger.error("amqp.recovery.failed", metadata: ["amqp.declaration": "\(record.key)", "amqp.error": "\(error)"])
-                try session.openChannel(control.id, confirms: false, prefetch: nil)
+                logger.error("amqp.recovery.failed", metadata: ["amqp.declaration": "\(method.context)", "amqp.error": "\(error)"])
+                try session.openChannel(control, confirms: false, prefetch: nil)
+                machine.channelOpened(control)
             }
         }
-        for channel in channels.values.sorted(by: { $0.id < $1.id }) where channel.id != control.id {
-            try reopen(channel, session)
+        for id in machine.channels.keys.sorted() where id != control {
+            try reopen(id, session)
         }
     }
 
@@ -636,41 +502,17 @@ final class IOLoop: @unchecked Sendable {
         let now = ContinuousClock.now
         guard now >= nextSweep else { return }
         nextSweep = now + Self.pollInterval
-        for channel in channels.values {
-            for pending in channel.unconfirmed.removeExpired(at: now) {
-                pending.done(.failure(AMQPError(.timeout, "no publisher confirm within \(pending.timeout)")))
-            }
-        }
-        let why = blocked.map { "the broker blocked publishing (\($0))" } ?? (session == nil ? "not connected to the broker" : "the channel is not open")
-        heldPublishes.removeAll { request in
-            guard request.deadline! <= now else { return false }
-            request.done(.failure(AMQPError(.timeout, "publish waited \(request.timeout): \(why)")))
-            return true
-        }
-        heldCalls.removeAll { call in
-            guard call.deadline <= now else { return false }
-            call.fail(AMQPError(.timeout, "\(call.context): \(why)"))
-            return true
-        }
+        run(machine.expire(now: now))
     }
 
     private func shutdown() {
-        flushAcks()
+        sendQueuedAcks()
         stopped = true
         if let session {
             session.close()
             self.session = nil
         }
-        let closed = AMQPError(.closed, "the connection was closed before the operation completed")
-        for channel in channels.values {
-            for pending in channel.takeAllUnconfirmed() { pending.done(.failure(closed)) }
-            for consumer in channel.consumers.values { consumer.deliveries.finish() }
-            channel.consumers.removeAll()
-        }
-        for request in heldPublishes { request.done(.failure(closed)) }
-        for call in heldCalls { call.fail(closed) }
-        heldPublishes = []
-        heldCalls = []
+        run(machine.shutdown())
         logger.info("amqp.connection.closed")
     }
 }
@@ -679,7 +521,7 @@ extension Command {
     func fail(_ error: AMQPError) {
         switch self {
         case .publish(let request): request.done(.failure(error))
-        case .call(let call): call.fail(error)
+        case .call(let call): call.reply(.failure(error))
         case .settle: break
         case .registerChannel(_, _, _, let done): done(error)
         case .closeChannel(_, let done), .close(let done): done()
