@@ -118,6 +118,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The HTTP front door (`warren serve`): publish API with keys, signed webhooks in.
+        .target(
+            name: "HTTPAPI",
+            dependencies: [
+                "AMQP",
+                "Postgres",
+                "WarrenCore",
+                "Messaging",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Assembles the ServiceGroup of each long-running command.
         .target(
             name: "App",
@@ -130,6 +147,7 @@ let package = Package(
                 "Consumers",
                 "Handlers",
                 "Operations",
+                "HTTPAPI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -147,6 +165,7 @@ let package = Package(
                 "Consumers",
                 "Handlers",
                 "Operations",
+                "HTTPAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -159,6 +178,7 @@ let package = Package(
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "AMQP", "WarrenCore"], swiftSettings: swiftSettings),
         .testTarget(name: "TopologyTests", dependencies: ["Topology"], swiftSettings: swiftSettings),
         .testTarget(name: "ConsumersTests", dependencies: ["Consumers", "AMQP", "Postgres", "WarrenCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "HTTPAPITests", dependencies: ["HTTPAPI", "WarrenCore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings),
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "AMQP", "WarrenCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IntegrationTests",

@@ -158,6 +158,38 @@ static int compare_ll(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* Broker only: publish → delivery latency of each event, acked at once, no database.
+   The floor under every publish → commit number on this machine. */
+static int receive_only(const char *queue, long count, long prefetch) {
+  amqp_connection_state_t conn = connect_broker();
+  amqp_basic_qos(conn, 1, 0, (uint16_t)prefetch, 0);
+  check_reply(amqp_get_rpc_reply(conn), "basic.qos");
+  long long *latency = malloc(sizeof(long long) * (size_t)count);
+  char event_id[256];
+  double started = monotonic_seconds(), cpu = cpu_seconds();
+  amqp_basic_consume(conn, 1, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+  check_reply(amqp_get_rpc_reply(conn), "basic.consume");
+  for (long received = 0; received < count; received++) {
+    amqp_envelope_t envelope;
+    amqp_maybe_release_buffers(conn);
+    check_reply(amqp_consume_message(conn, &envelope, NULL, 0), "consuming");
+    long long now = realtime_us();
+    const char *body = envelope.message.body.bytes;
+    json_string(body, body + envelope.message.body.len, "id", event_id, sizeof event_id);
+    const char *dash = strrchr(event_id, '-');
+    latency[received] = now - (dash ? atoll(dash + 1) : 0);
+    check_status(amqp_basic_ack(conn, 1, envelope.delivery_tag, 0), "basic.ack");
+    amqp_destroy_envelope(&envelope);
+  }
+  double seconds = monotonic_seconds() - started, used = cpu_seconds() - cpu;
+  qsort(latency, (size_t)count, sizeof *latency, compare_ll);
+  printf("msgs_per_sec=%.1f cpu_us_per_msg=%.2f p50_ms=%.2f p99_ms=%.2f\n", (double)count / seconds,
+         used * 1e6 / (double)count, (double)latency[count / 2] / 1000, (double)latency[count * 99 / 100] / 1000);
+  free(latency);
+  disconnect(conn);
+  return 0;
+}
+
 static int consume(const char *queue, const char *consumer, long count, long prefetch, long batch, long wait_ms) {
   const char *url = getenv("WARREN_DATABASE_URL");
   PGconn *pg = PQconnectdb(url && *url ? url : "postgresql://warren:warren@127.0.0.1:5432/warren");
@@ -243,7 +275,8 @@ static _Noreturn void usage(void) {
   fprintf(stderr,
           "usage: consume_pg_baseline publish --queue Q --prefix P [--count N] [--size BYTES] [--rate R] [--window W]\n"
           "       consume_pg_baseline consume --queue Q --consumer NAME [--count N] [--prefetch P] [--batch B] "
-          "[--batch-wait MS]\n");
+          "[--batch-wait MS]\n"
+          "       consume_pg_baseline receive --queue Q [--count N] [--prefetch P]   (broker only: publish -> delivery)\n");
   exit(2);
 }
 
@@ -270,5 +303,6 @@ int main(int argc, char **argv) {
   if (!queue || count <= 0 || window <= 0 || prefetch <= 0 || prefetch > 65535 || batch <= 0 || wait_ms < 0) usage();
   if (strcmp(mode, "publish") == 0 && prefix) return publish(queue, prefix, count, size, rate, window);
   if (strcmp(mode, "consume") == 0 && consumer) return consume(queue, consumer, count, prefetch, batch, wait_ms);
+  if (strcmp(mode, "receive") == 0) return receive_only(queue, count, prefetch);
   usage();
 }

@@ -1,7 +1,9 @@
 import AMQP
 import Adapters
 import Consumers
+import HTTPAPI
 import Handlers
+import Operations
 import Logging
 import Postgres
 import ServiceLifecycle
@@ -23,11 +25,17 @@ public struct ConsumerApplication: Sendable {
         public var gracePeriod: Duration
         /// One consumer (`warren consume NAME`), or every one with a module (`warren run`).
         public var only: String?
+        /// `warren run` also serves HTTP (`warren serve`'s server) and relays the outbox.
+        public var http: HTTPServer.Configuration?
+        public var outboxRelay: OutboxRelaySettings?
 
         public init(
             amqpURLs: String, databaseURL: String, topologyPath: String, catalogDirectory: String,
-            databaseConnections: Int = 4, gracePeriod: Duration = .seconds(30), only: String? = nil
+            databaseConnections: Int = 4, gracePeriod: Duration = .seconds(30), only: String? = nil,
+            http: HTTPServer.Configuration? = nil, outboxRelay: OutboxRelaySettings? = nil
         ) {
+            self.http = http
+            self.outboxRelay = outboxRelay
             self.amqpURLs = amqpURLs
             self.databaseURL = databaseURL
             self.topologyPath = topologyPath
@@ -56,10 +64,17 @@ public struct ConsumerApplication: Sendable {
             urls: configuration.amqpURLs, connectionName: "warren \(configuration.only ?? "run")")
         amqpConfiguration.publishTimeout = .seconds(30)
         let amqp = AMQPConnection(amqpConfiguration, logger: logger)
-        let consumers: [any Service] = specs.map { spec in
+        var consumers: [any Service] = specs.map { spec in
             ConsumerRuntime(
                 settings: ConsumerSettings(spec), module: modules[spec.name]!, amqp: amqp, database: database, catalog: catalog,
                 logger: logger)
+        }
+        if let relay = configuration.outboxRelay {
+            consumers.append(OutboxRelay(settings: relay, amqp: amqp, database: database, conninfo: configuration.databaseURL, logger: logger))
+        }
+        if let http = configuration.http {
+            // Last: on shutdown it stops taking requests first.
+            consumers.append(HTTPServer(configuration: http, amqp: amqp, database: database, catalog: catalog, exchange: topology.exchange.name, logger: logger))
         }
         var group = ServiceGroupConfiguration(services: [amqp, database] + consumers, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = configuration.gracePeriod

@@ -43,8 +43,7 @@ public struct EventPublisher: Sendable {
     /// Throws `EventError` for an invalid event, `AMQPError` when the broker did not
     /// confirm it (returned, nacked, timed out, connection lost) after all attempts.
     public func publish(_ event: CloudEvent, correlationID: String? = nil, traceparent: String? = nil) async throws {
-        try catalog?.validate(event)
-        try event.validateForAMQP()
+        try validate(event)
         let message = event.amqpMessage(correlationID: correlationID, traceparent: traceparent)
         try await options.retry.run(shouldRetry: options.shouldRetry) {
             try await options.rateLimit?.acquire()
@@ -80,6 +79,34 @@ public struct EventPublisher: Sendable {
             }
         }
         return results
+    }
+
+    /// Publishes `events` in their order (one after the other into the channel, so they
+    /// reach a queue in that order) without waiting between them, then waits for every
+    /// confirm; throws the first failure, after all have settled. One attempt each; the
+    /// events must have passed the catalog already (`validate`).
+    public func publishInOrder(_ events: [CloudEvent], correlationID: String? = nil) async throws {
+        let confirmations = events.map { event in
+            let message = event.amqpMessage(correlationID: correlationID)
+            return channel.send(
+                message.body, exchange: options.exchange, routingKey: message.routingKey, properties: message.properties, mandatory: true,
+                timeout: options.timeout)
+        }
+        var firstFailure: (any Error)?
+        for confirmation in confirmations {
+            do {
+                try await confirmation.confirmed()
+            } catch {
+                firstFailure = firstFailure ?? error
+            }
+        }
+        if let firstFailure { throw firstFailure }
+    }
+
+    /// What `publish` checks before sending: the catalog, and that the event fits AMQP.
+    public func validate(_ event: CloudEvent) throws(EventError) {
+        try catalog?.validate(event)
+        try event.validateForAMQP()
     }
 
     /// Failures that another attempt may fix: lost connection, timeout, nack. Not:

@@ -37,6 +37,8 @@ extension EventCatalog {
     }
 
     /// Non-empty words, each either a literal word, `*` or `#`.
+    public static func isValidPatternText(_ pattern: String) -> Bool { isValidPattern(pattern) }
+
     static func isValidPattern(_ pattern: String) -> Bool {
         !pattern.isEmpty && words(pattern).allSatisfy { word in
             word == "*" || word == "#" || isValidType(String(word))

@@ -53,6 +53,25 @@ extension CloudEvent {
         } catch {
             throw EventError(.malformed, "not valid JSON (\(error))")
         }
+        try self.init(json: value)
+    }
+
+    /// What a publisher hands Warren (`warren publish --ndjson`, `POST /v1/events`): a
+    /// CloudEvent (it has `specversion`), or the short form `{"type", "data"}` with
+    /// optional `id`, `source` (else `defaultSource`) and `subject`.
+    public init(input value: JSONValue, defaultSource: String) throws(EventError) {
+        guard case .object = value else { throw EventError(.malformed, "an event must be a JSON object") }
+        if value["specversion"] != nil {
+            try self.init(json: value)
+            return
+        }
+        guard let type = value["type"]?.stringValue else { throw EventError(.invalidAttribute, field: "type", "required string attribute is missing") }
+        self.init(type: type, source: value["source"]?.stringValue ?? defaultSource, data: value["data"], subject: value["subject"]?.stringValue)
+        if let id = value["id"]?.stringValue { self.id = id }
+    }
+
+    /// A structured-mode event already parsed as JSON.
+    public init(json value: JSONValue) throws(EventError) {
         guard case .object(let object) = value else { throw EventError(.malformed, "a CloudEvent must be a JSON object") }
         func required(_ key: String) throws(EventError) -> String {
             guard let text = object[key]?.stringValue, !text.isEmpty else {

@@ -1,4 +1,6 @@
 import App
+import HTTPAPI
+import Operations
 import ArgumentParser
 import Topology
 import WarrenCore
@@ -20,13 +22,24 @@ struct Consume: AsyncParsableCommand {
 
 /// `warren run`: every consumer that has a module, in one process (the embedded default).
 struct Run: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run every consumer in one process until SIGTERM/SIGINT.")
+    static let configuration = CommandConfiguration(
+        abstract: "Run every consumer, the outbox relay and the HTTP server in one process until SIGTERM/SIGINT.")
 
     @OptionGroup var options: GlobalOptions
     @OptionGroup var consumerOptions: ConsumerOptions
+    @OptionGroup var http: HTTPOptions
+
+    @Flag(name: .customLong("no-http"), help: "Do not run the HTTP server.")
+    var noHTTP = false
+
+    @Flag(name: .customLong("no-outbox-relay"), help: "Do not run the outbox relay.")
+    var noOutboxRelay = false
 
     func run() async throws {
-        try await ConsumerProcess(options: options, consumerOptions: consumerOptions).run(only: nil)
+        try await oneShot {
+            try await ConsumerProcess(options: options, consumerOptions: consumerOptions).run(
+                only: nil, http: noHTTP ? nil : try http.configuration(), outboxRelay: noOutboxRelay ? nil : OutboxRelaySettings())
+        }
     }
 }
 
@@ -49,12 +62,12 @@ struct ConsumerProcess {
     let options: GlobalOptions
     let consumerOptions: ConsumerOptions
 
-    func run(only name: String?) async throws {
+    func run(only name: String?, http: HTTPServer.Configuration? = nil, outboxRelay: OutboxRelaySettings? = nil) async throws {
         let application = ConsumerApplication(
             configuration: .init(
                 amqpURLs: options.amqpURL, databaseURL: options.databaseURL, topologyPath: consumerOptions.topology,
                 catalogDirectory: consumerOptions.catalog, databaseConnections: consumerOptions.databaseConnections,
-                gracePeriod: .seconds(consumerOptions.gracePeriod), only: name),
+                gracePeriod: .seconds(consumerOptions.gracePeriod), only: name, http: http, outboxRelay: outboxRelay),
             logger: options.logger("warren"))
         try await oneShot { try await application.run() }
     }

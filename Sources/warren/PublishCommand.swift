@@ -133,17 +133,7 @@ struct Publish: AsyncParsableCommand {
             number += 1
             guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
             do {
-                let value = try JSONValue(parsing: Array(line.utf8))
-                if value["specversion"] != nil {
-                    events.append((number, try CloudEvent(jsonBytes: Array(line.utf8))))
-                } else {
-                    guard let type = value["type"]?.stringValue else { throw EventError(.invalidAttribute, field: "type", "required string attribute is missing") }
-                    var event = CloudEvent(
-                        type: type, source: value["source"]?.stringValue ?? source, data: value["data"],
-                        subject: value["subject"]?.stringValue)
-                    if let id = value["id"]?.stringValue { event.id = id }
-                    events.append((number, event))
-                }
+                events.append((number, try CloudEvent(input: try JSONValue(parsing: Array(line.utf8)), defaultSource: source)))
             } catch let error as EventError {
                 broken += 1
                 report("line \(number): \(error)")

@@ -5,6 +5,6 @@ struct Warren: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "warren",
         abstract: "Event integration on RabbitMQ and PostgreSQL.",
-        subcommands: [Services.self, Migrate.self, TopologyCommand.self, Publish.self, Consume.self, Run.self, Bench.self, DLQCommand.self, OutboxCommand.self]
+        subcommands: [Services.self, Migrate.self, TopologyCommand.self, Publish.self, Consume.self, Run.self, Serve.self, Keys.self, Bench.self, DLQCommand.self, OutboxCommand.self]
     )
 }

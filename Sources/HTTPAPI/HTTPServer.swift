@@ -1,0 +1,435 @@
+import AMQP
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Messaging
+import NIOCore
+import Postgres
+import ServiceLifecycle
+import Synchronization
+import WarrenCore
+
+/// Warren's HTTP front door (`warren serve`, and part of `warren run`), a `Service` that
+/// runs Hummingbird next to the broker connection and the database pool it uses:
+///
+/// - `POST /v1/events`: publish one event or an array, `Authorization: Bearer <key>`;
+///   `202` with the ids once the broker confirmed every one.
+/// - `POST /webhooks/stripe`: a Stripe webhook, verified, becomes `payment.*` or `stripe.*`.
+/// - `GET /healthz` (up) and `GET /readyz` (broker connected and not blocked, database answering).
+///
+/// Every refusal is a 4xx/503 with a JSON error body (`APIFailure`); nothing is
+/// acknowledged before the broker confirmed it.
+public struct HTTPServer: Service, CustomStringConvertible {
+    /// What logs show (ServiceGroup logs its services): the address, never a secret.
+    public var description: String { "HTTPServer(\(configuration.host):\(configuration.port))" }
+
+    public struct Configuration: Sendable, CustomStringConvertible {
+        public var description: String {
+            "HTTP \(host):\(port), max body \(maxBodySize) bytes, \(stripeSecrets.count) Stripe secret(s), tolerance \(signatureTolerance) s, "
+                + "webhook sources: \(webhookSources.map(\.name).joined(separator: ", "))"
+        }
+
+        public var host: String
+        public var port: Int
+        /// Largest request body read; larger ones get 413 without being read.
+        public var maxBodySize: Int
+        /// Stripe endpoint secrets (`STRIPE_WEBHOOK_SECRET`, comma-separated during rotation).
+        public var stripeSecrets: [String]
+        public var signatureTolerance: Int
+        /// The sources of `webhooks/sources.yaml` and their secrets (by source name, from
+        /// the environment variables the file names).
+        public var webhookSources: [WebhookSource] = []
+        public var webhookSecrets: [String: [String]] = [:]
+        /// Idle keep-alive connections are closed after this long.
+        public var idleTimeout: Duration
+        public var publishTimeout: Duration
+
+        public init(
+            host: String = "127.0.0.1", port: Int = 8080, maxBodySize: Int = 256 * 1024, stripeSecrets: [String] = [],
+            signatureTolerance: Int = 300, idleTimeout: Duration = .seconds(60), publishTimeout: Duration = .seconds(10)
+        ) {
+            self.host = host
+            self.port = port
+            self.maxBodySize = maxBodySize
+            self.stripeSecrets = stripeSecrets
+            self.signatureTolerance = signatureTolerance
+            self.idleTimeout = idleTimeout
+            self.publishTimeout = publishTimeout
+        }
+
+        /// `host:port`, e.g. `127.0.0.1:8080` or `0.0.0.0:80`.
+        public static func address(_ text: String) throws(HTTPAPIError) -> (host: String, port: Int) {
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port),
+                colon != text.startIndex
+            else { throw HTTPAPIError(description: "invalid HTTP address '\(text)': expected HOST:PORT, e.g. 127.0.0.1:8080") }
+            let host = text[..<colon]
+            return (host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : String(host), port)
+        }
+    }
+
+    let configuration: Configuration
+    let amqp: AMQPConnection
+    let database: PostgresPool
+    let catalog: EventCatalog
+    let exchange: String
+    let logger: Logger
+    let onListening: @Sendable (Int) -> Void
+
+    public init(
+        configuration: Configuration, amqp: AMQPConnection, database: PostgresPool, catalog: EventCatalog, exchange: String, logger: Logger,
+        onListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) {
+        self.configuration = configuration
+        self.amqp = amqp
+        self.database = database
+        self.catalog = catalog
+        self.exchange = exchange
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    public func run() async throws {
+        let channel = try await amqp.openChannel(confirms: true)
+        let publisher = EventPublisher(channel: channel, catalog: catalog, options: PublishOptions(exchange: exchange, timeout: configuration.publishTimeout))
+        let routes = try Routes(
+            configuration: configuration, amqp: amqp, database: database, publisher: publisher, keys: APIKeyStore(database: database),
+            receipts: WebhookReceipts(database: database),
+            stripe: StripeSignatureVerifier(secrets: configuration.stripeSecrets, tolerance: configuration.signatureTolerance), logger: logger)
+        let router = Router()
+        routes.add(to: router)
+        let (logger, onListening, configuration) = (self.logger, self.onListening, self.configuration)
+        let app = Application(
+            router: router,
+            server: .http1(configuration: .init(idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000))),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "warren"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? configuration.port
+                logger.info("http.listening", metadata: ["http.address": "\(configuration.host):\(port)"])
+                onListening(port)
+            },
+            logger: logger)
+        try await app.run()
+        await channel.close()
+    }
+}
+
+/// The handlers. Each answers every failure itself as an `APIFailure` response.
+final class Routes: Sendable {
+    let configuration: HTTPServer.Configuration
+    let amqp: AMQPConnection
+    let database: PostgresPool
+    let publisher: EventPublisher
+    let keys: APIKeyStore
+    let receipts: WebhookReceipts
+    let stripe: StripeSignatureVerifier
+    let logger: Logger
+    /// One limiter per rate-limited key, created on its first request.
+    private let limiters = Mutex<[String: RateLimiter]>([:])
+    let sources: [String: ConfiguredSource]
+
+    /// A webhook source with its verifier; nil verifier: no secret set, not served.
+    struct ConfiguredSource: Sendable {
+        var source: WebhookSource
+        var hex: HexHMACVerifier?
+        var standard: StandardWebhooksVerifier?
+    }
+
+    init(
+        configuration: HTTPServer.Configuration, amqp: AMQPConnection, database: PostgresPool, publisher: EventPublisher, keys: APIKeyStore,
+        receipts: WebhookReceipts, stripe: StripeSignatureVerifier, logger: Logger
+    ) throws(HTTPAPIError) {
+        sources = try Self.configure(configuration)
+        self.configuration = configuration
+        self.amqp = amqp
+        self.database = database
+        self.publisher = publisher
+        self.keys = keys
+        self.receipts = receipts
+        self.stripe = stripe
+        self.logger = logger
+    }
+
+    static func configure(_ configuration: HTTPServer.Configuration) throws(HTTPAPIError) -> [String: ConfiguredSource] {
+        var sources: [String: ConfiguredSource] = [:]
+        for source in configuration.webhookSources {
+            let secrets = configuration.webhookSecrets[source.name] ?? []
+            var configured = ConfiguredSource(source: source)
+            if !secrets.isEmpty {
+                switch source.scheme {
+                case .xSignature: configured.hex = HexHMACVerifier(header: source.header, secrets: secrets)
+                case .standardWebhooks:
+                    do {
+                        configured.standard = try StandardWebhooksVerifier(secrets: secrets, tolerance: configuration.signatureTolerance)
+                    } catch {
+                        throw HTTPAPIError(description: "\(source.secretsVariable) (webhook source \(source.name)): \(error.description)")
+                    }
+                }
+            }
+            sources[source.name] = configured
+        }
+        return sources
+    }
+
+    /// Every route, as the OpenAPI document names them (`OpenAPITests` compares the two).
+    static let routes = [
+        "GET /healthz", "GET /readyz", "GET /openapi.json", "POST /v1/events", "POST /webhooks/stripe", "POST /webhooks/{source}",
+    ]
+
+    func add(to router: Router<BasicRequestContext>) {
+        router.get("/healthz") { _, _ in APIResponse.json(["status": "ok"]) }
+        router.get("/openapi.json") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+        }
+        router.get("/readyz") { _, _ in await self.ready() }
+        router.post("/v1/events") { request, _ in await self.answer { try await self.publishEvents(request) } }
+        router.post("/webhooks/stripe") { request, _ in await self.answer { try await self.stripeWebhook(request) } }
+        router.post("/webhooks/:source") { request, context in
+            await self.answer { try await self.sourceWebhook(request, name: context.parameters.get("source") ?? "") }
+        }
+    }
+
+    private func answer(_ body: () async throws -> Response) async -> Response {
+        do {
+            return try await body()
+        } catch let failure as APIFailure {
+            return failure.response
+        } catch let error as EventError {
+            return APIFailure.invalid(error).response
+        } catch {
+            logger.error("http.request.failed", metadata: ["error": "\(error)"])
+            return APIFailure(.internalServerError, "internal", "the request could not be completed; nothing was published for it").response
+        }
+    }
+
+    // MARK: Health
+
+    private func ready() async -> Response {
+        var problems: [String: JSONValue] = [:]
+        if let problem = brokerProblem() { problems["broker"] = .string(problem) }
+        do {
+            _ = try await database.withConnection { try await $0.query("SELECT 1") }
+        } catch {
+            problems["database"] = .string("not reachable")
+        }
+        guard problems.isEmpty else {
+            var response = APIResponse.json(["status": "unavailable", "problems": .object(problems)], status: .serviceUnavailable)
+            response.headers[.retryAfter] = "5"
+            return response
+        }
+        return APIResponse.json(["status": "ready"])
+    }
+
+    private func brokerProblem() -> String? {
+        switch amqp.state {
+        case .connected: nil
+        case .blocked(let reason): "the broker blocks publishing (\(reason))"
+        case .connecting, .reconnecting: "not connected to the broker"
+        case .closed: "the broker connection is closed"
+        }
+    }
+
+    /// 503 while publishing cannot succeed now; the sender retries and nothing is lost.
+    private func requireBroker() throws(APIFailure) {
+        if let problem = brokerProblem() { throw APIFailure(.serviceUnavailable, "unavailable", problem, retryAfter: 5) }
+    }
+
+    // MARK: Bodies
+
+    /// The body, refused with 413 before reading when `Content-Length` says it is too
+    /// large, and as soon as a chunked body passes the limit.
+    private func body(_ request: Request) async throws -> [UInt8] {
+        let limit = configuration.maxBodySize
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+            throw APIFailure(.contentTooLarge, "too_large", "the body is \(length) bytes; the limit is \(limit)")
+        }
+        do {
+            let buffer = try await request.body.collect(upTo: limit)
+            return Array(buffer.readableBytesView)
+        } catch {
+            throw APIFailure(.contentTooLarge, "too_large", "the body is over the limit of \(limit) bytes")
+        }
+    }
+
+    private func json(_ bytes: [UInt8]) throws(APIFailure) -> JSONValue {
+        do {
+            return try JSONValue(parsing: bytes)
+        } catch {
+            throw APIFailure(.badRequest, "malformed_json", "the body is not valid JSON (\(error))")
+        }
+    }
+
+    // MARK: POST /v1/events
+
+    private func publishEvents(_ request: Request) async throws -> Response {
+        let key = try await authenticate(request)
+        if let rate = key.ratePerSecond {
+            let limiter = limiters.withLock { limiters in
+                if let limiter = limiters[key.name] { return limiter }
+                let limiter = RateLimiter(rate: rate, per: .seconds(1))
+                limiters[key.name] = limiter
+                return limiter
+            }
+            guard limiter.tryAcquire() else {
+                throw APIFailure(.tooManyRequests, "rate_limited", "key '\(key.name)' may send \(rate) requests per second", retryAfter: 1)
+            }
+        }
+        let value = try json(try await body(request))
+        let inputs: [(JSONValue, prefix: String)]
+        if case .array(let items) = value {
+            guard !items.isEmpty else { throw APIFailure(.badRequest, "invalid_event", "the array holds no events") }
+            inputs = items.enumerated().map { ($1, "[\($0)].") }
+        } else {
+            inputs = [(value, "")]
+        }
+        let events = try inputs.map { input, prefix throws(APIFailure) in try event(input, prefix: prefix, key: key) }
+        try requireBroker()
+        do {
+            try await publisher.publishInOrder(events)
+        } catch {
+            throw publishFailure(error)
+        }
+        return APIResponse.json(["ids": .array(events.map { .string($0.id) })], status: .accepted)
+    }
+
+    /// One event of the request, checked before anything is published.
+    private func event(_ input: JSONValue, prefix: String, key: APIKey) throws(APIFailure) -> CloudEvent {
+        let event: CloudEvent
+        do throws(EventError) {
+            event = try CloudEvent(input: input, defaultSource: "/http/\(key.name)")
+        } catch {
+            throw APIFailure.invalid(error, prefix: prefix)
+        }
+        // Permission first: a key learns nothing about the schemas of types it may not publish.
+        guard key.mayPublish(event.type) else {
+            throw APIFailure(.forbidden, "type_not_allowed", "key '\(key.name)' may not publish '\(event.type)'", field: prefix + "type")
+        }
+        do throws(EventError) {
+            try publisher.validate(event)
+        } catch {
+            throw APIFailure.invalid(error, prefix: prefix)
+        }
+        return event
+    }
+
+    private func authenticate(_ request: Request) async throws -> APIKey {
+        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
+            throw APIFailure(.unauthorized, "unauthorized", "missing API key: send Authorization: Bearer <key>")
+        }
+        let secret = String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
+        guard let key = try await keys.authenticate(secret) else {
+            throw APIFailure(.unauthorized, "unauthorized", "the API key in Authorization is not valid (unknown or revoked)")
+        }
+        return key
+    }
+
+    /// What the sender should do when the broker did not confirm: come back (503) or fix
+    /// the topology (422).
+    private func publishFailure(_ error: any Error) -> APIFailure {
+        if let error = error as? AMQPError, error.code == .publishReturned {
+            return APIFailure(.unprocessableContent, "unroutable", "no queue is bound for this event type: \(error.context)")
+        }
+        logger.warning("http.publish.failed", metadata: ["error": "\(error)"])
+        if let error = error as? AMQPError, error.code == .channelClosed, error.replyCode == 404 {
+            return APIFailure(
+                .serviceUnavailable, "unavailable", "the broker has no exchange '\(publisher.options.exchange)' (run `warren topology apply`); retry",
+                retryAfter: 5)
+        }
+        return APIFailure(.serviceUnavailable, "unavailable", "the broker did not confirm the event; retry", retryAfter: 5)
+    }
+
+    // MARK: POST /webhooks/stripe
+
+    private func stripeWebhook(_ request: Request) async throws -> Response {
+        guard !stripe.secrets.isEmpty else {
+            throw APIFailure(.notFound, "not_configured", "Stripe webhooks are not configured (set STRIPE_WEBHOOK_SECRET)")
+        }
+        let bytes = try await body(request)
+        do {
+            try stripe.verify(header: request.headers[HTTPField.Name("Stripe-Signature")!], body: bytes)
+        } catch {
+            let message = switch error {
+            case .missingHeader: "missing Stripe-Signature header"
+            case .malformedHeader, .noV1Signature: "the Stripe-Signature header has no usable t= and v1= parts"
+            case .outsideTolerance: "the Stripe-Signature timestamp is outside the tolerance of \(stripe.tolerance) s"
+            case .mismatch: "the Stripe-Signature header does not verify"
+            }
+            throw APIFailure(.unauthorized, "invalid_signature", message)
+        }
+        let payload = try json(bytes)
+        let parsed: StripeEvents.Parsed
+        do throws(EventError) {
+            parsed = try StripeEvents.parse(payload)
+        } catch {
+            throw APIFailure.invalid(error)
+        }
+        if try await receipts.seen(source: "stripe", id: parsed.id) {
+            return APIResponse.json(["id": .string("stripe-" + parsed.id), "duplicate": true])
+        }
+        let event = try await StripeEvents.cloudEvent(for: parsed, userForCustomer: receipts.userForStripeCustomer)
+        return try await publishWebhook(event, source: "stripe", deliveryID: parsed.id)
+    }
+
+    /// A verified webhook's event: validated, published with confirm (503 while the broker
+    /// cannot take it: the sender retries), and only then its delivery id recorded.
+    private func publishWebhook(_ event: CloudEvent, source: String, deliveryID: String?) async throws -> Response {
+        do throws(EventError) {
+            try publisher.validate(event)
+        } catch {
+            throw APIFailure.invalid(error)
+        }
+        try requireBroker()
+        do {
+            try await publisher.publish(event)
+        } catch {
+            throw publishFailure(error)
+        }
+        if let deliveryID { try await receipts.record(source: source, id: deliveryID, eventID: event.id) }
+        return APIResponse.json(["id": .string(event.id), "type": .string(event.type)])
+    }
+
+    // MARK: POST /webhooks/{source}
+
+    private func sourceWebhook(_ request: Request, name: String) async throws -> Response {
+        guard let configured = sources[name] else {
+            throw APIFailure(.notFound, "unknown_source", "no webhook source '\(name)' (configured in webhooks/sources.yaml)")
+        }
+        let source = configured.source
+        guard configured.hex != nil || configured.standard != nil else {
+            throw APIFailure(.notFound, "not_configured", "webhook source '\(name)' has no secret (set \(source.secretsVariable))")
+        }
+        let bytes = try await body(request)
+        var deliveryID: String?
+        do throws(SignatureFailure) {
+            if let hex = configured.hex {
+                try hex.verify(signature: request.headers[HTTPField.Name(source.header)!], body: bytes)
+            } else if let standard = configured.standard {
+                func header(_ name: String) -> String? { request.headers[HTTPField.Name(name)!] }
+                deliveryID = try standard.verify(
+                    id: header("webhook-id"), timestamp: header("webhook-timestamp"), signature: header("webhook-signature"), body: bytes)
+            }
+        } catch {
+            let reason = switch error {
+            case .missingHeader(let header): "missing \(header) header"
+            case .malformedHeader(let header): "the \(header) header is malformed"
+            case .outsideTolerance(let header): "the \(header) is outside the tolerance"
+            case .mismatch(let header): "the \(header) header does not verify"
+            }
+            throw APIFailure(.unauthorized, "invalid_signature", reason)
+        }
+        let payload = try json(bytes)
+        if source.scheme == .xSignature { deliveryID = source.deliveryID(in: payload) }
+        if let deliveryID, try await receipts.seen(source: name, id: deliveryID) {
+            return APIResponse.json(["id": .string("\(name)-\(deliveryID)"), "duplicate": true])
+        }
+        let event: CloudEvent
+        do throws(EventError) {
+            event = try source.event(payload: payload, deliveryID: deliveryID)
+        } catch {
+            throw APIFailure.invalid(error)
+        }
+        return try await publishWebhook(event, source: name, deliveryID: deliveryID)
+    }
+}

@@ -1,0 +1,94 @@
+import Crypto
+import Foundation
+
+/// Verifies a `Stripe-Signature` header as Stripe documents it: `t=<unix seconds>` and one
+/// or more `v1=<hex HMAC-SHA256>` of `"{t}.{raw body}"`, keyed with the endpoint secret
+/// string as is. Other schemes (`v0`) are ignored. Several secrets are tried (rotation);
+/// the comparison is constant-time; the timestamp must be within `tolerance` of now,
+/// in either direction.
+public struct StripeSignatureVerifier: Sendable {
+    public enum Failure: Error, Equatable, Sendable {
+        case missingHeader
+        case malformedHeader
+        case noV1Signature
+        case outsideTolerance
+        case mismatch
+    }
+
+    public let secrets: [String]
+    public let tolerance: Int
+
+    public init(secrets: [String], tolerance: Int = 300) {
+        self.secrets = secrets.filter { !$0.isEmpty }
+        self.tolerance = tolerance
+    }
+
+    /// Returns the signed timestamp when one `v1` signature matches one secret.
+    @discardableResult
+    public func verify(header: String?, body: [UInt8], now: Date = Date()) throws(Failure) -> Int64 {
+        guard let header, !header.isEmpty else { throw .missingHeader }
+        var timestamp: Int64?
+        var signatures: [[UInt8]] = []
+        for part in header.split(separator: ",") {
+            guard let equals = part.firstIndex(of: "=") else { throw .malformedHeader }
+            let key = part[..<equals].trimmingCharacters(in: .whitespaces)
+            let value = part[part.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            switch key {
+            case "t":
+                guard timestamp == nil, let seconds = Int64(value) else { throw .malformedHeader }
+                timestamp = seconds
+            case "v1":
+                // A v1 that is not 64 hex digits can never match: skip it like an unknown scheme.
+                if let bytes = Hex.decode(value), bytes.count == SHA256.byteCount { signatures.append(bytes) }
+            default:
+                continue
+            }
+        }
+        guard let timestamp else { throw .malformedHeader }
+        guard !signatures.isEmpty else { throw .noV1Signature }
+        guard abs(Int64(now.timeIntervalSince1970.rounded(.down)) - timestamp) <= Int64(tolerance) else { throw .outsideTolerance }
+        let signed = Array("\(timestamp).".utf8) + body
+        for secret in secrets {
+            let key = SymmetricKey(data: Array(secret.utf8))
+            for signature in signatures where HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: signed, using: key) {
+                return timestamp
+            }
+        }
+        throw .mismatch
+    }
+}
+
+enum Hex {
+    static func decode(_ text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(digits.count / 2)
+        var index = 0
+        while index < digits.count {
+            guard let high = value(digits[index]), let low = value(digits[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+            index += 2
+        }
+        return bytes
+    }
+
+    static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        let alphabet = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in bytes {
+            out.append(alphabet[Int(byte >> 4)])
+            out.append(alphabet[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func value(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): digit - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import WarrenCore
+import Yams
+
+/// An inbound webhook source of `webhooks/sources.yaml`: `POST /webhooks/<name>`.
+public struct WebhookSource: Sendable {
+    public enum Scheme: String, Sendable, CaseIterable {
+        /// Hex HMAC-SHA256 of the raw body in a header (`header`, default `X-Signature`).
+        case xSignature = "x-signature"
+        case standardWebhooks = "standard-webhooks"
+    }
+
+    public enum EventType: Sendable, Equatable {
+        case fixed(String)
+        /// Read from this top-level string field of the payload.
+        case field(String)
+    }
+
+    public var name: String
+    public var scheme: Scheme
+    public var header: String
+    /// The environment variable holding the secrets (comma-separated during rotation):
+    /// the file names it, never holds a secret.
+    public var secretsVariable: String
+    public var eventType: EventType
+    /// x-signature: the payload field that identifies a delivery, so a resent one is
+    /// published once. Standard Webhooks always has `webhook-id`.
+    public var idField: String?
+}
+
+/// `webhooks/sources.yaml` (`WARREN_WEBHOOK_SOURCES`). Errors name the line and the key;
+/// unknown keys are errors.
+public enum WebhookSources {
+    public static let defaultPath = "webhooks/sources.yaml"
+    public static let environmentVariable = "WARREN_WEBHOOK_SOURCES"
+
+    public static func load(path: String) throws(HTTPAPIError) -> [WebhookSource] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw HTTPAPIError(description: "\(path): cannot read the webhook sources file")
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ yaml: String, file: String = defaultPath) throws(HTTPAPIError) -> [WebhookSource] {
+        func fail(_ node: Node?, _ key: String, _ message: String) -> HTTPAPIError {
+            HTTPAPIError(description: "\(file)\(node?.mark.map { ":\($0.line)" } ?? ""): \(key): \(message)")
+        }
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch {
+            throw HTTPAPIError(description: "\(file): invalid YAML: \(error)")
+        }
+        guard let root, let top = root.mapping else { return [] }
+        for (key, _) in top where key.string != "sources" { throw fail(key, key.string ?? "?", "unknown key (expected: sources)") }
+        guard let sourcesNode = top["sources"], sourcesNode.tag.rawValue != Tag.Name.null.rawValue else { return [] }
+        guard let sources = sourcesNode.mapping else { throw fail(sourcesNode, "sources", "expected a mapping of source names") }
+        var result: [WebhookSource] = []
+        let allowed = ["scheme", "header", "secrets_env", "type", "type_field", "id_field"]
+        for (keyNode, node) in sources {
+            let name = keyNode.string ?? ""
+            let path = "sources.\(name)"
+            guard name.range(of: #"^[a-z0-9][a-z0-9._-]*$"#, options: .regularExpression) != nil else {
+                throw fail(keyNode, path, "invalid source name (lower-case letters, digits, '.', '_', '-')")
+            }
+            guard name != "stripe" else { throw fail(keyNode, path, "'stripe' is built in (STRIPE_WEBHOOK_SECRET)") }
+            guard let fields = node.mapping else { throw fail(node, path, "expected a mapping") }
+            for (key, _) in fields where !allowed.contains(key.string ?? "") {
+                throw fail(key, "\(path).\(key.string ?? "?")", "unknown key (expected one of: \(allowed.joined(separator: ", ")))")
+            }
+            func text(_ key: String) throws(HTTPAPIError) -> String? {
+                guard let value = fields[key] else { return nil }
+                guard let string = value.scalar?.string, !string.isEmpty else { throw fail(value, "\(path).\(key)", "expected a non-empty string") }
+                return string
+            }
+            guard let schemeText = try text("scheme") else { throw fail(node, "\(path).scheme", "missing (x-signature or standard-webhooks)") }
+            guard let scheme = WebhookSource.Scheme(rawValue: schemeText) else {
+                throw fail(fields["scheme"], "\(path).scheme", "unknown scheme '\(schemeText)' (x-signature or standard-webhooks)")
+            }
+            guard let variable = try text("secrets_env") else {
+                throw fail(node, "\(path).secrets_env", "missing (the environment variable that holds the secret)")
+            }
+            let eventType: WebhookSource.EventType
+            switch (try text("type"), try text("type_field")) {
+            case (let fixed?, nil):
+                guard EventCatalog.isValidPatternText(fixed), !fixed.contains("*"), !fixed.contains("#") else {
+                    throw fail(fields["type"], "\(path).type", "'\(fixed)' is not an event type")
+                }
+                eventType = .fixed(fixed)
+            case (nil, let field?): eventType = .field(field)
+            default: throw fail(node, path, "give exactly one of type (fixed) or type_field (read from the payload)")
+            }
+            let header = try text("header")
+            if header != nil, scheme != .xSignature { throw fail(fields["header"], "\(path).header", "only x-signature sources name their header") }
+            let idField = try text("id_field")
+            if idField != nil, scheme != .xSignature { throw fail(fields["id_field"], "\(path).id_field", "standard-webhooks sources use webhook-id") }
+            result.append(WebhookSource(
+                name: name, scheme: scheme, header: header ?? "X-Signature", secretsVariable: variable, eventType: eventType, idField: idField))
+        }
+        return result
+    }
+}
+
+extension WebhookSource {
+    /// The event for a verified payload: its type, the payload as data, and an id derived
+    /// from the delivery's id when there is one (so a resent delivery is the same event).
+    func event(payload: JSONValue, deliveryID: String?) throws(EventError) -> CloudEvent {
+        let type: String
+        switch eventType {
+        case .fixed(let fixed): type = fixed
+        case .field(let field):
+            guard let value = payload[field]?.stringValue, !value.isEmpty else {
+                throw EventError(.invalidAttribute, field: field, "the payload has no string field '\(field)' to take the event type from")
+            }
+            type = value
+        }
+        var event = CloudEvent(type: type, source: "/webhooks/\(name)", data: payload)
+        if let deliveryID { event.id = "\(name)-\(deliveryID)" }
+        return event
+    }
+
+    /// The delivery id of an x-signature payload (`id_field`), if configured and present.
+    func deliveryID(in payload: JSONValue) -> String? {
+        guard let idField else { return nil }
+        switch payload[idField] {
+        case .string(let id)?: return id
+        case .integer(let id)?: return String(id)
+        default: return nil
+        }
+    }
+}
