@@ -60,10 +60,15 @@ extension HTTPServer.Configuration {
             guard let seconds = Int(text), seconds > 0 else { throw ApplicationError("WARREN_STRIPE_WEBHOOK_TOLERANCE must be a positive number of seconds, got '\(text)'") }
             configuration.signatureTolerance = seconds
         }
-        if let text = environment["WARREN_HTTP_MAX_BODY"], !text.isEmpty {
-            guard let bytes = Int(text), bytes > 0 else { throw ApplicationError("WARREN_HTTP_MAX_BODY must be a positive number of bytes, got '\(text)'") }
-            configuration.maxBodySize = bytes
+        func positive(_ name: String) throws(ApplicationError) -> Int? {
+            guard let text = environment[name], !text.isEmpty else { return nil }
+            guard let value = Int(text), value > 0 else { throw ApplicationError("\(name) must be a positive whole number, got '\(text)'") }
+            return value
         }
+        if let bytes = try positive("WARREN_HTTP_MAX_BODY") { configuration.maxBodySize = bytes }
+        if let count = try positive("WARREN_HTTP_MAX_CONNECTIONS") { configuration.maxConnections = count }
+        if let seconds = try positive("WARREN_HTTP_HEADER_TIMEOUT") { configuration.headerTimeout = .seconds(seconds) }
+        if let seconds = try positive("WARREN_HTTP_BODY_TIMEOUT") { configuration.bodyTimeout = .seconds(seconds) }
         let sourcesPath = environment[WebhookSources.environmentVariable].flatMap { $0.isEmpty ? nil : $0 }
         // The default file is optional (a checkout has it; an image may not); a named one must exist.
         if let path = sourcesPath ?? (FileManager.default.fileExists(atPath: WebhookSources.defaultPath) ? WebhookSources.defaultPath : nil) {

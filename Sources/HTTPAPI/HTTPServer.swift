@@ -41,7 +41,14 @@ public struct HTTPServer: Service, CustomStringConvertible {
         /// the environment variables the file names).
         public var webhookSources: [WebhookSource] = []
         public var webhookSecrets: [String: [String]] = [:]
-        /// Idle keep-alive connections are closed after this long.
+        /// Connections open at once; more are closed as they are accepted.
+        public var maxConnections = 1024
+        /// A request's head must arrive within this of the connection opening or of the
+        /// previous response (also how long an idle keep-alive connection stays open).
+        public var headerTimeout: Duration = .seconds(30)
+        /// A request's body must arrive within this of its head.
+        public var bodyTimeout: Duration = .seconds(30)
+        /// Idle connections are closed after this long.
         public var idleTimeout: Duration
         public var publishTimeout: Duration
 
@@ -99,9 +106,17 @@ public struct HTTPServer: Service, CustomStringConvertible {
         let router = Router()
         routes.add(to: router)
         let (logger, onListening, configuration) = (self.logger, self.onListening, self.configuration)
+        let counter = ConnectionGuard.Counter()
+        let (maxConnections, headerTimeout, bodyTimeout) = (
+            configuration.maxConnections, TimeAmount(configuration.headerTimeout), TimeAmount(configuration.bodyTimeout)
+        )
         let app = Application(
             router: router,
-            server: .http1(configuration: .init(idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000))),
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [
+                    ConnectionGuard(counter: counter, maxConnections: maxConnections, headerTimeout: headerTimeout, bodyTimeout: bodyTimeout)
+                ],
+                idleTimeout: TimeAmount(configuration.idleTimeout))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "warren"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.port
@@ -111,6 +126,13 @@ public struct HTTPServer: Service, CustomStringConvertible {
             logger: logger)
         try await app.run()
         await channel.close()
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 }
 

@@ -161,6 +161,36 @@ extension Integration {
             #expect(try await server.publish(Self.userJSON("after"), key: key).status == 202, "a real request still goes through")
         }
 
+        /// Slow and greedy clients: over the connection cap a new connection is closed at
+        /// once; a head or body that does not arrive in time closes its connection; then
+        /// real requests go through again.
+        @Test func slowClientsAreCutOffAndTheConnectionCapHolds() async throws {
+            let harness = try await ConsumerHarness.make()
+            defer { Task { await harness.tearDown() } }
+            let key = try Self.createKey(TestEnvironment.uniqueName("slow"), "--events", "user.*")
+            let server = try await Server.start(harness, environment: [
+                "WARREN_HTTP_MAX_CONNECTIONS": "5", "WARREN_HTTP_HEADER_TIMEOUT": "4", "WARREN_HTTP_BODY_TIMEOUT": "1",
+            ])
+            defer { _ = server.stop() }
+            var sockets: [Int32] = []
+            defer { for socket in sockets { close(socket) } }
+            for _ in 0..<5 { sockets.append(try connectTo(port: server.port)) }
+            let extra = try connectTo(port: server.port)
+            defer { close(extra) }
+            try await eventually(timeout: .seconds(3), "the connection over the cap is closed at once") { isClosed(extra) }
+
+            // The body deadline (1 s) counts from the head, well before the head deadline (4 s).
+            let open = sockets.filter { !isClosed($0) }
+            try #require(open.count >= 2)
+            let slowBody = open[0], slowHead = open[1]
+            send(slowBody, "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nContent-Length: 100\r\n\r\n{")
+            send(slowHead, "POST /v1/events HTTP/1.1\r\nHost: x\r\n")
+            try await eventually(timeout: .seconds(3), "a body sent too slowly closes its connection") { isClosed(slowBody) }
+            try await eventually(timeout: .seconds(10), "a head sent too slowly closes its connection") { isClosed(slowHead) }
+            try await eventually(timeout: .seconds(10), "idle connections past the head deadline are closed too") { sockets.allSatisfy(isClosed) }
+            #expect(try await server.request("GET", "/readyz").status == 200, "a real request goes through")
+        }
+
         /// The broker down: 503 with Retry-After, nothing lost; the retry after it is back
         /// publishes exactly once.
         @Test func whileTheBrokerIsDownPublishingIs503AndTheRetrySucceedsAfter() async throws {
@@ -400,4 +430,20 @@ func connectTo(port: Int) throws -> Int32 {
         throw TestFailure("connect failed: errno \(errno)")
     }
     return socket
+}
+
+/// Whether the server closed `socket`: reads (and drops) what it sent, until end of
+/// file (closed) or nothing more for now (open).
+func isClosed(_ socket: Int32) -> Bool {
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = recv(socket, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+        if count > 0 { continue }
+        return count == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)
+    }
+}
+
+/// Writes `text` to `socket` as is.
+func send(_ socket: Int32, _ text: String) {
+    _ = Array(text.utf8).withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
 }
