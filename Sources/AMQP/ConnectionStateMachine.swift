@@ -190,7 +190,10 @@ final class ConnectionStateMachine {
         guard link != .closed, let channel = channels[request.channel] else {
             return .fail(AMQPError(.closed, "publish on closed channel \(request.channel)"))
         }
-        guard link == .connected, blockedReason == nil, channel.open else {
+        // Behind an older held publish of its channel it waits too: publishes keep their order.
+        guard link == .connected, blockedReason == nil, channel.open,
+            heldPublishes.isEmpty || !heldPublishes.contains(where: { $0.channel == request.channel })
+        else {
             heldPublishes.append(request)
             return .hold
         }

@@ -129,6 +129,8 @@ final class IOLoop: @unchecked Sendable {
             return box.commands
         }
         if !commands.isEmpty { commandsTakenAt = .now }
+        // Work held while disconnected or blocked goes before newer commands (order).
+        if session != nil { retryHeldWork() }
         // Several publishes and acks to send: hold them in the kernel until all are
         // written, so that a burst of publishes (three frames each) leaves as a few full
         // TCP segments instead of one small segment per publish. Never while a synchronous
@@ -380,9 +382,11 @@ final class IOLoop: @unchecked Sendable {
                 "amqp.exchange": "\(returned.exchange)", "amqp.routing_key": "\(returned.routingKey)", "amqp.reply_code": "\(returned.replyCode)",
             ])
         case .channelClosed(let id, let error, let completions, let reopen):
+            // First: the machine no longer holds these publishes, so a failed close-ok
+            // write (which loses the connection) must not lose their callers.
+            run(completions)
             var ok = amqp_channel_close_ok_t()
             try session.send(method: Method.channelCloseOK, channel: id, &ok)
-            run(completions)
             if reopen { reopenAfterClose(id, error) }
         case .connectionClosed(let error):
             var ok = amqp_connection_close_ok_t()

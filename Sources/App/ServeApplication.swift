@@ -67,6 +67,10 @@ extension HTTPServer.Configuration {
         }
         if let bytes = try positive("WARREN_HTTP_MAX_BODY") { configuration.maxBodySize = bytes }
         if let count = try positive("WARREN_HTTP_MAX_CONNECTIONS") { configuration.maxConnections = count }
+        if let text = environment["WARREN_HTTP_KEY_CACHE"], !text.isEmpty {
+            guard let seconds = Int(text), seconds >= 0 else { throw ApplicationError("WARREN_HTTP_KEY_CACHE must be a whole number of seconds (0 = none), got '\(text)'") }
+            configuration.keyCacheDuration = .seconds(seconds)
+        }
         if let seconds = try positive("WARREN_HTTP_HEADER_TIMEOUT") { configuration.headerTimeout = .seconds(seconds) }
         if let seconds = try positive("WARREN_HTTP_BODY_TIMEOUT") { configuration.bodyTimeout = .seconds(seconds) }
         let sourcesPath = environment[WebhookSources.environmentVariable].flatMap { $0.isEmpty ? nil : $0 }

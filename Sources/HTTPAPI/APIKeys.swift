@@ -50,6 +50,15 @@ public struct APIKeyStore: Sendable {
             .replacingOccurrences(of: "=", with: "")
     }
 
+    /// `wk_` and 43 base64url characters, as `newSecret` makes them.
+    static func isWellFormed(_ secret: String) -> Bool {
+        let bytes = Array(secret.utf8)
+        guard bytes.count == 46, secret.hasPrefix(prefix) else { return false }
+        return bytes.dropFirst(3).allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D || byte == 0x5F
+        }
+    }
+
     static func hash(_ secret: String) -> String {
         Hex.encode(SHA256.hash(data: Array(secret.utf8)))
     }

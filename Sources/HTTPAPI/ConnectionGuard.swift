@@ -10,7 +10,9 @@ import Synchronization
 /// - a request's head must be complete within `headerTimeout` of the connection opening
 ///   or of the previous response (slowloris: headers sent a byte at a time; also the
 ///   keep-alive limit between requests);
-/// - its body must be complete within `bodyTimeout` of its head.
+/// - its body must be complete within `bodyTimeout` of its head, also when it was answered
+///   early (401, 413: the rest is read and dropped, closing mid-upload would cost most
+///   clients the answer).
 ///
 /// A connection past a deadline is closed; a request in progress gets no answer (the
 /// sender may retry: nothing was published for it).
@@ -50,28 +52,54 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        deadline?.cancel()
-        deadline = nil
+        disarm()
         if counted {
             counter.open.wrappingSubtract(1, ordering: .relaxed)
             counted = false
         }
     }
 
+    /// A request's body is still arriving.
+    private var readingBody = false
+    /// Requests received (in part or whole) and not answered yet.
+    private var unanswered = 0
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head: arm(bodyTimeout, context: context)
+        case .head:
+            unanswered += 1
+            readingBody = true
+            arm(bodyTimeout, context: context)
         case .body: break
         case .end:
-            deadline?.cancel()
-            deadline = nil
+            readingBody = false
+            // Answered early (before its body was read): the next head is awaited; else
+            // it is being handled and no deadline runs.
+            if unanswered == 0 { arm(headerTimeout, context: context) } else { disarm() }
         }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { arm(headerTimeout, context: context) }
-        context.write(data, promise: promise)
+        switch unwrapOutboundIn(data) {
+        case .head, .body:
+            context.write(data, promise: promise)
+        case .end:
+            unanswered = max(0, unanswered - 1)
+            if readingBody {
+                arm(bodyTimeout, context: context)  // the rest of this body still has its deadline
+            } else if unanswered == 0 {
+                arm(headerTimeout, context: context)
+            } else {
+                disarm()  // a pipelined request is being handled
+            }
+            context.write(data, promise: promise)
+        }
+    }
+
+    private func disarm() {
+        deadline?.cancel()
+        deadline = nil
     }
 
     private func arm(_ timeout: TimeAmount, context: ChannelHandlerContext) {

@@ -43,6 +43,9 @@ public struct HTTPServer: Service, CustomStringConvertible {
         public var webhookSecrets: [String: [String]] = [:]
         /// Connections open at once; more are closed as they are accepted.
         public var maxConnections = 1024
+        /// How long a valid key is remembered without asking the database again (so a
+        /// revocation takes effect within this); zero asks on every request.
+        public var keyCacheDuration: Duration = .seconds(5)
         /// A request's head must arrive within this of the connection opening or of the
         /// previous response (also how long an idle keep-alive connection stays open).
         public var headerTimeout: Duration = .seconds(30)
@@ -148,7 +151,11 @@ final class Routes: Sendable {
     let logger: Logger
     /// One limiter per rate-limited key, created on its first request.
     private let limiters = Mutex<[String: RateLimiter]>([:])
+    /// Valid keys by secret hash, until the instant they must be looked up again.
+    private let knownKeys = Mutex<[String: (key: APIKey, until: ContinuousClock.Instant)]>([:])
     let sources: [String: ConfiguredSource]
+    /// Every webhook source's name, Stripe's included: the id prefixes a key may not use.
+    var webhookNames: Set<String> { Set(sources.keys).union(["stripe"]) }
 
     /// A webhook source with its verifier; nil verifier: no secret set, not served.
     struct ConfiguredSource: Sendable {
@@ -220,6 +227,11 @@ final class Routes: Sendable {
             return failure.response
         } catch let error as EventError {
             return APIFailure.invalid(error).response
+        } catch let error as PostgresError {
+            // Keys and webhook receipts live in the database: without it nothing is
+            // decided, nothing was published; the sender retries.
+            logger.warning("http.database.failed", metadata: ["error": "\(error)"])
+            return APIFailure(.serviceUnavailable, "unavailable", "the database is not reachable; retry", retryAfter: 5).response
         } catch {
             logger.error("http.request.failed", metadata: ["error": "\(error)"])
             return APIFailure(.internalServerError, "internal", "the request could not be completed; nothing was published for it").response
@@ -328,6 +340,15 @@ final class Routes: Sendable {
         guard key.mayPublish(event.type) else {
             throw APIFailure(.forbidden, "type_not_allowed", "key '\(key.name)' may not publish '\(event.type)'", field: prefix + "type")
         }
+        // What only verified webhooks publish: their source and their ids. A key must not
+        // pass for Stripe, nor take an id a webhook event will have (it would be dropped
+        // as a duplicate by the consumers' inboxes).
+        if event.source.hasPrefix("/webhooks/") {
+            throw APIFailure(.forbidden, "source_not_allowed", "source '/webhooks/…' is reserved for verified webhooks", field: prefix + "source")
+        }
+        if let colon = event.id.firstIndex(of: ":"), webhookNames.contains(String(event.id[..<colon])) {
+            throw APIFailure(.forbidden, "id_not_allowed", "ids '<webhook source>:…' are reserved for webhook events", field: prefix + "id")
+        }
         do throws(EventError) {
             try publisher.validate(event)
         } catch {
@@ -341,8 +362,22 @@ final class Routes: Sendable {
             throw APIFailure(.unauthorized, "unauthorized", "missing API key: send Authorization: Bearer <key>")
         }
         let secret = String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
-        guard let key = try await keys.authenticate(secret) else {
+        // Only the shape a key can have reaches the database (no query per garbage token).
+        guard APIKeyStore.isWellFormed(secret) else {
             throw APIFailure(.unauthorized, "unauthorized", "the API key in Authorization is not valid (unknown or revoked)")
+        }
+        let hash = APIKeyStore.hash(secret)
+        let now = ContinuousClock.now
+        if let known = knownKeys.withLock({ $0[hash] }), known.until > now { return known.key }
+        guard let key = try await keys.authenticate(secret) else {
+            knownKeys.withLock { _ = $0.removeValue(forKey: hash) }
+            throw APIFailure(.unauthorized, "unauthorized", "the API key in Authorization is not valid (unknown or revoked)")
+        }
+        if configuration.keyCacheDuration > .zero {
+            knownKeys.withLock { known in
+                if known.count > 10_000 { known.removeAll() }  // bounded: keys are few, garbage never gets here
+                known[hash] = (key, now + configuration.keyCacheDuration)
+            }
         }
         return key
     }
@@ -388,7 +423,7 @@ final class Routes: Sendable {
             throw APIFailure.invalid(error)
         }
         if try await receipts.seen(source: "stripe", id: parsed.id) {
-            return APIResponse.json(["id": .string("stripe-" + parsed.id), "duplicate": true])
+            return APIResponse.json(["id": .string(WebhookSource.eventID(source: "stripe", deliveryID: parsed.id)), "duplicate": true])
         }
         let event = try await StripeEvents.cloudEvent(for: parsed, userForCustomer: receipts.userForStripeCustomer)
         return try await publishWebhook(event, source: "stripe", deliveryID: parsed.id)
@@ -408,7 +443,15 @@ final class Routes: Sendable {
         } catch {
             throw publishFailure(error)
         }
-        if let deliveryID { try await receipts.record(source: source, id: deliveryID, eventID: event.id) }
+        if let deliveryID {
+            // The event is out: a failed record only means a redelivery publishes the same
+            // event id again (consumers' inboxes drop it). Not an error for the sender.
+            do {
+                try await receipts.record(source: source, id: deliveryID, eventID: event.id)
+            } catch {
+                logger.warning("http.webhook.receipt_not_recorded", metadata: ["webhook.source": "\(source)", "error": "\(error)"])
+            }
+        }
         return APIResponse.json(["id": .string(event.id), "type": .string(event.type)])
     }
 
@@ -444,11 +487,13 @@ final class Routes: Sendable {
         let payload = try json(bytes)
         if source.scheme == .xSignature { deliveryID = source.deliveryID(in: payload) }
         if let deliveryID, try await receipts.seen(source: name, id: deliveryID) {
-            return APIResponse.json(["id": .string("\(name)-\(deliveryID)"), "duplicate": true])
+            return APIResponse.json(["id": .string(WebhookSource.eventID(source: name, deliveryID: deliveryID)), "duplicate": true])
         }
         let event: CloudEvent
         do throws(EventError) {
             event = try source.event(payload: payload, deliveryID: deliveryID)
+        } catch where error.message.contains("is not among the types") {
+            throw APIFailure(.forbidden, "type_not_allowed", error.message, field: error.field)
         } catch {
             throw APIFailure.invalid(error)
         }

@@ -5,7 +5,7 @@ import WarrenCore
 /// `payment_intent.payment_failed` become `payment.succeeded` / `payment.failed` in the
 /// catalog's shape; every other type is published as `stripe.<type>` with Stripe's
 /// object as data (the catalog lists `stripe.#` as open). The CloudEvent id is derived
-/// from Stripe's event id, so a redelivered Stripe event is the same Warren event.
+/// from Stripe's event id (`stripe:<id>`), so a redelivered Stripe event is the same Warren event.
 public enum StripeEvents {
     public static let source = "/webhooks/stripe"
 
@@ -31,7 +31,7 @@ public enum StripeEvents {
     public static func cloudEvent(
         for event: Parsed, userForCustomer: (String) async throws -> String?
     ) async throws -> CloudEvent {
-        let id = "stripe-" + event.id
+        let id = WebhookSource.eventID(source: "stripe", deliveryID: event.id)
         switch event.type {
         case "payment_intent.succeeded", "payment_intent.payment_failed":
             let intent = event.object

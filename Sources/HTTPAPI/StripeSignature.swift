@@ -46,7 +46,7 @@ public struct StripeSignatureVerifier: Sendable {
         }
         guard let timestamp else { throw .malformedHeader }
         guard !signatures.isEmpty else { throw .noV1Signature }
-        guard abs(Int64(now.timeIntervalSince1970.rounded(.down)) - timestamp) <= Int64(tolerance) else { throw .outsideTolerance }
+        guard SignedTimestamp.isWithin(tolerance, of: now, timestamp) else { throw .outsideTolerance }
         let signed = Array("\(timestamp).".utf8) + body
         for secret in secrets {
             let key = SymmetricKey(data: Array(secret.utf8))
@@ -55,6 +55,16 @@ public struct StripeSignatureVerifier: Sendable {
             }
         }
         throw .mismatch
+    }
+}
+
+/// A timestamp a sender signed is the sender's word: any 64-bit value, compared without
+/// arithmetic that could overflow (and trap).
+enum SignedTimestamp {
+    static func isWithin(_ tolerance: Int, of now: Date, _ timestamp: Int64) -> Bool {
+        let current = Int64(now.timeIntervalSince1970.rounded(.down))
+        let (difference, overflow) = current.subtractingReportingOverflow(timestamp)
+        return !overflow && difference != .min && abs(difference) <= Int64(tolerance)
     }
 }
 

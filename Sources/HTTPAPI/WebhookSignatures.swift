@@ -69,7 +69,7 @@ public struct StandardWebhooksVerifier: Sendable {
         guard let timestamp, !timestamp.isEmpty else { throw .missingHeader("webhook-timestamp") }
         guard let signature, !signature.isEmpty else { throw .missingHeader("webhook-signature") }
         guard let seconds = Int64(timestamp) else { throw .malformedHeader("webhook-timestamp") }
-        guard abs(Int64(now.timeIntervalSince1970.rounded(.down)) - seconds) <= Int64(tolerance) else { throw .outsideTolerance("webhook-timestamp") }
+        guard SignedTimestamp.isWithin(tolerance, of: now, seconds) else { throw .outsideTolerance("webhook-timestamp") }
         let macs = signature.split(separator: " ").compactMap { entry -> [UInt8]? in
             let parts = entry.split(separator: ",", maxSplits: 1)
             guard parts.count == 2, parts[0] == "v1", let mac = Data(base64Encoded: String(parts[1])), mac.count == SHA256.byteCount else { return nil }

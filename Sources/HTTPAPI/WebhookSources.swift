@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import WarrenCore
 import Yams
 
@@ -26,6 +27,9 @@ public struct WebhookSource: Sendable {
     /// x-signature: the payload field that identifies a delivery, so a resent one is
     /// published once. Standard Webhooks always has `webhook-id`.
     public var idField: String?
+    /// With `type_field`: the event types the payload may name (topic patterns); the
+    /// sender must not choose Warren's own types.
+    public var eventPatterns: [String] = []
 }
 
 /// `webhooks/sources.yaml` (`WARREN_WEBHOOK_SOURCES`). Errors name the line and the key;
@@ -56,7 +60,7 @@ public enum WebhookSources {
         guard let sourcesNode = top["sources"], sourcesNode.tag.rawValue != Tag.Name.null.rawValue else { return [] }
         guard let sources = sourcesNode.mapping else { throw fail(sourcesNode, "sources", "expected a mapping of source names") }
         var result: [WebhookSource] = []
-        let allowed = ["scheme", "header", "secrets_env", "type", "type_field", "id_field"]
+        let allowed = ["scheme", "header", "secrets_env", "type", "type_field", "events", "id_field"]
         for (keyNode, node) in sources {
             let name = keyNode.string ?? ""
             let path = "sources.\(name)"
@@ -90,12 +94,27 @@ public enum WebhookSources {
             case (nil, let field?): eventType = .field(field)
             default: throw fail(node, path, "give exactly one of type (fixed) or type_field (read from the payload)")
             }
+            var patterns: [String] = []
+            if let node = fields["events"] {
+                guard let items = node.sequence, !items.isEmpty else { throw fail(node, "\(path).events", "expected a list of event-type patterns") }
+                for item in items {
+                    guard let pattern = item.scalar?.string, EventCatalog.isValidPatternText(pattern) else {
+                        throw fail(item, "\(path).events", "'\(item.scalar?.string ?? "?")' is not an event-type pattern")
+                    }
+                    patterns.append(pattern)
+                }
+            }
+            if case .field = eventType, patterns.isEmpty {
+                throw fail(node, "\(path).events", "missing: with type_field, list the types the payload may name (e.g. [\"\(name).#\"])")
+            }
             let header = try text("header")
             if header != nil, scheme != .xSignature { throw fail(fields["header"], "\(path).header", "only x-signature sources name their header") }
+            if let header, HTTPField.Name(header) == nil { throw fail(fields["header"], "\(path).header", "'\(header)' is not a valid HTTP header name") }
             let idField = try text("id_field")
             if idField != nil, scheme != .xSignature { throw fail(fields["id_field"], "\(path).id_field", "standard-webhooks sources use webhook-id") }
             result.append(WebhookSource(
-                name: name, scheme: scheme, header: header ?? "X-Signature", secretsVariable: variable, eventType: eventType, idField: idField))
+                name: name, scheme: scheme, header: header ?? "X-Signature", secretsVariable: variable, eventType: eventType, idField: idField,
+                eventPatterns: patterns))
         }
         return result
     }
@@ -113,11 +132,18 @@ extension WebhookSource {
                 throw EventError(.invalidAttribute, field: field, "the payload has no string field '\(field)' to take the event type from")
             }
             type = value
+            guard eventPatterns.contains(where: { EventCatalog.matches(pattern: $0, type: value) }) else {
+                throw EventError(.invalidAttribute, field: field, "'\(value)' is not among the types source '\(name)' may publish")
+            }
         }
         var event = CloudEvent(type: type, source: "/webhooks/\(name)", data: payload)
-        if let deliveryID { event.id = "\(name)-\(deliveryID)" }
+        if let deliveryID { event.id = WebhookSource.eventID(source: name, deliveryID: deliveryID) }
         return event
     }
+
+    /// `<source>:<delivery id>`: ':' is in no source name, so two sources never make the
+    /// same id, and `/v1/events` refuses ids in this form for a webhook source.
+    static func eventID(source: String, deliveryID: String) -> String { "\(source):\(deliveryID)" }
 
     /// The delivery id of an x-signature payload (`id_field`), if configured and present.
     func deliveryID(in payload: JSONValue) -> String? {

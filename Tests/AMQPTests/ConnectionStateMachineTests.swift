@@ -160,6 +160,21 @@ import Testing
         #expect(outcomes.succeeded(1))
     }
 
+    /// Guard: the held-publish check in `publish`. The alarm clears between two batches of
+    /// commands: a publish of the new batch must not overtake the ones held before it.
+    @Test func aPublishAfterTheAlarmClearsWaitsBehindTheHeldOnes() {
+        let machine = connectedMachine(), outcomes = Outcomes()
+        _ = machine.receive(.blocked(reason: "disk"))
+        #expect(!publish(machine, request(1, outcomes)))
+        _ = machine.receive(.unblocked)
+        #expect(!publish(machine, request(2, outcomes)), "held behind publish 1")
+        var sent: [Int] = []
+        for held in machine.takeHeldWork().publishes where publish(machine, held) { sent.append(sent.count + 1) }
+        #expect(sent == [1, 2])
+        run(machine.receive(.confirm(channel: Self.channel, tag: 1, multiple: false, nacked: false)))
+        #expect(outcomes.succeeded(1) && outcomes[2] == nil, "sequence 1 is publish 1: the order held")
+    }
+
     /// Methods are not publishes: a resource alarm does not hold a `queue.declare`.
     @Test func whileBlockedMethodsStillRun() {
         let machine = connectedMachine()

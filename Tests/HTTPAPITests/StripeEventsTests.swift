@@ -21,7 +21,7 @@ import WarrenCore
     @Test func aSucceededPaymentIntentIsAPaymentSucceededEvent() async throws {
         let event = try await map(Self.stripeEvent(type: "payment_intent.succeeded", object: Self.intent))
         #expect(event.type == "payment.succeeded")
-        #expect(event.id == "stripe-evt_123", "derived from Stripe's id: a redelivery is the same event")
+        #expect(event.id == "stripe:evt_123", "derived from Stripe's id: a redelivery is the same event")
         #expect(event.data == ["payment_id": "pi_1", "user_id": "usr_1", "amount": 1250, "currency": "EUR"])
         #expect(event.time == Date(timeIntervalSince1970: 1_800_000_000))
         let catalog = try EventCatalog(directory: Self.catalogDirectory)
@@ -85,6 +85,10 @@ import WarrenCore
         let a = APIKeyStore.newSecret(), b = APIKeyStore.newSecret()
         #expect(a != b && a.hasPrefix("wk_") && a.count >= 3 + 43)
         #expect(APIKeyStore.hash(a).count == 64 && APIKeyStore.hash(a) != APIKeyStore.hash(b) && !APIKeyStore.hash(a).contains(a))
+        for _ in 0..<100 { #expect(APIKeyStore.isWellFormed(APIKeyStore.newSecret())) }
+        for garbage in ["", "wk_", "wk_" + String(repeating: "A", count: 42), "xx_" + String(repeating: "A", count: 43), "wk_" + String(repeating: "é", count: 43), "wk_" + String(repeating: "+", count: 43)] {
+            #expect(!APIKeyStore.isWellFormed(garbage), "\(garbage)")
+        }
     }
 
     @Test(arguments: ["127.0.0.1:8080", "0.0.0.0:80", "[::1]:9000"])

@@ -83,3 +83,22 @@ import Testing
         }
     }
 }
+
+/// A signed timestamp is the sender's word: extreme values are refused, never trapped on.
+@Suite struct HostileTimestampTests {
+    @Test(arguments: [Int64.min, Int64.max, Int64.min + 1, -1])
+    func extremeStripeTimestampsAreOutsideTheTolerance(t: Int64) {
+        let verifier = StripeSignatureVerifier(secrets: ["whsec_x"])
+        #expect(throws: StripeSignatureVerifier.Failure.outsideTolerance) {
+            try verifier.verify(header: "t=\(t),v1=\(String(repeating: "ab", count: 32))", body: [], now: Date())
+        }
+    }
+
+    @Test(arguments: ["\(Int64.min)", "\(Int64.max)", "-1"])
+    func extremeStandardWebhooksTimestampsAreOutsideTheTolerance(t: String) throws {
+        let verifier = try StandardWebhooksVerifier(secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+        #expect(throws: SignatureFailure.outsideTolerance("webhook-timestamp")) {
+            try verifier.verify(id: "msg", timestamp: t, signature: "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", body: [], now: Date())
+        }
+    }
+}

@@ -84,10 +84,12 @@ import WarrenCore
                 scheme: standard-webhooks
                 secrets_env: HOOKS_SECRET
                 type_field: event
+                events: [hooks.#]
             """)
         #expect(sources.map(\.name) == ["acme", "hooks"])
         #expect(sources[0].scheme == .xSignature && sources[0].header == "X-Acme-Signature" && sources[0].eventType == .fixed("acme.order.created"))
         #expect(sources[1].scheme == .standardWebhooks && sources[1].header == "X-Signature" && sources[1].eventType == .field("event"))
+        #expect(sources[1].eventPatterns == ["hooks.#"])
     }
 
     @Test(arguments: [
@@ -98,6 +100,8 @@ import WarrenCore
         ("sources:\n  Bad Name:\n    scheme: x-signature", "invalid source name"),
         ("sources:\n  stripe:\n    scheme: x-signature", "'stripe' is built in"),
         ("sources:\n  a:\n    scheme: standard-webhooks\n    secrets_env: A\n    type: a.b\n    header: X", "only x-signature sources name their header"),
+        ("sources:\n  a:\n    scheme: x-signature\n    secrets_env: A\n    type_field: event", "sources.a.events: missing"),
+        ("sources:\n  a:\n    scheme: x-signature\n    secrets_env: A\n    type: a.b\n    header: X Sig", "sources.yaml:6: sources.a.header: 'X Sig' is not a valid HTTP header name"),
     ])
     func brokenFilesNameTheLineAndTheKey(yaml: String, expected: String) {
         #expect { try WebhookSources.parse(yaml, file: "sources.yaml") } throws: { error in
@@ -109,10 +113,14 @@ import WarrenCore
         let fixed = WebhookSource(name: "acme", scheme: .xSignature, header: "X-Signature", secretsVariable: "A", eventType: .fixed("acme.order.created"), idField: "id")
         let payload: JSONValue = ["id": 42, "event": "acme.order.paid"]
         let event = try fixed.event(payload: payload, deliveryID: fixed.deliveryID(in: payload))
-        #expect(event.type == "acme.order.created" && event.id == "acme-42" && event.source == "/webhooks/acme" && event.data == payload)
+        #expect(event.type == "acme.order.created" && event.id == "acme:42" && event.source == "/webhooks/acme" && event.data == payload)
         var fromField = fixed
         fromField.eventType = .field("event")
+        fromField.eventPatterns = ["acme.#"]
         #expect(try fromField.event(payload: payload, deliveryID: nil).type == "acme.order.paid")
+        #expect(throws: EventError.self, "the payload may not name a type outside the source's patterns") {
+            try fromField.event(payload: ["event": "payment.succeeded"], deliveryID: nil)
+        }
         #expect(throws: EventError.self) { try fromField.event(payload: ["id": 1], deliveryID: nil) }
     }
 }
