@@ -158,6 +158,13 @@ static int compare_ll(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* The one line both consumers print; sorts `latency` (µs per event). */
+static void report(long count, double seconds, double cpu_used, long long *latency) {
+  qsort(latency, (size_t)count, sizeof *latency, compare_ll);
+  printf("msgs_per_sec=%.1f cpu_us_per_msg=%.2f p50_ms=%.2f p99_ms=%.2f\n", (double)count / seconds,
+         cpu_used * 1e6 / (double)count, (double)latency[count / 2] / 1000, (double)latency[count * 99 / 100] / 1000);
+}
+
 /* Broker only: publish → delivery latency of each event, acked at once, no database.
    The floor under every publish → commit number on this machine. */
 static int receive_only(const char *queue, long count, long prefetch) {
@@ -181,10 +188,7 @@ static int receive_only(const char *queue, long count, long prefetch) {
     check_status(amqp_basic_ack(conn, 1, envelope.delivery_tag, 0), "basic.ack");
     amqp_destroy_envelope(&envelope);
   }
-  double seconds = monotonic_seconds() - started, used = cpu_seconds() - cpu;
-  qsort(latency, (size_t)count, sizeof *latency, compare_ll);
-  printf("msgs_per_sec=%.1f cpu_us_per_msg=%.2f p50_ms=%.2f p99_ms=%.2f\n", (double)count / seconds,
-         used * 1e6 / (double)count, (double)latency[count / 2] / 1000, (double)latency[count * 99 / 100] / 1000);
+  report(count, monotonic_seconds() - started, cpu_seconds() - cpu, latency);
   free(latency);
   disconnect(conn);
   return 0;
@@ -260,10 +264,7 @@ static int consume(const char *queue, const char *consumer, long count, long pre
     for (long i = 0; i < in_batch; i++) latency[received + i] = committed - published[i];
     received += in_batch;
   }
-  double seconds = monotonic_seconds() - started, used = cpu_seconds() - cpu;
-  qsort(latency, (size_t)count, sizeof *latency, compare_ll);
-  printf("msgs_per_sec=%.1f cpu_us_per_msg=%.2f p50_ms=%.2f p99_ms=%.2f\n", (double)count / seconds,
-         used * 1e6 / (double)count, (double)latency[count / 2] / 1000, (double)latency[count * 99 / 100] / 1000);
+  report(count, monotonic_seconds() - started, cpu_seconds() - cpu, latency);
   free(published);
   free(latency);
   disconnect(conn);

@@ -41,8 +41,6 @@ final class ConnectionStateMachine {
     private(set) var blockedReason: String?
     private(set) var channels: [UInt16: ChannelState] = [:]
     private(set) var recovery = RecoveryLog()
-    /// How many `multiple` confirms arrived (tests show multi-message confirms happened).
-    private(set) var multipleConfirms = 0
     private var epochs: UInt64 = 0
     private var heldPublishes: [PublishRequest] = []
     private var heldCalls: [Call] = []
@@ -209,7 +207,6 @@ final class ConnectionStateMachine {
 
     private func confirm(_ id: UInt16, tag: UInt64, multiple: Bool, nacked: Bool) -> [Completion] {
         guard let channel = channels[id] else { return [] }
-        if multiple { multipleConfirms += 1 }
         return channel.settle(upTo: tag, multiple: multiple).map { pending in
             if nacked {
                 return .publish(pending.done, .failure(AMQPError(.publishNacked, "the broker nacked the publish")))
@@ -324,6 +321,8 @@ final class ConnectionStateMachine {
         case none
         case complete([Completion])
         case deliver(ConsumerRegistration, AMQPDelivery)
+        /// The broker cancelled a consumer (its queue was deleted): end its sequence with the error.
+        case consumerCancelled(ConsumerRegistration, AMQPError)
         /// A delivery for a consumer that is gone (cancelled meanwhile): give it back.
         case requeue(channel: UInt16, tag: UInt64)
         /// A `basic.return` that matches no unconfirmed publish (worth a warning).
@@ -359,7 +358,7 @@ final class ConnectionStateMachine {
             return .complete(confirm(id, tag: tag, multiple: multiple, nacked: nacked))
         case .consumerCancelled(let id, let tag):
             guard let consumer = channels[id]?.consumers.removeValue(forKey: tag) else { return .none }
-            return .complete([.endConsumer(consumer, AMQPError(.consumerCancelled, "the broker cancelled the consumer on '\(consumer.queue)'"))])
+            return .consumerCancelled(consumer, AMQPError(.consumerCancelled, "the broker cancelled the consumer on '\(consumer.queue)'"))
         case .channelClose(let id, let code, let text):
             let error = AMQPError(.channelClosed, "the broker closed channel \(id)", replyCode: code, replyText: text)
             let completions = channelClosed(id, error)

@@ -366,12 +366,10 @@ final class IOLoop: @unchecked Sendable {
             }
         case .complete(let completions):
             if case .confirm(_, _, true, _) = frame { multipleConfirms.add(1, ordering: .relaxed) }
-            for completion in completions {
-                if case .endConsumer(let consumer, _) = completion {
-                    logger.warning("amqp.consumer.cancelled_by_broker", metadata: ["amqp.queue": "\(consumer.queue)", "amqp.consumer_tag": "\(consumer.tag)"])
-                }
-                completion.run()
-            }
+            run(completions)
+        case .consumerCancelled(let consumer, let error):
+            logger.warning("amqp.consumer.cancelled_by_broker", metadata: ["amqp.queue": "\(consumer.queue)", "amqp.consumer_tag": "\(consumer.tag)"])
+            consumer.deliveries.finish(throwing: error)
         case .deliver(let consumer, let delivery):
             consumer.deliveries.yield(delivery)
         case .requeue(let channel, let tag):

@@ -97,13 +97,12 @@ public struct APIKeyStore: Sendable {
         } == 1
     }
 
-    /// The active key whose secret this is, or nil.
-    public func authenticate(_ secret: String) async throws -> APIKey? {
-        guard secret.hasPrefix(Self.prefix) else { return nil }
-        return try await database.withConnection { connection in
+    /// The active key whose secret hashes to `hash` (`APIKeyStore.hash`), or nil.
+    public func authenticate(hash: String) async throws -> APIKey? {
+        try await database.withConnection { connection in
             try await connection.query("""
                 SELECT name, event_patterns, admin, rate_per_second, created_at, revoked_at FROM warren_api_keys
-                WHERE key_hash = \(Self.hash(secret)) AND revoked_at IS NULL
+                WHERE key_hash = \(hash) AND revoked_at IS NULL
                 """).first.map(Self.key)
         }
     }

@@ -84,11 +84,9 @@ public struct HTTPServer: Service, CustomStringConvertible {
     let catalog: EventCatalog
     let exchange: String
     let logger: Logger
-    let onListening: @Sendable (Int) -> Void
 
     public init(
-        configuration: Configuration, amqp: AMQPConnection, database: PostgresPool, catalog: EventCatalog, exchange: String, logger: Logger,
-        onListening: @escaping @Sendable (Int) -> Void = { _ in }
+        configuration: Configuration, amqp: AMQPConnection, database: PostgresPool, catalog: EventCatalog, exchange: String, logger: Logger
     ) {
         self.configuration = configuration
         self.amqp = amqp
@@ -96,7 +94,6 @@ public struct HTTPServer: Service, CustomStringConvertible {
         self.catalog = catalog
         self.exchange = exchange
         self.logger = logger
-        self.onListening = onListening
     }
 
     public func run() async throws {
@@ -108,7 +105,7 @@ public struct HTTPServer: Service, CustomStringConvertible {
             stripe: StripeSignatureVerifier(secrets: configuration.stripeSecrets, tolerance: configuration.signatureTolerance), logger: logger)
         let router = Router()
         routes.add(to: router)
-        let (logger, onListening, configuration) = (self.logger, self.onListening, self.configuration)
+        let (logger, configuration) = (self.logger, self.configuration)
         let counter = ConnectionGuard.Counter()
         let (maxConnections, headerTimeout, bodyTimeout) = (
             configuration.maxConnections, TimeAmount(configuration.headerTimeout), TimeAmount(configuration.bodyTimeout)
@@ -124,7 +121,6 @@ public struct HTTPServer: Service, CustomStringConvertible {
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.port
                 logger.info("http.listening", metadata: ["http.address": "\(configuration.host):\(port)"])
-                onListening(port)
             },
             logger: logger)
         try await app.run()
@@ -155,7 +151,7 @@ final class Routes: Sendable {
     private let knownKeys = Mutex<[String: (key: APIKey, until: ContinuousClock.Instant)]>([:])
     let sources: [String: ConfiguredSource]
     /// Every webhook source's name, Stripe's included: the id prefixes a key may not use.
-    var webhookNames: Set<String> { Set(sources.keys).union(["stripe"]) }
+    let webhookNames: Set<String>
 
     /// A webhook source with its verifier; nil verifier: no secret set, not served.
     struct ConfiguredSource: Sendable {
@@ -169,6 +165,7 @@ final class Routes: Sendable {
         receipts: WebhookReceipts, stripe: StripeSignatureVerifier, logger: Logger
     ) throws(HTTPAPIError) {
         sources = try Self.configure(configuration)
+        webhookNames = Set(sources.keys).union(["stripe"])
         self.configuration = configuration
         self.amqp = amqp
         self.database = database
@@ -369,7 +366,7 @@ final class Routes: Sendable {
         let hash = APIKeyStore.hash(secret)
         let now = ContinuousClock.now
         if let known = knownKeys.withLock({ $0[hash] }), known.until > now { return known.key }
-        guard let key = try await keys.authenticate(secret) else {
+        guard let key = try await keys.authenticate(hash: hash) else {
             knownKeys.withLock { _ = $0.removeValue(forKey: hash) }
             throw APIFailure(.unauthorized, "unauthorized", "the API key in Authorization is not valid (unknown or revoked)")
         }
@@ -492,10 +489,11 @@ final class Routes: Sendable {
         let event: CloudEvent
         do throws(EventError) {
             event = try source.event(payload: payload, deliveryID: deliveryID)
-        } catch where error.message.contains("is not among the types") {
-            throw APIFailure(.forbidden, "type_not_allowed", error.message, field: error.field)
         } catch {
             throw APIFailure.invalid(error)
+        }
+        guard source.mayPublish(event.type) else {
+            throw APIFailure(.forbidden, "type_not_allowed", "'\(event.type)' is not among the types source '\(name)' may publish")
         }
         return try await publishWebhook(event, source: name, deliveryID: deliveryID)
     }

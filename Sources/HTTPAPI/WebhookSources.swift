@@ -132,13 +132,19 @@ extension WebhookSource {
                 throw EventError(.invalidAttribute, field: field, "the payload has no string field '\(field)' to take the event type from")
             }
             type = value
-            guard eventPatterns.contains(where: { EventCatalog.matches(pattern: $0, type: value) }) else {
-                throw EventError(.invalidAttribute, field: field, "'\(value)' is not among the types source '\(name)' may publish")
-            }
         }
         var event = CloudEvent(type: type, source: "/webhooks/\(name)", data: payload)
         if let deliveryID { event.id = WebhookSource.eventID(source: name, deliveryID: deliveryID) }
         return event
+    }
+
+    /// Whether this source may publish `type`: its fixed type, or one its `events` patterns
+    /// allow when the payload names the type.
+    func mayPublish(_ type: String) -> Bool {
+        switch eventType {
+        case .fixed(let fixed): type == fixed
+        case .field: eventPatterns.contains { EventCatalog.matches(pattern: $0, type: type) }
+        }
     }
 
     /// `<source>:<delivery id>`: ':' is in no source name, so two sources never make the

@@ -95,9 +95,16 @@ struct Keys: AsyncParsableCommand {
 
         @OptionGroup var options: GlobalOptions
 
+        @Flag(help: "One JSON array, for scripts.")
+        var json = false
+
         func run() async throws {
             try await oneShot {
                 let keys = try await withKeyStore(options) { try await $0.list() }
+                if json {
+                    print(String(decoding: JSONValue.array(keys.map(\.json)).serialized(), as: UTF8.self))
+                    return
+                }
                 for key in keys {
                     var line = "\(key.name)\tevents=\(key.eventPatterns.isEmpty ? "-" : key.eventPatterns.joined(separator: ","))"
                     if key.admin { line += "\tadmin" }
@@ -137,5 +144,18 @@ private func withKeyStore<T: Sendable>(_ options: GlobalOptions, _ body: (APIKey
     } catch {
         await database.close()
         throw error
+    }
+}
+
+extension APIKey {
+    /// What `warren keys list --json` prints of a key (never the key itself).
+    var json: JSONValue {
+        var object: [String: JSONValue] = [
+            "name": .string(name), "events": .array(eventPatterns.map { .string($0) }), "admin": .bool(admin),
+            "rate_per_second": ratePerSecond.map { .integer(Int64($0)) } ?? .null,
+            "revoked_at": revokedAt.map { .string(RFC3339.format($0)) } ?? .null,
+        ]
+        if let createdAt { object["created_at"] = .string(RFC3339.format(createdAt)) }
+        return .object(object)
     }
 }

@@ -92,7 +92,6 @@ import Testing
         run(machine.receive(.confirm(channel: Self.channel, tag: 3, multiple: true, nacked: false)))
         #expect((1...3).allSatisfy(outcomes.succeeded))
         #expect(outcomes.count == 3, "4 and 5 still wait")
-        #expect(machine.multipleConfirms == 1)
     }
 
     @Test func singleConfirmsOutOfOrderSettleExactlyTheirPublish() {
@@ -322,6 +321,24 @@ import Testing
         #expect(completions.contains { if case .endConsumer(let c, nil) = $0 { c.tag == "c1" } else { false } })
         _ = machine.receive(.deliver(channel: Self.channel, tag: 7, redelivered: false, exchange: "", routingKey: "q", consumerTag: "c1"))
         guard case .requeue(Self.channel, 7) = machine.receive(.header(channel: Self.channel, AMQPProperties(), bodySize: 0, headersTooDeep: false)) else {
+            Issue.record("not requeued")
+            return
+        }
+    }
+
+    /// The broker cancels a consumer (its queue was deleted): its sequence ends with the
+    /// error, and a delivery still on the way for it goes back to the queue.
+    @Test func aConsumerTheBrokerCancelsEndsWithTheErrorAndLateDeliveriesAreRequeued() {
+        let machine = connectedMachine()
+        _ = startConsumer(machine)
+        guard case .consumerCancelled(let consumer, let error) = machine.receive(.consumerCancelled(channel: Self.channel, consumerTag: "c1")) else {
+            Issue.record("the cancel was not reported")
+            return
+        }
+        #expect(consumer.tag == "c1" && error.code == .consumerCancelled)
+        #expect(machine.consumers(on: Self.channel).isEmpty, "not resumed after a reopen")
+        _ = machine.receive(.deliver(channel: Self.channel, tag: 3, redelivered: false, exchange: "", routingKey: "q", consumerTag: "c1"))
+        guard case .requeue(Self.channel, 3) = machine.receive(.header(channel: Self.channel, AMQPProperties(), bodySize: 0, headersTooDeep: false)) else {
             Issue.record("not requeued")
             return
         }

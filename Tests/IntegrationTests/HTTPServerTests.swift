@@ -131,6 +131,12 @@ extension Integration {
 
             let (listed, listing) = try Self.warren("keys", "list")
             #expect(listed == 0 && listing.contains(name) && listing.contains("events=user.*") && !listing.contains(key))
+            let (_, json) = try Self.warren("keys", "list", "--json")
+            let listedKey = try JSONValue(parsing: Array(json.utf8))
+            guard case .array(let entries) = listedKey, let entry = entries.first(where: { $0["name"]?.stringValue == name }) else {
+                throw TestFailure("keys list --json: \(json)")
+            }
+            #expect(entry["events"] == ["user.*"] && entry["revoked_at"] == .null && !json.contains(key))
             #expect(try Self.warren("keys", "revoke", name).0 == 0)
             try await eventually(timeout: .seconds(5), "the revocation takes effect within the key cache's second") {
                 try await server.publish(Self.userJSON("u3"), key: key).status == 401
@@ -222,6 +228,30 @@ extension Integration {
             defer { Task { await harnessAfter.close() } }
             let channel = try await harnessAfter.openChannel()
             #expect(try await channel.queueInfo(harness.spec.queueName).messageCount == 1, "exactly one event")
+        }
+
+        /// The database down: keys cannot be checked, so 503 with Retry-After (nothing
+        /// published, the sender retries), readyz names the database; back up, it goes on.
+        @Test func whileTheDatabaseIsDownRequestsAre503AndGoThroughAfter() async throws {
+            let harness = try await ConsumerHarness.make()
+            defer { Task { await harness.tearDown() } }
+            let key = try Self.createKey(TestEnvironment.uniqueName("nodb"), "--events", "user.*")
+            let server = try await Server.start(harness, environment: ["WARREN_HTTP_KEY_CACHE": "0"])
+            defer { _ = server.stop() }
+            try TestEnvironment.services("stop", "postgres")
+            var restarted = false
+            defer { if !restarted { _ = try? TestEnvironment.services("start", "postgres") } }
+            let refused = try await server.publish(Self.userJSON("nodb-1"), key: key)
+            #expect(refused.status == 503 && refused.retryAfter == "5" && refused.errorCode == "unavailable", "\(refused.json)")
+            let ready = try await server.request("GET", "/readyz")
+            #expect(ready.status == 503 && ready.json["problems"]?["database"] != nil && ready.json["problems"]?["broker"] == nil)
+            #expect(try await harness.messages(in: harness.spec.queueName) == 0, "nothing published")
+            try TestEnvironment.services("start", "postgres")
+            restarted = true
+            try await eventually(timeout: .seconds(60), "accepted once the database is back") {
+                try await server.publish(Self.userJSON("nodb-1"), key: key).status == 202
+            }
+            #expect(try await harness.messages(in: harness.spec.queueName) == 1)
         }
 
         // MARK: Stripe webhooks
@@ -361,10 +391,12 @@ extension Integration {
             let hook = #"{"event":"partner.invoice.paid","invoice":"inv_1"}"#
             let hookID = "msg_\(UUID().uuidString.prefix(12))"
             let hexKey = keyBytes.map { String(format: "%02x", $0) }.joined()
-            func hooks(timestamp: Int = Int(Date().timeIntervalSince1970), body: String = hook, signedBody: String? = nil) async throws -> Answer {
-                let mac = try Self.openssl("\(hookID).\(timestamp).\(signedBody ?? body)", hexKey: hexKey)
+            func hooks(
+                id: String = hookID, timestamp: Int = Int(Date().timeIntervalSince1970), body: String = hook, signedBody: String? = nil
+            ) async throws -> Answer {
+                let mac = try Self.openssl("\(id).\(timestamp).\(signedBody ?? body)", hexKey: hexKey)
                 return try await server.request("POST", "/webhooks/hooks", body: Array(body.utf8), headers: [
-                    "webhook-id": hookID, "webhook-timestamp": "\(timestamp)", "webhook-signature": "v1,\(mac)",
+                    "webhook-id": id, "webhook-timestamp": "\(timestamp)", "webhook-signature": "v1,\(mac)",
                 ])
             }
             let stale = try await hooks(timestamp: Int(Date().timeIntervalSince1970) - 400)
@@ -374,6 +406,8 @@ extension Integration {
             #expect(hooked.status == 200 && hooked.json["type"] == "partner.invoice.paid" && hooked.json["id"]?.stringValue == "hooks:\(hookID)")
             #expect(try await hooks().json["duplicate"] == true)
 
+            let foreign = try await hooks(id: "msg_foreign_\(UUID().uuidString.prefix(8))", body: #"{"event":"payment.succeeded","invoice":"inv_3"}"#)
+            #expect(foreign.status == 403 && foreign.errorCode == "type_not_allowed", "a payload may not name Warren's own types")
             #expect(try await harness.messages(in: harness.spec.queueName) == 2, "one event per delivery")
             let silent = try await server.request("POST", "/webhooks/silent", body: Array("{}".utf8))
             #expect(silent.status == 404 && silent.errorCode == "not_configured" && silent.errorMessage.contains("TEST_UNSET_SECRET"))
