@@ -120,6 +120,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Outbound webhooks: subscriptions, fan-out, the SSRF guard, signed delivery with retries.
+        .target(
+            name: "Webhooks",
+            dependencies: [
+                "Postgres",
+                "WarrenCore",
+                "Consumers",
+                "Operations",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The HTTP front door (`warren serve`): publish API with keys, signed webhooks in.
         .target(
             name: "HTTPAPI",
@@ -128,6 +145,7 @@ let package = Package(
                 "Postgres",
                 "WarrenCore",
                 "Messaging",
+                "Webhooks",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -152,6 +170,7 @@ let package = Package(
                 "Handlers",
                 "Operations",
                 "HTTPAPI",
+                "Webhooks",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -170,6 +189,7 @@ let package = Package(
                 "Handlers",
                 "Operations",
                 "HTTPAPI",
+                "Webhooks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -183,11 +203,12 @@ let package = Package(
         .testTarget(name: "TopologyTests", dependencies: ["Topology"], swiftSettings: swiftSettings),
         .testTarget(name: "ConsumersTests", dependencies: ["Consumers", "AMQP", "Postgres", "WarrenCore"], swiftSettings: swiftSettings),
         .testTarget(name: "HTTPAPITests", dependencies: ["HTTPAPI", "WarrenCore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings),
+        .testTarget(name: "WebhooksTests", dependencies: ["Webhooks", "WarrenCore", "HTTPAPI"], swiftSettings: swiftSettings),
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "AMQP", "WarrenCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "App", "AMQP", "Postgres", "WarrenCore", "Messaging", "Topology", "Consumers", "Handlers", "Adapters", "Operations",
+                "App", "AMQP", "Postgres", "WarrenCore", "Messaging", "Topology", "Consumers", "Handlers", "Adapters", "Operations", "Webhooks",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],

@@ -7,8 +7,10 @@ import Operations
 import Logging
 import Postgres
 import ServiceLifecycle
+import Foundation
 import Topology
 import WarrenCore
+import Webhooks
 
 /// What `warren run` and `warren consume NAME` run: the broker connection, the database
 /// pool and the selected consumers, as one `ServiceGroup` with graceful shutdown on
@@ -69,6 +71,13 @@ public struct ConsumerApplication: Sendable {
                 settings: ConsumerSettings(spec), module: modules[spec.name]!, amqp: amqp, database: database, catalog: catalog,
                 logger: logger)
         }
+        if specs.contains(where: { $0.name == WebhookFanOut().name }) {
+            // The fan-out stores deliveries; the dispatcher sends them.
+            consumers.append(
+                WebhookDispatcher(
+                    settings: try Self.webhookSettings(), database: database, conninfo: configuration.databaseURL,
+                    destinations: DestinationGuard.from(environment: ProcessInfo.processInfo.environment), logger: logger))
+        }
         if let relay = configuration.outboxRelay {
             consumers.append(OutboxRelay(settings: relay, amqp: amqp, database: database, conninfo: configuration.databaseURL, logger: logger))
         }
@@ -90,11 +99,22 @@ public struct ConsumerApplication: Sendable {
             let providers = ProviderSettings()
             let email = try providers.emailProvider(logger: logger, record: EmailNotifications.emailLog(in: database))
             let payments = try providers.paymentProvider(logger: logger)
-            return ConsumerModules.make(
+            var modules = ConsumerModules.make(
                 email: EmailNotifications(provider: email, settings: .init(), records: database, logger: logger),
                 payments: payments.map { PaymentsCustomers(provider: $0) })
+            let webhooks = WebhookFanOut()
+            modules[webhooks.name] = webhooks
+            return modules
         } catch {
             throw ApplicationError("\(error)")
+        }
+    }
+
+    static func webhookSettings() throws(ApplicationError) -> WebhookDispatcherSettings {
+        do throws(WebhookError) {
+            return try WebhookDispatcherSettings.from(environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw ApplicationError(error.description)
         }
     }
 

@@ -5,6 +5,7 @@ import Logging
 import Postgres
 import ServiceLifecycle
 import WarrenCore
+import Webhooks
 
 /// What `warren serve` runs: the broker connection, a database pool and the HTTP server,
 /// as one `ServiceGroup` with graceful shutdown on SIGTERM/SIGINT (the server stops
@@ -86,6 +87,7 @@ extension HTTPServer.Configuration {
                     .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             }
         }
+        configuration.webhookDestinations = DestinationGuard.from(environment: environment)
         return configuration
     }
 }

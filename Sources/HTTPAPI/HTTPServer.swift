@@ -9,6 +9,7 @@ import Postgres
 import ServiceLifecycle
 import Synchronization
 import WarrenCore
+import Webhooks
 
 /// Warren's HTTP front door (`warren serve`, and part of `warren run`), a `Service` that
 /// runs Hummingbird next to the broker connection and the database pool it uses:
@@ -41,6 +42,9 @@ public struct HTTPServer: Service, CustomStringConvertible {
         /// the environment variables the file names).
         public var webhookSources: [WebhookSource] = []
         public var webhookSecrets: [String: [String]] = [:]
+        /// Which URLs outbound webhook subscriptions may name (`WARREN_WEBHOOK_ALLOW_PRIVATE`,
+        /// `WARREN_WEBHOOK_HTTP_HOSTS`).
+        public var webhookDestinations = DestinationGuard()
         /// Connections open at once; more are closed as they are accepted.
         public var maxConnections = 1024
         /// How long a valid key is remembered without asking the database again (so a
@@ -102,6 +106,7 @@ public struct HTTPServer: Service, CustomStringConvertible {
         let routes = try Routes(
             configuration: configuration, amqp: amqp, database: database, publisher: publisher, keys: APIKeyStore(database: database),
             receipts: WebhookReceipts(database: database),
+            subscriptions: WebhookSubscriptions(database: database, destinations: configuration.webhookDestinations),
             stripe: StripeSignatureVerifier(secrets: configuration.stripeSecrets, tolerance: configuration.signatureTolerance), logger: logger)
         let router = Router()
         routes.add(to: router)
@@ -143,6 +148,7 @@ final class Routes: Sendable {
     let publisher: EventPublisher
     let keys: APIKeyStore
     let receipts: WebhookReceipts
+    let subscriptions: WebhookSubscriptions
     let stripe: StripeSignatureVerifier
     let logger: Logger
     /// One limiter per rate-limited key, created on its first request.
@@ -162,7 +168,7 @@ final class Routes: Sendable {
 
     init(
         configuration: HTTPServer.Configuration, amqp: AMQPConnection, database: PostgresPool, publisher: EventPublisher, keys: APIKeyStore,
-        receipts: WebhookReceipts, stripe: StripeSignatureVerifier, logger: Logger
+        receipts: WebhookReceipts, subscriptions: WebhookSubscriptions, stripe: StripeSignatureVerifier, logger: Logger
     ) throws(HTTPAPIError) {
         sources = try Self.configure(configuration)
         webhookNames = Set(sources.keys).union(["stripe"])
@@ -172,6 +178,7 @@ final class Routes: Sendable {
         self.publisher = publisher
         self.keys = keys
         self.receipts = receipts
+        self.subscriptions = subscriptions
         self.stripe = stripe
         self.logger = logger
     }
@@ -200,7 +207,7 @@ final class Routes: Sendable {
     /// Every route, as the OpenAPI document names them (`OpenAPITests` compares the two).
     static let routes = [
         "GET /healthz", "GET /readyz", "GET /openapi.json", "POST /v1/events", "POST /webhooks/stripe", "POST /webhooks/{source}",
-    ]
+    ] + WebhookRoutes.routes
 
     func add(to router: Router<BasicRequestContext>) {
         router.get("/healthz") { _, _ in APIResponse.json(["status": "ok"]) }
@@ -211,19 +218,22 @@ final class Routes: Sendable {
         }
         router.get("/readyz") { _, _ in await self.ready() }
         router.post("/v1/events") { request, _ in await self.answer { try await self.publishEvents(request) } }
+        addWebhookSubscriptions(to: router)
         router.post("/webhooks/stripe") { request, _ in await self.answer { try await self.stripeWebhook(request) } }
         router.post("/webhooks/:source") { request, context in
             await self.answer { try await self.sourceWebhook(request, name: context.parameters.get("source") ?? "") }
         }
     }
 
-    private func answer(_ body: () async throws -> Response) async -> Response {
+    func answer(_ body: () async throws -> Response) async -> Response {
         do {
             return try await body()
         } catch let failure as APIFailure {
             return failure.response
         } catch let error as EventError {
             return APIFailure.invalid(error).response
+        } catch let error as WebhookError {
+            return APIFailure(error).response
         } catch let error as PostgresError {
             // Keys and webhook receipts live in the database: without it nothing is
             // decided, nothing was published; the sender retries.
@@ -271,7 +281,7 @@ final class Routes: Sendable {
 
     /// The body, refused with 413 before reading when `Content-Length` says it is too
     /// large, and as soon as a chunked body passes the limit.
-    private func body(_ request: Request) async throws -> [UInt8] {
+    func body(_ request: Request) async throws -> [UInt8] {
         let limit = configuration.maxBodySize
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
             throw APIFailure(.contentTooLarge, "too_large", "the body is \(length) bytes; the limit is \(limit)")
@@ -284,7 +294,7 @@ final class Routes: Sendable {
         }
     }
 
-    private func json(_ bytes: [UInt8]) throws(APIFailure) -> JSONValue {
+    func json(_ bytes: [UInt8]) throws(APIFailure) -> JSONValue {
         do {
             return try JSONValue(parsing: bytes)
         } catch {
@@ -354,7 +364,7 @@ final class Routes: Sendable {
         return event
     }
 
-    private func authenticate(_ request: Request) async throws -> APIKey {
+    func authenticate(_ request: Request) async throws -> APIKey {
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
             throw APIFailure(.unauthorized, "unauthorized", "missing API key: send Authorization: Bearer <key>")
         }

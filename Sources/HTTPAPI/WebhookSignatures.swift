@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import WarrenCore
 
 /// Why a webhook signature was refused. Said to the sender only as "which header"; the
 /// detail goes to nobody (it would help forge one).

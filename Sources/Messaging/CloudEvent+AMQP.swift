@@ -13,7 +13,7 @@ extension CloudEvent {
     /// `source`; persistent; the structured JSON as body.
     public func amqpMessage(correlationID: String? = nil, traceparent: String? = nil, headers: AMQPTable = [:]) -> AMQPMessage {
         var headers = headers
-        if let traceparent { headers["traceparent"] = .string(traceparent) }
+        if let traceparent = traceparent ?? self.traceparent { headers["traceparent"] = .string(traceparent) }
         let properties = AMQPProperties(
             contentType: Self.contentType, headers: headers.isEmpty ? nil : headers,
             deliveryMode: AMQPProperties.persistentDeliveryMode, correlationID: correlationID, messageID: id,
@@ -36,8 +36,9 @@ extension CloudEvent {
     }
 
     /// The event a delivery carries. The body is authoritative; AMQP properties are only
-    /// a copy for routing and tooling.
+    /// a copy for routing and tooling. A well-formed `traceparent` header is kept.
     public init(delivery: AMQPDelivery) throws(EventError) {
         try self.init(jsonBytes: delivery.body)
+        if case .string(let traceparent)? = delivery.properties.headers?["traceparent"] { self.traceparent = traceparent }
     }
 }

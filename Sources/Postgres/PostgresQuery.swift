@@ -42,6 +42,12 @@ public struct PostgresQuery: Sendable, Hashable, ExpressibleByStringInterpolatio
             appendBind(value?.postgresValue)
         }
 
+        /// SQL text fixed at compile time, such as a column list several queries share:
+        /// a `StaticString` cannot hold a value read at run time.
+        public mutating func appendInterpolation(sql fragment: StaticString) {
+            sql += fragment.description
+        }
+
         /// A table or column name, double-quoted with embedded quotes doubled.
         public mutating func appendInterpolation(identifier: String) {
             sql += PostgresQuery.quoteIdentifier(identifier)

@@ -15,6 +15,13 @@ public struct CloudEvent: Sendable, Hashable {
     public var subject: String?
     public var dataContentType: String?
     public var data: JSONValue?
+    /// W3C trace context the event travelled with (the AMQP `traceparent` header; an HTTP
+    /// header of outbound webhooks), not part of its JSON. Only a well-formed value is kept.
+    public var traceparent: String? {
+        get { _traceparent }
+        set { _traceparent = newValue.flatMap { Self.isTraceparent($0) ? $0 : nil } }
+    }
+    private var _traceparent: String?
 
     public init(
         type: String, source: String, data: JSONValue?, id: String = UUID().uuidString.lowercased(),
@@ -27,6 +34,22 @@ public struct CloudEvent: Sendable, Hashable {
         self.subject = subject
         self.dataContentType = dataContentType
         self.data = data
+    }
+}
+
+extension CloudEvent {
+    /// `version-traceid-parentid-flags` in lowercase hex (W3C Trace Context), with a
+    /// non-zero trace and parent id; version `ff` is invalid.
+    public static func isTraceparent(_ value: String) -> Bool {
+        let bytes = Array(value.utf8)
+        guard bytes.count >= 55, bytes[2] == UInt8(ascii: "-"), bytes[35] == UInt8(ascii: "-"), bytes[52] == UInt8(ascii: "-") else { return false }
+        guard bytes.count == 55 || (bytes[55] == UInt8(ascii: "-") && !(bytes[0] == UInt8(ascii: "0") && bytes[1] == UInt8(ascii: "0"))) else { return false }
+        func hex(_ range: Range<Int>) -> Bool {
+            bytes[range].allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
+        }
+        func zero(_ range: Range<Int>) -> Bool { bytes[range].allSatisfy { $0 == UInt8(ascii: "0") } }
+        return hex(0..<2) && hex(3..<35) && hex(36..<52) && hex(53..<55) && !(bytes[0] == UInt8(ascii: "f") && bytes[1] == UInt8(ascii: "f"))
+            && !zero(3..<35) && !zero(36..<52) && bytes.count <= 512 && bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
     }
 }
 

@@ -1,10 +1,12 @@
 import ArgumentParser
+import WarrenCore
 
 @main
 struct Warren: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "warren",
         abstract: "Event integration on RabbitMQ and PostgreSQL.",
-        subcommands: [Services.self, Migrate.self, TopologyCommand.self, Publish.self, Consume.self, Run.self, Serve.self, Keys.self, Bench.self, DLQCommand.self, OutboxCommand.self]
+        version: WarrenVersion.current,
+        subcommands: [Services.self, Migrate.self, TopologyCommand.self, Publish.self, Consume.self, Run.self, Serve.self, Keys.self, WebhooksCommand.self, Bench.self, DLQCommand.self, OutboxCommand.self]
     )
 }

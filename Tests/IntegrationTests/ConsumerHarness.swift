@@ -156,13 +156,14 @@ func userCreated(_ id: String, name: String = "Ada", email: String = "ada@exampl
 struct WarrenProcess {
     let pid: pid_t
 
-    static func consume(_ harness: ConsumerHarness) throws -> WarrenProcess {
+    static func consume(_ harness: ConsumerHarness, environment extra: [String: String] = [:]) throws -> WarrenProcess {
         let root = TestEnvironment.repositoryRoot.path
         var environment = ProcessInfo.processInfo.environment
         environment["WARREN_AMQP_URL"] = harness.amqpURL
         environment["WARREN_DATABASE_URL"] = TestEnvironment.databaseURL
         environment["WARREN_TOPOLOGY"] = root + "/topology/topology.yaml"
         environment["WARREN_CATALOG"] = root + "/events"
+        for (key, value) in extra { environment[key] = value }
         let log = NSTemporaryDirectory() + "warren-consume-\(harness.vhost).log"
         return WarrenProcess(pid: try spawn(
             TestEnvironment.warrenBinary, ["consume", harness.spec.name, "--log-format", "json"], environment: environment, output: log))

@@ -28,7 +28,7 @@ import Testing
     ]
 
     @Test func knowsTheDocumentedTypes() {
-        #expect(catalog.types == ["payment.failed", "payment.succeeded", "user.created", "user.deleted", "user.updated"])
+        #expect(catalog.types == ["payment.failed", "payment.succeeded", "user.created", "user.deleted", "user.updated", "webhook.endpoint.disabled"])
         #expect(catalog.openPatterns == ["stripe.#"], "what /webhooks/stripe publishes for Stripe types Warren does not map")
         #expect(catalog.schema(for: "user.created") != nil)
         #expect(catalog.schema(for: "user.exploded") == nil)
@@ -158,7 +158,7 @@ import Testing
         #expect(error.field == "type")
         #expect(
             error.message
-                == "unknown event type \"user.exploded\" (known types: payment.failed, payment.succeeded, user.created, user.deleted, user.updated; open patterns: stripe.#)"
+                == "unknown event type \"user.exploded\" (known types: payment.failed, payment.succeeded, user.created, user.deleted, user.updated, webhook.endpoint.disabled; open patterns: stripe.#)"
         )
     }
 

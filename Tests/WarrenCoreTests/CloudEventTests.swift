@@ -96,3 +96,28 @@ import WarrenCore
         }
     }
 }
+
+@Suite struct TraceparentTests {
+    @Test func keepsOnlyWellFormedW3CTraceparents() {
+        var event = CloudEvent(type: "user.created", source: "/t", data: nil)
+        for valid in ["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-future"] {
+            event.traceparent = valid
+            #expect(event.traceparent == valid)
+        }
+        for invalid in [
+            "", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\nX-Evil: 1",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            event.traceparent = invalid
+            #expect(event.traceparent == nil, "\(invalid)")
+        }
+    }
+
+    @Test func isNotPartOfTheJSON() {
+        var event = CloudEvent(type: "user.created", source: "/t", data: nil, id: "e1", time: nil)
+        event.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        #expect(!String(decoding: event.jsonBytes(), as: UTF8.self).contains("traceparent"))
+    }
+}

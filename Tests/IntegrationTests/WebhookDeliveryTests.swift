@@ -1,0 +1,280 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Postgres
+import ServiceLifecycle
+import Synchronization
+import Testing
+import WarrenCore
+import Webhooks
+
+/// A subscriber's endpoint: real HTTP on loopback that records every request and answers
+/// from a script (then 200).
+final class WebhookReceiver: Sendable {
+    enum Answer: Sendable {
+        case status(Int)
+        case hang(Duration)
+    }
+
+    struct Received: Sendable {
+        var headers: [String: String]
+        var body: [UInt8]
+        var at: ContinuousClock.Instant
+        var eventID: String? { (try? JSONValue(parsing: body))?["id"]?.stringValue }
+    }
+
+    private let server: FakeProviderServer
+    private let script: Mutex<[Answer]>
+    private let log: Mutex<[Received]>
+    var url: String { server.baseURL + "/hooks" }
+
+    private init(server: FakeProviderServer, script: [Answer]) {
+        self.server = server
+        self.script = Mutex(script)
+        self.log = Mutex([])
+    }
+
+    static func start(_ answers: [Answer] = []) async throws -> WebhookReceiver {
+        let box = Box()
+        let server = try await FakeProviderServer.start { router in
+            router.post("/hooks") { request, _ in
+                let body = try await request.body.collect(upTo: 1 << 20)
+                var headers: [String: String] = [:]
+                for field in request.headers { headers[field.name.canonicalName] = field.value }
+                guard let receiver = box.receiver.withLock({ $0 }) else { return Response(status: .serviceUnavailable) }
+                receiver.log.withLock { $0.append(Received(headers: headers, body: Array(body.readableBytesView), at: .now)) }
+                switch receiver.script.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {
+                case .status(let status): return Response(status: .init(code: status))
+                case .hang(let duration):
+                    try? await Task.sleep(for: duration)
+                    return Response(status: .internalServerError)
+                case nil: return Response(status: .ok)
+                }
+            }
+        }
+        let receiver = WebhookReceiver(server: server, script: answers)
+        box.receiver.withLock { $0 = receiver }
+        return receiver
+    }
+
+    /// The receiver is made after its routes; they reach it through this.
+    private final class Box: Sendable { let receiver = Mutex<WebhookReceiver?>(nil) }
+
+    func answer(_ answers: Answer...) { script.withLock { $0 += answers } }
+    var received: [Received] { log.withLock { $0 } }
+    func stop() { server.stop() }
+}
+
+extension Integration {
+    /// Outbound webhooks end to end: events through the broker into the fan-out consumer,
+    /// deliveries in PostgreSQL, the dispatcher posting to receivers on loopback. Serialized:
+    /// one dispatcher at a time, and each test's event types are its own.
+    @Suite(.serialized) struct WebhookDeliveryTests {
+        static let lifted = DestinationGuard(allowPrivate: true)
+
+        /// A harness running the fan-out, and a dispatcher in-process.
+        struct Rig {
+            let harness: ConsumerHarness
+            let subscriptions: WebhookSubscriptions
+            let type: String
+            let dispatcher: (ServiceGroup, Task<Void, any Error>)
+
+            static func start(policy: DeliveryPolicy = DeliveryPolicy(schedule: [.milliseconds(200), .milliseconds(200), .milliseconds(200)], timeout: .seconds(5)))
+                async throws -> Rig
+            {
+                let harness = try await ConsumerHarness.make(consumer: "webhooks.delivery", bindings: ["#"])
+                harness.start(module: WebhookFanOut())
+                var settings = WebhookDispatcherSettings()
+                settings.policy = policy
+                settings.pollInterval = .milliseconds(200)
+                let dispatcher = WebhookDispatcher(
+                    settings: settings, database: harness.database, conninfo: TestEnvironment.databaseURL, destinations: lifted,
+                    logger: TestEnvironment.logger)
+                let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [dispatcher], logger: TestEnvironment.logger))
+                // Open catalog pattern (stripe.#): a type no other test publishes or subscribes to.
+                let type = "stripe.\(TestEnvironment.uniqueName("wh").replacingOccurrences(of: "-", with: "")).ping"
+                return Rig(
+                    harness: harness, subscriptions: WebhookSubscriptions(database: harness.database, destinations: lifted), type: type,
+                    dispatcher: (group, Task { try await group.run() }))
+            }
+
+            static let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+            func publish(_ count: Int = 1) async throws -> [String] {
+                let events = (0..<count).map { index in
+                    var event = CloudEvent(type: type, source: "/tests/webhooks", data: ["n": .integer(Int64(index))], id: UUID().uuidString.lowercased())
+                    event.traceparent = Self.traceparent
+                    return event
+                }
+                try await harness.publish(events)
+                return events.map(\.id)
+            }
+
+            func deliveries(_ subscription: String, status: String) async throws -> Int {
+                try await harness.count("SELECT count(*) FROM warren_webhook_deliveries WHERE subscription_id = \(subscription) AND status = \(status)")
+            }
+
+            func stop(deleting ids: [String]) async {
+                await dispatcher.0.triggerGracefulShutdown()
+                _ = try? await dispatcher.1.value
+                for id in ids { try? await subscriptions.delete(id) }
+                await harness.tearDown()
+            }
+        }
+
+        static func hexKey(of secret: String) throws -> String {
+            Hex.encode(try #require(WebhookSigning.key(for: secret)))
+        }
+
+        @Test func aFailingReceiverGetsTheEventAgainWithOneWebhookIDAndVerifiableSignatures() async throws {
+            let rig = try await Rig.start()
+            let receiver = try await WebhookReceiver.start([.status(500), .status(503)])
+            let (subscription, secret) = try await rig.subscriptions.create(url: receiver.url, eventPatterns: [rig.type], secret: nil, description: "t")
+            defer { receiver.stop() }
+            let ids = try await rig.publish()
+            try await eventually("delivered after two failures") { try await rig.deliveries(subscription.id, status: "delivered") == 1 }
+            let received = receiver.received
+            #expect(received.count == 3)
+            #expect(Set(received.map { $0.headers["webhook-id"] ?? "" }).count == 1, "one webhook-id across retries")
+            #expect(received.allSatisfy { $0.eventID == ids[0] })
+            for request in received {
+                // Verified independently of Warren's code: openssl computes both signatures.
+                let id = try #require(request.headers["webhook-id"]), timestamp = try #require(request.headers["webhook-timestamp"])
+                let text = String(decoding: request.body, as: UTF8.self)
+                let expected = try HTTPServerTests.openssl("\(id).\(timestamp).\(text)", hexKey: try Self.hexKey(of: secret))
+                #expect(request.headers["webhook-signature"] == "v1,\(expected)")
+                #expect(request.headers["x-signature"] == (try HTTPServerTests.openssl(text, textKey: secret)))
+                #expect(request.headers["user-agent"] == "Warren/\(WarrenVersion.current)")
+                #expect(request.headers["content-type"] == "application/cloudevents+json")
+                #expect(request.headers["traceparent"] == Rig.traceparent, "the event's trace context, from its AMQP header")
+                #expect(abs((Int64(timestamp) ?? 0) - Int64(Date().timeIntervalSince1970)) < 60)
+            }
+            let log = try await rig.subscriptions.attempts(subscription.id)
+            #expect(log.map(\.outcome) == ["delivered", "retry", "retry"], "newest first; logged once as delivered")
+            #expect(log.map(\.statusCode) == [200, 503, 500])
+            #expect(log.allSatisfy { $0.eventID == ids[0] })
+            #expect(try await rig.subscriptions.get(subscription.id).failingSince == nil, "a success clears the failure record")
+            await rig.stop(deleting: [subscription.id])
+        }
+
+        @Test func duringARotationBothSecretsSign() async throws {
+            let rig = try await Rig.start()
+            let receiver = try await WebhookReceiver.start()
+            defer { receiver.stop() }
+            let (subscription, old) = try await rig.subscriptions.create(url: receiver.url, eventPatterns: [rig.type], secret: nil, description: nil)
+            let (rotated, new) = try await rig.subscriptions.rotate(subscription.id)
+            #expect(new != old && new.hasPrefix("whsec_"))
+            #expect(rotated.previousSecretExpiresAt.map { $0.timeIntervalSinceNow > 86_000 } == true)
+            _ = try await rig.publish()
+            try await eventually("delivered") { receiver.received.count == 1 }
+            let request = receiver.received[0]
+            let id = try #require(request.headers["webhook-id"]), timestamp = try #require(request.headers["webhook-timestamp"])
+            let signed = "\(id).\(timestamp).\(String(decoding: request.body, as: UTF8.self))"
+            let expected = [
+                "v1," + (try HTTPServerTests.openssl(signed, hexKey: try Self.hexKey(of: new))),
+                "v1," + (try HTTPServerTests.openssl(signed, hexKey: try Self.hexKey(of: old))),
+            ]
+            #expect(request.headers["webhook-signature"] == expected.joined(separator: " "), "new first, then old")
+            #expect(request.headers["x-signature"] == (try HTTPServerTests.openssl(String(decoding: request.body, as: UTF8.self), textKey: new)))
+            await rig.stop(deleting: [subscription.id])
+        }
+
+        @Test func goneDisablesTheSubscriptionAndAnnouncesIt() async throws {
+            let rig = try await Rig.start()
+            let receiver = try await WebhookReceiver.start([.status(410)])
+            defer { receiver.stop() }
+            let (subscription, _) = try await rig.subscriptions.create(url: receiver.url, eventPatterns: [rig.type], secret: nil, description: nil)
+            _ = try await rig.publish()
+            try await eventually("disabled") { try await !rig.subscriptions.get(subscription.id).enabled }
+            #expect(try await rig.subscriptions.get(subscription.id).disabledReason == "the endpoint answered 410 Gone")
+            #expect(try await rig.deliveries(subscription.id, status: "failed") == 1)
+            #expect(
+                try await rig.harness.count(
+                    "SELECT count(*) FROM warren_outbox WHERE event_type = 'webhook.endpoint.disabled' AND event LIKE \("%" + subscription.id + "%")") == 1)
+            // Disabled: new events are not fanned out to it.
+            _ = try await rig.publish()
+            try await Task.sleep(for: .seconds(1))
+            #expect(try await rig.harness.count("SELECT count(*) FROM warren_webhook_deliveries WHERE subscription_id = \(subscription.id)") == 1)
+            #expect(receiver.received.count == 1)
+            await rig.stop(deleting: [subscription.id])
+        }
+
+        @Test func anEndpointFailingForTheWholePeriodIsDisabledAndItsLastDeliveryFailed() async throws {
+            let rig = try await Rig.start(policy: DeliveryPolicy(schedule: [.milliseconds(300), .milliseconds(300)], timeout: .seconds(5), disableAfter: .seconds(1)))
+            let receiver = try await WebhookReceiver.start(Array(repeating: .status(500), count: 100))
+            defer { receiver.stop() }
+            let (subscription, _) = try await rig.subscriptions.create(url: receiver.url, eventPatterns: [rig.type], secret: nil, description: nil)
+            _ = try await rig.publish()
+            try await eventually("failed after the last attempt") { try await rig.deliveries(subscription.id, status: "failed") == 1 }
+            #expect(receiver.received.count == 3, "one attempt and two retries")
+            #expect(try await rig.subscriptions.attempts(subscription.id).map(\.outcome) == ["failed", "retry", "retry"])
+            #expect(try await rig.subscriptions.get(subscription.id).failingSince != nil)
+            // Still failing a second later: disabled, with the reason, and announced.
+            try await Task.sleep(for: .seconds(1))
+            _ = try await rig.publish()
+            try await eventually("disabled") { try await !rig.subscriptions.get(subscription.id).enabled }
+            #expect(try await rig.subscriptions.get(subscription.id).disabledReason?.hasPrefix("failing since ") == true)
+            #expect(
+                try await rig.harness.count(
+                    "SELECT count(*) FROM warren_outbox WHERE event_type = 'webhook.endpoint.disabled' AND event LIKE \("%" + subscription.id + "%")") == 1)
+            await rig.stop(deleting: [subscription.id])
+        }
+
+        @Test func aHangingReceiverDoesNotDelayAnotherSubscriber() async throws {
+            let rig = try await Rig.start(policy: DeliveryPolicy(schedule: [.seconds(30)], timeout: .seconds(4)))
+            let hanging = try await WebhookReceiver.start(Array(repeating: .hang(.seconds(10)), count: 20))
+            let fast = try await WebhookReceiver.start()
+            defer { hanging.stop(); fast.stop() }
+            let (a, _) = try await rig.subscriptions.create(url: hanging.url, eventPatterns: [rig.type], secret: nil, description: nil)
+            let (b, _) = try await rig.subscriptions.create(url: fast.url, eventPatterns: [rig.type], secret: nil, description: nil)
+            let started = ContinuousClock.now
+            let ids = try await rig.publish(20)
+            try await eventually("the fast subscriber got all 20") { Set(fast.received.compactMap(\.eventID)) == Set(ids) }
+            let took = ContinuousClock.now - started
+            // Measured: the fast one is done long before the hanging one's first timeout (4 s).
+            #expect(took < .seconds(3), "fast subscriber took \(took) while the other hung")
+            #expect(hanging.received.count <= 8, "at most the per-subscription concurrency hangs at once")
+            try await eventually("the hanging one's attempts time out and are retried later") {
+                try await rig.subscriptions.attempts(a.id).contains { $0.error == "no response within the timeout" && $0.outcome == "retry" }
+            }
+            await rig.stop(deleting: [a.id, b.id])
+        }
+
+        @Test func killedMidFanOutEveryDeliveryIsDeliveredOrPendingNoneLost() async throws {
+            let harness = try await ConsumerHarness.make(consumer: "webhooks.delivery", bindings: ["#"])
+            defer { Task { await harness.tearDown() } }
+            let store = WebhookSubscriptions(database: harness.database, destinations: Self.lifted)
+            let type = "stripe.\(TestEnvironment.uniqueName("wh").replacingOccurrences(of: "-", with: "")).ping"
+            var receivers: [WebhookReceiver] = []
+            var subscriptions: [String] = []
+            for _ in 0..<3 {
+                let receiver = try await WebhookReceiver.start()
+                receivers.append(receiver)
+                subscriptions.append(try await store.create(url: receiver.url, eventPatterns: [type], secret: nil, description: nil).0.id)
+            }
+            let environment = ["WARREN_WEBHOOK_ALLOW_PRIVATE": "1", "WARREN_WEBHOOK_RETRY_SCHEDULE": "0.2,0.2,0.2", "WARREN_WEBHOOK_TIMEOUT": "2"]
+            var process = try WarrenProcess.consume(harness, environment: environment)
+            let events = (0..<1_000).map { CloudEvent(type: type, source: "/tests/webhooks", data: ["n": .integer(Int64($0))]) }
+            try await harness.publish(events)
+            try await eventually("some deliveries arrived") { receivers.allSatisfy { $0.received.count > 20 } }
+            #expect(process.kill(SIGKILL) == 128 + SIGKILL)
+            process = try WarrenProcess.consume(harness, environment: environment)
+            let ids = Set(events.map(\.id))
+            for (receiver, subscription) in zip(receivers, subscriptions) {
+                try await eventually(timeout: .seconds(120), "subscriber \(subscription) got all 1,000") {
+                    Set(receiver.received.compactMap(\.eventID)) == ids
+                }
+            }
+            try await eventually("every delivery recorded delivered") {
+                try await harness.count("SELECT count(*) FROM warren_webhook_deliveries WHERE subscription_id = ANY(\(PostgresArrayLiteral.text(subscriptions))::text[]) AND status = 'delivered'") == 3_000
+            }
+            // One row per (subscription, event): nothing lost, nothing doubled by the crash.
+            #expect(try await harness.count("SELECT count(*) FROM warren_webhook_deliveries WHERE subscription_id = ANY(\(PostgresArrayLiteral.text(subscriptions))::text[])") == 3_000)
+            #expect(process.kill(SIGTERM) == 0)
+            for receiver in receivers { receiver.stop() }
+            for id in subscriptions { try? await store.delete(id) }
+        }
+    }
+}
