@@ -27,6 +27,7 @@
 #include "baseline_common.h"
 #include <libpq-fe.h>
 
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,10 +101,17 @@ static int publish(const char *queue, const char *prefix, long count, long size,
                    "basic.publish");
       sent++;
     }
-    /* Wake for the next paced publish even when no confirm comes. */
-    struct timeval timeout = {.tv_sec = 0, .tv_usec = 1000};
+    /* Paced: sleep in poll() until a confirm arrives or the next publish is due. Not
+       rabbitmq-c's own timeout, which counts whole milliseconds and spins through the
+       last one: with a 1 ms timeout that spun a whole core and starved what it measured. */
+    struct timeval zero = {.tv_sec = 0, .tv_usec = 0};
+    if (rate > 0 && !amqp_frames_enqueued(conn) && !amqp_data_in_buffer(conn)) {
+      double wait = sent < count && sent - acked < window ? started + (double)sent / rate - monotonic_seconds() : 0.1;
+      struct pollfd readable = {.fd = amqp_get_sockfd(conn), .events = POLLIN};
+      poll(&readable, 1, wait > 0 ? (int)(wait * 1000) + 1 : 0);
+    }
     amqp_frame_t frame;
-    int status = amqp_simple_wait_frame_noblock(conn, &frame, rate > 0 ? &timeout : NULL);
+    int status = amqp_simple_wait_frame_noblock(conn, &frame, rate > 0 ? &zero : NULL);
     if (status == AMQP_STATUS_TIMEOUT) continue;
     check_status(status, "waiting for confirms");
     acked += settle_confirm(conn, &frame, confirmed, &lowest, count);

@@ -2,7 +2,7 @@
  * The subscribers of Benchmarks/run's webhook-delivery case: HTTP/1.1 servers on
  * 127.0.0.1 that answer every POST 200 at once (keep-alive) and time each request
  * against the publish time its event id carries (`<prefix>-<n>-<publish µs>`, as
- * consume_pg_baseline publishes them). One thread, epoll, all ports.
+ * consume_pg_baseline publishes them; the last "id" of the body, keys being sorted). One thread, epoll, all ports.
  *
  *   webhook_receiver --ports P1,P2,... --count N [--timeout S]
  *
@@ -127,7 +127,10 @@ int main(int argc, char **argv) {
         long long now = realtime_us(), published = 0;
         char *body = end + 4, saved = body[body_length];
         body[body_length] = 0;
-        char *id = strstr(body, "\"id\":\"");
+        /* The event's own id: Warren sends keys sorted, so `data` (which has an id of
+           its own) comes first and the event's id is the last one. */
+        char *id = NULL;
+        for (char *at = strstr(body, "\"id\":\""); at; at = strstr(at + 1, "\"id\":\"")) id = at;
         if (id) {
           char *close_quote = strchr(id + 6, '"');
           if (close_quote) {

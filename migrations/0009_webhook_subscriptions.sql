@@ -41,7 +41,8 @@ CREATE TABLE warren_webhook_deliveries (
     finished_at     timestamptz,
     PRIMARY KEY (subscription_id, event_id)
 );
-CREATE INDEX warren_webhook_deliveries_due ON warren_webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+-- A dispatcher claims each subscription's oldest due deliveries.
+CREATE INDEX warren_webhook_deliveries_due ON warren_webhook_deliveries (subscription_id, next_attempt_at) WHERE status = 'pending';
 CREATE INDEX warren_webhook_deliveries_event ON warren_webhook_deliveries (event_id);
 
 CREATE TABLE warren_webhook_attempts (

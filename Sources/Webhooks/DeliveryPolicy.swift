@@ -67,13 +67,6 @@ public struct DeliveryPolicy: Sendable, Equatable {
         return .retry(after: min(retryAfter, maximumRetryAfter))
     }
 
-    /// Whether a subscription failing since `failingSince` (nil: its last delivery
-    /// succeeded) should be disabled at `now`.
-    public func shouldDisable(failingSince: Date?, now: Date) -> Bool {
-        guard let failingSince else { return false }
-        return now.timeIntervalSince(failingSince) >= Double(disableAfter.components.seconds)
-    }
-
     /// `Retry-After` as seconds or an HTTP date; nil when absent or unreadable.
     public static func retryAfter(_ value: String?, now: Date = Date()) -> Duration? {
         guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }

@@ -10,6 +10,7 @@ public struct DestinationRefusal: Error, CustomStringConvertible, Sendable, Equa
 
 /// A subscription's URL taken apart: where deliveries go.
 public struct Destination: Sendable, Equatable {
+    /// As given, with the scheme and host lowercased.
     public var url: String
     public var secure: Bool
     /// Without IPv6 brackets, lowercased.
@@ -48,7 +49,9 @@ public struct DestinationGuard: Sendable {
 
     /// The URL's form, without resolving it.
     public func check(_ url: String) throws(DestinationRefusal) -> Destination {
-        guard url.utf8.count <= 2048, let components = URLComponents(string: url), let scheme = components.scheme?.lowercased() else {
+        guard url.utf8.count <= 2048, !url.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }), var components = URLComponents(string: url),
+            let scheme = components.scheme?.lowercased()
+        else {
             throw DestinationRefusal(description: "'\(url.prefix(200))' is not a URL")
         }
         guard scheme == "https" || scheme == "http" else { throw DestinationRefusal(description: "the URL must be https:// (got \(scheme)://)") }
@@ -65,7 +68,12 @@ public struct DestinationGuard: Sendable {
         if !allowPrivate, let address = IPAddress(host), let refusal = address.refusal {
             throw DestinationRefusal(description: "the URL's host \(host) is \(refusal); webhooks go to public addresses only")
         }
-        return Destination(url: url, secure: scheme == "https", host: host, port: port)
+        // The host as the HTTP client will see it: lowercase, so it matches the address
+        // pinned for it (the client's DNS override is keyed by the exact host text).
+        components.scheme = scheme
+        components.host = components.host?.lowercased()
+        guard let normalized = components.string else { throw DestinationRefusal(description: "'\(url.prefix(200))' is not a URL") }
+        return Destination(url: normalized, secure: scheme == "https", host: host, port: port)
     }
 
     /// The address to connect to: the host itself when it is an address, else the first
@@ -154,7 +162,7 @@ struct IPAddress: Equatable, Sendable, CustomStringConvertible {
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         let family = bytes.count == 4 ? AF_INET : AF_INET6
         _ = bytes.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &buffer, socklen_t(buffer.count)) }
-        return String(cString: buffer)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// What kind of non-public address this is, or nil for a public one.

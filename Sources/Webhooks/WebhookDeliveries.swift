@@ -21,44 +21,50 @@ public enum WebhookDeliveries {
         var url: String
         /// Current first, then the previous one while a rotation overlaps.
         var secrets: [String]
+        /// The subscription has failed since its last success (it gets fewer slots).
+        var failing: Bool
     }
 
-    /// Leases up to `limit` due deliveries of enabled subscriptions, at most `free[id]`
-    /// (else `perSubscription`) of each subscription, oldest due first. A lease pushes
-    /// `next_attempt_at` past `lease`: a dispatcher that dies leaves the row pending and
-    /// due again then. Rows another dispatcher leased meanwhile are skipped (the update
-    /// re-checks that the row is still due).
-    static func claim(on connection: PostgresConnection, limit: Int, perSubscription: Int, free: [String: Int], lease: Duration) async throws
-        -> [Claimed]
-    {
-        let full = free.filter { $0.value <= 0 }.map(\.key)
-        let partial = free.filter { $0.value > 0 }
+    /// Leases up to `limit` due deliveries of enabled subscriptions, each subscription's
+    /// oldest due first: up to `perSubscription` held by a healthy subscription and
+    /// `perFailingSubscription` by one that is failing, counting what it already holds
+    /// (`holding`, by subscription id). A lease pushes `next_attempt_at` past `lease` and counts the
+    /// attempt: a dispatcher that dies leaves the row pending and due again then. Rows
+    /// another dispatcher is leasing are skipped (`SKIP LOCKED`), never waited for. One
+    /// index probe per enabled subscription (`warren_webhook_deliveries_due`).
+    static func claim(
+        on connection: PostgresConnection, limit: Int, perSubscription: Int, perFailingSubscription: Int, holding: [String: Int], lease: Duration
+    ) async throws -> [Claimed] {
         let rows = try await connection.query("""
-            WITH due AS (
-                SELECT d.subscription_id, d.event_id, d.next_attempt_at
-                FROM warren_webhook_deliveries d JOIN warren_webhook_subscriptions s ON s.id = d.subscription_id AND s.enabled
-                WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-                  AND NOT (d.subscription_id = ANY(\(PostgresArrayLiteral.text(full))::text[]))
-                ORDER BY d.next_attempt_at
-                LIMIT \(limit * 4)
-            ), ranked AS (
-                SELECT due.*, row_number() OVER (PARTITION BY due.subscription_id ORDER BY due.next_attempt_at, due.event_id) AS n FROM due
+            WITH subscriptions AS (
+                SELECT s.id, s.failing_since IS NOT NULL AS failing,
+                       GREATEST(0, (CASE WHEN s.failing_since IS NULL THEN \(perSubscription) ELSE \(perFailingSubscription) END)
+                                   - COALESCE(f.in_flight, 0)) AS free
+                FROM warren_webhook_subscriptions s
+                LEFT JOIN unnest(\(PostgresArrayLiteral.text(Array(holding.keys)))::text[],
+                                 \(PostgresArrayLiteral.bigint(holding.values.map { Int64($0) }))::bigint[]) AS f(subscription_id, in_flight)
+                  ON f.subscription_id = s.id
+                WHERE s.enabled
             ), picked AS (
-                SELECT r.subscription_id, r.event_id FROM ranked r
-                LEFT JOIN unnest(\(PostgresArrayLiteral.text(Array(partial.keys)))::text[],
-                                 \(PostgresArrayLiteral.bigint(partial.values.map { Int64($0) }))::bigint[]) AS f(subscription_id, free)
-                  ON f.subscription_id = r.subscription_id
-                WHERE r.n <= COALESCE(f.free, \(perSubscription))
-                ORDER BY r.next_attempt_at
+                SELECT d.subscription_id, d.event_id, d.next_attempt_at, s.failing FROM subscriptions s
+                CROSS JOIN LATERAL (
+                    SELECT d.subscription_id, d.event_id, d.next_attempt_at FROM warren_webhook_deliveries d
+                    WHERE d.subscription_id = s.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+                    ORDER BY d.next_attempt_at
+                    LIMIT s.free
+                    FOR UPDATE SKIP LOCKED
+                ) d
+                WHERE s.free > 0
+                ORDER BY d.next_attempt_at
                 LIMIT \(limit)
             )
             UPDATE warren_webhook_deliveries d
             SET next_attempt_at = now() + make_interval(secs => \(Double(lease.components.seconds))), attempts = d.attempts + 1
             FROM picked p, warren_webhook_subscriptions s, warren_webhook_events e
-            WHERE d.subscription_id = p.subscription_id AND d.event_id = p.event_id AND s.id = d.subscription_id AND s.enabled
-              AND e.event_id = d.event_id AND d.status = 'pending' AND d.next_attempt_at <= now()
+            WHERE d.subscription_id = p.subscription_id AND d.event_id = p.event_id AND s.id = d.subscription_id
+              AND e.event_id = d.event_id AND d.status = 'pending'
             RETURNING d.subscription_id, d.event_id, d.webhook_id, d.attempts, e.payload, e.traceparent, s.url, s.secret,
-                CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END AS previous_secret
+                CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END AS previous_secret, p.failing
             """)
         return try rows.map { row in
             Claimed(
@@ -66,8 +72,22 @@ public enum WebhookDeliveries {
                 webhookID: try row.decode(String.self, "webhook_id"), attempt: Int(try row.decode(Int32.self, "attempts")),
                 payload: try row.decode(String.self, "payload"), traceparent: try row.decode(String?.self, "traceparent"),
                 url: try row.decode(String.self, "url"),
-                secrets: [try row.decode(String.self, "secret")] + [try row.decode(String?.self, "previous_secret")].compactMap { $0 })
+                secrets: [try row.decode(String.self, "secret")] + [try row.decode(String?.self, "previous_secret")].compactMap { $0 },
+                failing: try row.decode(Bool.self, "failing"))
         }
+    }
+
+    /// Gives back leases never used (a dispatcher shutting down with deliveries queued):
+    /// due now, the attempt not counted. Fenced like `record`.
+    static func release(_ claimed: [Claimed], on connection: PostgresConnection) async throws {
+        _ = try await connection.execute("""
+            UPDATE warren_webhook_deliveries d SET next_attempt_at = now(), attempts = d.attempts - 1
+            FROM unnest(\(PostgresArrayLiteral.text(claimed.map { $0.subscriptionID }))::text[],
+                        \(PostgresArrayLiteral.text(claimed.map { $0.eventID }))::text[],
+                        \(PostgresArrayLiteral.bigint(claimed.map { Int64($0.attempt) }))::int[]) AS u(subscription_id, event_id, attempt)
+            WHERE d.subscription_id = u.subscription_id AND d.event_id = u.event_id AND d.status = 'pending' AND d.attempts = u.attempt
+            """)
+        _ = try await connection.execute("SELECT pg_notify(\(notificationChannel), '')")
     }
 
     /// One finished attempt and what the policy decided.
@@ -75,23 +95,35 @@ public enum WebhookDeliveries {
         var claimed: Claimed
         var attemptedAt: Date
         var latency: Duration
-        var result: AttemptResult
         var decision: DeliveryDecision
         var finishedAt = Date()
+        /// The HTTP status, if the endpoint answered.
+        let statusCode: Int?
+        /// What went wrong, for the log; nil when delivered.
+        let error: String?
 
-        var latencyMilliseconds: Double { Double(latency.components.seconds) * 1000 + Double(latency.components.attoseconds) / 1e15 }
+        init(claimed: Claimed, attemptedAt: Date, latency: Duration, result: AttemptResult, decision: DeliveryDecision) {
+            self.claimed = claimed
+            self.attemptedAt = attemptedAt
+            self.latency = latency
+            self.decision = decision
+            (statusCode, error) = Self.describe(result)
+        }
 
-        var statusCode: Int? { if case .response(let status, _) = result { status } else { nil } }
-
-        var error: String? {
+        /// Kept out of line: the Swift 6.3 optimizer crashed ("ownership error") when it
+        /// inlined a switch over `AttemptResult` into `record`.
+        @inline(never)
+        private static func describe(_ result: AttemptResult) -> (Int?, String?) {
             switch result {
-            case .response(let status, _) where (200...299).contains(status): nil
-            case .response(410, _): "410 Gone: the subscription was disabled"
-            case .response(let status, _): "HTTP \(status)"
-            case .timedOut: "no response within the timeout"
-            case .failed(let reason): reason
+            case .response(let status, _):
+                if (200...299).contains(status) { return (status, nil) }
+                return (status, status == 410 ? "410 Gone: the subscription was disabled" : "HTTP \(status)")
+            case .timedOut: return (nil, "no response within the timeout")
+            case .failed(let reason): return (nil, reason)
             }
         }
+
+        var latencyMilliseconds: Double { Double(latency.components.seconds) * 1000 + Double(latency.components.attoseconds) / 1e15 }
 
         var outcome: String {
             switch decision {
@@ -110,72 +142,100 @@ public enum WebhookDeliveries {
     /// the ids disabled.
     static func record(_ finished: [Finished], policy: DeliveryPolicy, on connection: PostgresConnection) async throws -> [String] {
         guard !finished.isEmpty else { return [] }
+        // Everything bound is computed first, as plain arrays (the Swift 6.3 optimizer
+        // crashed on key paths into `finished` inside the transaction's closure).
+        let subscriptions = finished.map { $0.claimed.subscriptionID }
+        let eventIDs = finished.map { $0.claimed.eventID }
+        let errors = finished.map { $0.error }
+        let attempts = PostgresArrayLiteral.bigint(finished.map { Int64($0.claimed.attempt) })
+        let attemptedAt = PostgresArrayLiteral.text(finished.map { RFC3339.format($0.attemptedAt) })
+        let statusCodes = PostgresArrayLiteral.bigint(finished.map { $0.statusCode.map { Int64($0) } })
+        let latencies = PostgresArrayLiteral.text(finished.map { String($0.latencyMilliseconds) })
+        let outcomes = PostgresArrayLiteral.text(finished.map { $0.outcome })
+        let statuses = PostgresArrayLiteral.text(finished.map { Self.status($0.decision) })
+        let nextAttempts = PostgresArrayLiteral.text(finished.map { Self.nextAttempt($0) })
+        // Each subscription's latest answer in this batch decides whether it is failing.
+        var latest: [String: Int] = [:]
+        for index in finished.indices {
+            let id = subscriptions[index]
+            if let seen = latest[id], finished[seen].finishedAt > finished[index].finishedAt { continue }
+            latest[id] = index
+        }
+        var succeededIDs: [String] = [], failingIDs: [String] = [], failingSince: [String] = [], goneIDs: [String] = []
+        for (id, index) in latest {
+            switch finished[index].decision {
+            case .delivered: succeededIDs.append(id)
+            case .gone:
+                goneIDs.append(id)
+                fallthrough
+            case .retry, .failed:
+                failingIDs.append(id)
+                failingSince.append(RFC3339.format(finished[index].attemptedAt))
+            }
+        }
+        let succeeded = PostgresArrayLiteral.text(succeededIDs)
+        let failing = PostgresArrayLiteral.text(failingIDs)
+        let since = PostgresArrayLiteral.text(failingSince)
+        let gone = PostgresArrayLiteral.text(goneIDs)
+        let disableAfter = Double(policy.disableAfter.components.seconds)
         return try await connection.transaction { connection in
             _ = try await connection.execute("""
                 INSERT INTO warren_webhook_attempts (subscription_id, event_id, attempt, attempted_at, status_code, latency_ms, outcome, error)
-                SELECT * FROM unnest(
-                    \(PostgresArrayLiteral.text(finished.map(\.claimed.subscriptionID)))::text[],
-                    \(PostgresArrayLiteral.text(finished.map(\.claimed.eventID)))::text[],
-                    \(PostgresArrayLiteral.bigint(finished.map { Int64($0.claimed.attempt) }))::int[],
-                    \(PostgresArrayLiteral.text(finished.map { RFC3339.format($0.attemptedAt) }))::timestamptz[],
-                    \(PostgresArrayLiteral.bigint(finished.map { $0.statusCode.map(Int64.init) }))::int[],
-                    \(PostgresArrayLiteral.text(finished.map { String($0.latencyMilliseconds) }))::float8[],
-                    \(PostgresArrayLiteral.text(finished.map(\.outcome)))::text[],
-                    \(PostgresArrayLiteral.text(finished.map(\.error)))::text[])
+                SELECT u.* FROM unnest(\(PostgresArrayLiteral.text(subscriptions))::text[], \(PostgresArrayLiteral.text(eventIDs))::text[],
+                    \(attempts)::int[], \(attemptedAt)::timestamptz[], \(statusCodes)::int[], \(latencies)::float8[], \(outcomes)::text[],
+                    \(PostgresArrayLiteral.text(errors))::text[]) AS u(subscription_id, event_id, attempt, attempted_at, status_code, latency_ms, outcome, error)
+                -- a subscription deleted while its request was in flight has no log any more
+                WHERE EXISTS (SELECT 1 FROM warren_webhook_subscriptions s WHERE s.id = u.subscription_id)
                 """)
             _ = try await connection.execute("""
                 UPDATE warren_webhook_deliveries d SET status = u.status, last_error = u.error,
                     next_attempt_at = COALESCE(u.next_attempt_at, d.next_attempt_at),
                     finished_at = CASE WHEN u.status = 'pending' THEN NULL ELSE now() END
-                FROM unnest(
-                    \(PostgresArrayLiteral.text(finished.map(\.claimed.subscriptionID)))::text[],
-                    \(PostgresArrayLiteral.text(finished.map(\.claimed.eventID)))::text[],
-                    \(PostgresArrayLiteral.text(finished.map { Self.status($0.decision) }))::text[],
-                    \(PostgresArrayLiteral.text(finished.map { Self.nextAttempt($0) }))::timestamptz[],
-                    \(PostgresArrayLiteral.text(finished.map(\.error)))::text[]) AS u(subscription_id, event_id, status, next_attempt_at, error)
-                WHERE d.subscription_id = u.subscription_id AND d.event_id = u.event_id
+                FROM unnest(\(PostgresArrayLiteral.text(subscriptions))::text[], \(PostgresArrayLiteral.text(eventIDs))::text[], \(statuses)::text[],
+                    \(nextAttempts)::timestamptz[], \(PostgresArrayLiteral.text(errors))::text[], \(attempts)::int[])
+                    AS u(subscription_id, event_id, status, next_attempt_at, error, attempt)
+                -- Fenced: only the lease this attempt held. A delivery leased again meanwhile
+                -- (this one outlived its lease) or retried by hand keeps its newer state.
+                WHERE d.subscription_id = u.subscription_id AND d.event_id = u.event_id AND d.status = 'pending' AND d.attempts = u.attempt
                 """)
-            // Each subscription's latest answer in this batch decides whether it is failing.
-            var latest: [String: Finished] = [:]
-            for item in finished where latest[item.claimed.subscriptionID].map({ $0.finishedAt <= item.finishedAt }) ?? true {
-                latest[item.claimed.subscriptionID] = item
-            }
-            let succeeded = latest.values.filter { $0.decision == .delivered }.map(\.claimed.subscriptionID)
-            let failing = latest.values.filter { $0.decision != .delivered }
             _ = try await connection.execute("""
-                UPDATE warren_webhook_subscriptions SET failing_since = NULL
-                WHERE id = ANY(\(PostgresArrayLiteral.text(succeeded))::text[]) AND failing_since IS NOT NULL
+                UPDATE warren_webhook_subscriptions SET failing_since = NULL WHERE id = ANY(\(succeeded)::text[]) AND failing_since IS NOT NULL
                 """)
             _ = try await connection.execute("""
                 UPDATE warren_webhook_subscriptions SET failing_since = u.since
-                FROM unnest(\(PostgresArrayLiteral.text(failing.map(\.claimed.subscriptionID)))::text[],
-                            \(PostgresArrayLiteral.text(failing.map { RFC3339.format($0.attemptedAt) }))::timestamptz[]) AS u(id, since)
+                FROM unnest(\(failing)::text[], \(since)::timestamptz[]) AS u(id, since)
                 WHERE warren_webhook_subscriptions.id = u.id AND failing_since IS NULL
                 """)
-            let gone = failing.filter { $0.decision == .gone }.map(\.claimed.subscriptionID)
-            let days = Double(policy.disableAfter.components.seconds)
             let disabled = try await connection.query("""
                 UPDATE warren_webhook_subscriptions SET enabled = false, updated_at = now(),
-                    disabled_reason = CASE WHEN id = ANY(\(PostgresArrayLiteral.text(gone))::text[]) THEN 'the endpoint answered 410 Gone'
+                    disabled_reason = CASE WHEN id = ANY(\(gone)::text[]) THEN 'the endpoint answered 410 Gone'
                         ELSE 'failing since ' || to_char(failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') END
-                WHERE enabled AND (id = ANY(\(PostgresArrayLiteral.text(gone))::text[])
-                    OR (id = ANY(\(PostgresArrayLiteral.text(failing.map(\.claimed.subscriptionID)))::text[])
-                        AND failing_since <= now() - make_interval(secs => \(days))))
+                WHERE enabled AND (id = ANY(\(gone)::text[])
+                    OR (id = ANY(\(failing)::text[]) AND failing_since <= now() - make_interval(secs => \(disableAfter))))
                 RETURNING id, url, disabled_reason, failing_since, updated_at
                 """)
+            var ids: [String] = []
             for row in disabled {
                 let id = try row.decode(String.self, "id")
-                let reason = try row.decode(String?.self, "disabled_reason") ?? "disabled"
-                let at = try row.decode(Date.self, "updated_at")
-                var data: [String: JSONValue] = ["subscription_id": .string(id), "url": .string(try row.decode(String.self, "url")), "reason": .string(reason)]
-                data["failing_since"] = try row.decode(Date?.self, "failing_since").map { .string(RFC3339.format($0)) } ?? .null
-                let event = CloudEvent(
-                    type: "webhook.endpoint.disabled", source: "/warren/webhooks", data: .object(data),
-                    id: "\(id):disabled:\(Int64(at.timeIntervalSince1970 * 1000))", time: at, subject: id)
-                try await Outbox.enqueue(event, on: connection)
+                try await Outbox.enqueue(try Self.disabledEvent(row), on: connection)
+                ids.append(id)
             }
-            return try disabled.map { try $0.decode(String.self, "id") }
+            return ids
         }
+    }
+
+    /// `webhook.endpoint.disabled` for a row `record` disabled.
+    private static func disabledEvent(_ row: PostgresRow) throws -> CloudEvent {
+        let id = try row.decode(String.self, "id")
+        let at = try row.decode(Date.self, "updated_at")
+        var data: [String: JSONValue] = [
+            "subscription_id": .string(id), "url": .string(try row.decode(String.self, "url")),
+            "reason": .string(try row.decode(String?.self, "disabled_reason") ?? "disabled"),
+        ]
+        data["failing_since"] = try row.decode(Date?.self, "failing_since").map { .string(RFC3339.format($0)) } ?? .null
+        return CloudEvent(
+            type: "webhook.endpoint.disabled", source: "/warren/webhooks", data: .object(data),
+            id: "\(id):disabled:\(Int64(at.timeIntervalSince1970 * 1000))", time: at, subject: id)
     }
 
     private static func status(_ decision: DeliveryDecision) -> String {

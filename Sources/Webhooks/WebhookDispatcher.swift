@@ -9,8 +9,22 @@ public struct WebhookDispatcherSettings: Sendable {
     public var policy = DeliveryPolicy()
     /// Requests in flight to one subscription at once (per dispatcher process).
     public var perSubscriptionConcurrency = 8
-    /// Requests in flight in all, so endpoints that hang take only their own slots.
-    public var concurrency = 128
+    /// The same for a subscription that has failed since its last success: a dead
+    /// endpoint holds few slots while it times out.
+    public var perFailingSubscriptionConcurrency = 2
+    /// Requests in flight in all; endpoints that hang take only their own slots.
+    public var concurrency = 512
+    /// Deliveries a healthy subscription may hold leased ahead of sending (a failing one
+    /// holds only `perFailingSubscriptionConcurrency`).
+    public var prefetch = 32
+    /// Deliveries held in all.
+    public var maximumHeld = 4_096
+    /// How long a finished attempt may wait to be recorded with others.
+    public var recordLinger: Duration = .milliseconds(5)
+
+    var limits: DispatchSlots.Limits {
+        .init(perSubscription: perSubscriptionConcurrency, perFailingSubscription: perFailingSubscriptionConcurrency, prefetch: max(prefetch, perSubscriptionConcurrency), total: concurrency)
+    }
     /// Requests per second in all, if limited.
     public var ratePerSecond: Int? = 5_000
     /// How long to sleep when idle if no notification comes (and the only wake-up when
@@ -86,80 +100,124 @@ public struct WebhookDispatcher: Service {
     /// What the loop and the sending tasks share.
     private final class Progress: Sendable {
         struct State {
-            var inFlight: [String: Int] = [:]
-            var total = 0
+            var slots: DispatchSlots
             var finished: [WebhookDeliveries.Finished] = []
+            var oldestFinished: ContinuousClock.Instant?
         }
 
-        let state = Mutex(State())
+        let state: Mutex<State>
         let wakeup = Wakeup()
+        /// A notification came (or none was seen yet): claim for every subscription.
+        let notified = Atomic<Bool>(true)
 
-        func started(_ subscription: String) {
-            state.withLock {
-                $0.inFlight[subscription, default: 0] += 1
-                $0.total += 1
+        init(limits: DispatchSlots.Limits) {
+            state = Mutex(State(slots: DispatchSlots(limits: limits)))
+        }
+
+        /// Takes in a finished attempt and returns the next delivery this task should
+        /// send (its slot is free now; recording comes later, in batches).
+        func finished(_ item: WebhookDeliveries.Finished) -> WebhookDeliveries.Claimed? {
+            let (next, wake) = state.withLock { state in
+                state.slots.sent(item.claimed)
+                state.finished.append(item)
+                if state.oldestFinished == nil { state.oldestFinished = .now }
+                // The loop cares about the first attempt to record (its linger starts),
+                // a full batch, and a subscription running low.
+                let wake = state.finished.count == 1 || state.finished.count >= 64 || state.slots.wantsClaim
+                return (state.slots.nextToSend(maximum: 1).first, wake)
             }
+            if wake { wakeup.signal() }
+            return next
         }
 
-        func finished(_ item: WebhookDeliveries.Finished) {
-            state.withLock { $0.finished.append(item) }
-            wakeup.signal()
-        }
-
-        /// Takes the finished attempts; their slots are freed once recorded.
-        func takeFinished() -> [WebhookDeliveries.Finished] {
+        /// Finished attempts to record: a batch once 64 wait or the oldest waited
+        /// `linger`, or whatever there is when `all`.
+        func takeFinished(all: Bool, linger: Duration) -> [WebhookDeliveries.Finished] {
             state.withLock { state in
-                defer { state.finished.removeAll() }
+                guard let oldest = state.oldestFinished, all || state.finished.count >= 64 || ContinuousClock.now - oldest >= linger else { return [] }
+                defer {
+                    state.finished.removeAll()
+                    state.oldestFinished = nil
+                }
                 return state.finished
             }
         }
 
-        func release(_ items: [WebhookDeliveries.Finished]) {
-            state.withLock { state in
-                for item in items {
-                    let id = item.claimed.subscriptionID
-                    state.inFlight[id, default: 1] -= 1
-                    if state.inFlight[id] == 0 { state.inFlight[id] = nil }
-                    state.total -= 1
-                }
-            }
+        var hasUnrecorded: Bool { state.withLock { !$0.finished.isEmpty } }
+
+        func recorded(_ items: [WebhookDeliveries.Finished]) {
+            state.withLock { $0.slots.recorded(items.map(\.claimed.subscriptionID)) }
         }
 
         func putBack(_ items: [WebhookDeliveries.Finished]) {
-            state.withLock { $0.finished.insert(contentsOf: items, at: 0) }
+            state.withLock { state in
+                state.finished.insert(contentsOf: items, at: 0)
+                if state.oldestFinished == nil { state.oldestFinished = .now }
+            }
         }
 
-        var snapshot: (inFlight: [String: Int], total: Int) { state.withLock { ($0.inFlight, $0.total) } }
+        var wantsClaim: Bool { state.withLock { $0.slots.wantsClaim } }
+        var holding: [String: Int] { state.withLock { $0.slots.holding } }
+        var totalHeld: Int { state.withLock { $0.slots.totalHeld } }
+
+        /// Takes in what a claim leased and returns what to send now.
+        func leased(_ claimed: [WebhookDeliveries.Claimed], asked: [String: Int]) -> [WebhookDeliveries.Claimed] {
+            state.withLock { state in
+                state.slots.leased(claimed, asked: asked)
+                return state.slots.nextToSend()
+            }
+        }
+
+        func nextToSend() -> [WebhookDeliveries.Claimed] { state.withLock { $0.slots.nextToSend() } }
+
+        func dropQueued() -> [WebhookDeliveries.Claimed] { state.withLock { $0.slots.dropQueued() } }
     }
 
     public func run() async throws {
         let sender = WebhookSender(destinations: destinations, timeout: settings.policy.timeout)
         let limiter = settings.ratePerSecond.map { RateLimiter(rate: $0, per: .seconds(1)) }
-        let progress = Progress()
+        let progress = Progress(limits: settings.limits)
         logger.info("webhooks.dispatcher.started", metadata: ["webhooks.guard": "\(destinations.allowPrivate ? "lifted" : "on")"])
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.listen(wakeup: progress.wakeup) }
+            group.addTask { await self.listen(progress) }
             await withGracefulShutdownHandler {
                 var nextPrune = ContinuousClock.now + .seconds(5)
+                var lastClaim = ContinuousClock.now - settings.pollInterval
                 while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                    let recorded = await record(progress)
-                    let claimed = await claim(progress)
-                    for delivery in claimed {
-                        progress.started(delivery.subscriptionID)
+                    let recorded = await record(progress, all: false)
+                    var sending = progress.nextToSend()
+                    var claimed = false
+                    // Claim on a notification, on the poll, or when a busy subscription
+                    // ran low: never once per finished request.
+                    if progress.notified.exchange(false, ordering: .relaxed) || ContinuousClock.now - lastClaim >= settings.pollInterval
+                        || progress.wantsClaim
+                    {
+                        lastClaim = .now
+                        let asked = progress.holding
+                        let leased = await claim(holding: asked, room: settings.maximumHeld - progress.totalHeld)
+                        sending += progress.leased(leased, asked: asked)
+                        claimed = !leased.isEmpty
+                    }
+                    for delivery in sending {
                         group.addTask { await self.send(delivery, sender: sender, limiter: limiter, progress: progress) }
                     }
                     if ContinuousClock.now >= nextPrune {
                         await prune()
                         nextPrune = ContinuousClock.now + settings.pruneInterval
                     }
-                    if claimed.isEmpty && !recorded { await progress.wakeup.wait(timeout: settings.pollInterval) }
+                    if !recorded && !claimed && sending.isEmpty {
+                        let untilPoll = settings.pollInterval - (ContinuousClock.now - lastClaim)
+                        await progress.wakeup.wait(timeout: progress.hasUnrecorded ? min(settings.recordLinger, untilPoll) : untilPoll)
+                    }
                 }
             } onGracefulShutdown: {
                 progress.wakeup.signal()
             }
-            // Draining: no more claims; the requests in flight end within the timeout.
-            while progress.snapshot.total > 0 && !Task.isCancelled {
-                if !(await record(progress)) { await progress.wakeup.wait(timeout: settings.failureBackoff) }
+            // Draining: what was leased but not sent goes back at once; the requests in
+            // flight end within the timeout and are recorded.
+            await release(progress.dropQueued())
+            while progress.totalHeld > 0 && !Task.isCancelled {
+                if !(await record(progress, all: true)) { await progress.wakeup.wait(timeout: settings.recordLinger) }
             }
             group.cancelAll()
         }
@@ -167,60 +225,97 @@ public struct WebhookDispatcher: Service {
         logger.info("webhooks.dispatcher.stopped")
     }
 
+    /// Sends `delivery`, then whatever the slots give next, until they give nothing.
     private func send(_ delivery: WebhookDeliveries.Claimed, sender: WebhookSender, limiter: RateLimiter?, progress: Progress) async {
-        try? await limiter?.acquire()
-        let attemptedAt = Date()
-        let start = ContinuousClock.now
-        let result = await sender.send(delivery)
-        let latency = ContinuousClock.now - start
-        let finished = WebhookDeliveries.Finished(
-            claimed: delivery, attemptedAt: attemptedAt, latency: latency, result: result,
-            decision: settings.policy.decide(result, attempt: delivery.attempt))
-        progress.finished(finished)
-        guard finished.decision != .delivered else { return }
-        logger.notice(
-            "webhooks.delivery.failed",
-            metadata: [
-                "webhook.subscription": "\(delivery.subscriptionID)", "event_id": "\(delivery.eventID)", "attempt": "\(delivery.attempt)",
-                "outcome": "\(finished.outcome)", "error": "\(finished.error ?? "")",
-            ])
+        var next: WebhookDeliveries.Claimed? = delivery
+        while let delivery = next {
+            try? await limiter?.acquire()
+            let attemptedAt = Date()
+            let start = ContinuousClock.now
+            let result = await sender.send(delivery)
+            let finished = WebhookDeliveries.Finished(
+                claimed: delivery, attemptedAt: attemptedAt, latency: ContinuousClock.now - start, result: result,
+                decision: settings.policy.decide(result, attempt: delivery.attempt))
+            if finished.decision != .delivered {
+                logger.notice(
+                    "webhooks.delivery.failed",
+                    metadata: [
+                        "webhook.subscription": "\(delivery.subscriptionID)", "event_id": "\(delivery.eventID)", "attempt": "\(delivery.attempt)",
+                        "outcome": "\(finished.outcome)", "error": "\(finished.error ?? "")",
+                    ])
+            }
+            next = progress.finished(finished)
+        }
     }
 
     /// Records what finished; false when there was nothing (or the database failed).
-    private func record(_ progress: Progress) async -> Bool {
-        let finished = progress.takeFinished()
+    private func record(_ progress: Progress, all: Bool) async -> Bool {
+        let finished = progress.takeFinished(all: all, linger: settings.recordLinger)
         guard !finished.isEmpty else { return false }
         do {
-            let disabled = try await database.withConnection { connection in
-                try await WebhookDeliveries.record(finished, policy: settings.policy, on: connection)
-            }
-            progress.release(finished)
-            for id in disabled { logger.warning("webhooks.subscription.disabled", metadata: ["webhook.subscription": "\(id)"]) }
+            try await store(finished)
+            progress.recorded(finished)
             return true
-        } catch {
+        } catch let error as PostgresError where [.connectionFailed, .connectionLost, .acquireTimeout, .closed].contains(error.code) {
             // Kept and recorded on the next pass; their slots stay taken meanwhile.
             progress.putBack(finished)
             logger.warning("webhooks.record.failed", metadata: ["error": "\(error)"])
             try? await Task.sleep(for: settings.failureBackoff)
             return false
+        } catch {
+            // The database answered but refused the batch: one by one, so one bad row
+            // cannot hold the others. One still refused is let go: its delivery stays
+            // pending and is sent again once its lease runs out.
+            logger.warning("webhooks.record.failed", metadata: ["error": "\(error)"])
+            for item in finished {
+                do {
+                    try await store([item])
+                } catch {
+                    logger.error(
+                        "webhooks.record.dropped",
+                        metadata: ["webhook.subscription": "\(item.claimed.subscriptionID)", "event_id": "\(item.claimed.eventID)", "error": "\(error)"])
+                }
+                progress.recorded([item])
+            }
+            return true
         }
     }
 
-    private func claim(_ progress: Progress) async -> [WebhookDeliveries.Claimed] {
-        let (inFlight, total) = progress.snapshot
-        let room = settings.concurrency - total
+    private func store(_ finished: [WebhookDeliveries.Finished]) async throws {
+        let disabled = try await database.withConnection { connection in
+            try await WebhookDeliveries.record(finished, policy: settings.policy, on: connection)
+        }
+        for id in disabled { logger.warning("webhooks.subscription.disabled", metadata: ["webhook.subscription": "\(id)"]) }
+    }
+
+    private func claim(holding: [String: Int], room: Int) async -> [WebhookDeliveries.Claimed] {
         guard room > 0 else { return [] }
-        let free = inFlight.mapValues { settings.perSubscriptionConcurrency - $0 }
-        let lease = settings.policy.timeout + .seconds(15)
+        // The lease covers sending what a subscription holds, its requests one slot-full
+        // after another, the rate limiter's wait and the recording; a lease that still
+        // runs out only means the delivery is sent again.
+        let rounds = (settings.prefetch + settings.perSubscriptionConcurrency - 1) / settings.perSubscriptionConcurrency
+        let queueing = settings.ratePerSecond.map { Duration.seconds(settings.maximumHeld / $0 + 1) } ?? .zero
+        let lease = settings.policy.timeout * rounds + .seconds(15) + queueing
         do {
             return try await database.withConnection { connection in
                 try await WebhookDeliveries.claim(
-                    on: connection, limit: room, perSubscription: settings.perSubscriptionConcurrency, free: free, lease: lease)
+                    on: connection, limit: room, perSubscription: settings.prefetch,
+                    perFailingSubscription: settings.perFailingSubscriptionConcurrency, holding: holding, lease: lease)
             }
         } catch {
             logger.warning("webhooks.claim.failed", metadata: ["error": "\(error)"])
             try? await Task.sleep(for: settings.failureBackoff)
             return []
+        }
+    }
+
+    /// Gives leased deliveries that were never sent back, due at once.
+    private func release(_ deliveries: [WebhookDeliveries.Claimed]) async {
+        guard !deliveries.isEmpty else { return }
+        do {
+            try await database.withConnection { try await WebhookDeliveries.release(deliveries, on: $0) }
+        } catch {
+            logger.notice("webhooks.release.failed", metadata: ["error": "\(error)", "deliveries": "\(deliveries.count)"])
         }
     }
 
@@ -234,7 +329,7 @@ public struct WebhookDispatcher: Service {
 
     /// Forwards `NOTIFY warren_webhooks` to the loop until cancelled; without a LISTEN
     /// connection the loop still polls.
-    private func listen(wakeup: Wakeup) async {
+    private func listen(_ progress: Progress) async {
         var listener: PostgresListener?
         while !Task.isCancelled {
             if listener == nil {
@@ -245,7 +340,10 @@ public struct WebhookDispatcher: Service {
                 }
             }
             do {
-                if try await listener!.wait(timeout: settings.pollInterval) { wakeup.signal() }
+                if try await listener!.wait(timeout: settings.pollInterval) {
+                    progress.notified.store(true, ordering: .relaxed)
+                    progress.wakeup.signal()
+                }
             } catch {
                 try? await Task.sleep(for: settings.pollInterval)
             }

@@ -36,14 +36,17 @@ final class WebhookSender: Sendable {
     }
 
     func send(_ delivery: WebhookDeliveries.Claimed) async -> AttemptResult {
+        let deadline = ContinuousClock.now + timeout
         let client: HTTPClient
+        let destination: Destination
         do throws(DestinationRefusal) {
-            let destination = try destinations.check(delivery.url)
+            destination = try destinations.check(delivery.url)
             client = try await self.client(for: destination, address: destinations.resolve(destination))
         } catch {
             return .failed("refused by the SSRF guard: \(error.description)")
         }
-        var request = HTTPClientRequest(url: delivery.url)
+        // The checked URL: its host is the one the client's pinned address is keyed by.
+        var request = HTTPClientRequest(url: destination.url)
         request.method = .POST
         let body = Array(delivery.payload.utf8)
         request.headers.add(name: "Content-Type", value: "application/cloudevents+json")
@@ -54,19 +57,26 @@ final class WebhookSender: Sendable {
         }
         if let traceparent = delivery.traceparent { request.headers.add(name: "traceparent", value: traceparent) }
         request.body = .bytes(ByteBuffer(bytes: body))
-        let deadline = NIODeadline.now() + TimeAmount.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+        let response: HTTPClientResponse
         do {
-            let response = try await client.execute(request, deadline: deadline)
-            let retryAfter = DeliveryPolicy.retryAfter(response.headers.first(name: "Retry-After"))
-            // Read (and drop) a bounded body so the connection can be reused; a larger or
-            // slower body closes it, the answer is already known.
-            _ = try? await response.body.collect(upTo: 64 * 1024)
-            return .response(status: Int(response.status.code), retryAfter: retryAfter)
-        } catch let error as HTTPClientError where [.deadlineExceeded, .readTimeout, .writeTimeout].contains(error) {
+            response = try await client.execute(request, deadline: NIODeadline.now() + TimeAmount(deadline - ContinuousClock.now))
+        } catch let error as HTTPClientError where [.deadlineExceeded, .readTimeout, .writeTimeout, .connectTimeout].contains(error) {
             return .timedOut
         } catch {
             return .failed(String("\(error)".prefix(300)))
         }
+        let result = AttemptResult.response(
+            status: Int(response.status.code), retryAfter: DeliveryPolicy.retryAfter(response.headers.first(name: "Retry-After")))
+        // The answer is known. Read (and drop) a bounded body so the connection can be
+        // reused, but never past the deadline: AsyncHTTPClient's deadline ends with the
+        // head, and a receiver that stalls its body must not hold the slot.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { _ = try? await response.body.collect(upTo: 64 * 1024) }
+            group.addTask { try? await Task.sleep(until: deadline, clock: .continuous) }
+            await group.next()
+            group.cancelAll()
+        }
+        return result
     }
 
     private func client(for destination: Destination, address: String?) -> HTTPClient {
@@ -75,15 +85,21 @@ final class WebhookSender: Sendable {
         let (client, evicted) = pinned.withLock { clients -> (HTTPClient, [HTTPClient]) in
             if let client = clients[key] { return (client, []) }
             var evicted: [HTTPClient] = []
-            if clients.count >= Self.maximumPinnedClients {
-                evicted = Array(clients.values)
-                clients.removeAll()
+            if clients.count >= Self.maximumPinnedClients, let old = clients.keys.first {
+                evicted.append(clients.removeValue(forKey: old)!)
             }
             let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: Self.configuration(pinning: [destination.host: address]))
             clients[key] = client
             return (client, evicted)
         }
-        for old in evicted { old.shutdown { _ in } }
+        // An evicted client may still carry requests: shut down once they are over.
+        let grace = timeout + .seconds(5)
+        for old in evicted {
+            Task {
+                try? await Task.sleep(for: grace)
+                try? await old.shutdown()
+            }
+        }
         return client
     }
 

@@ -100,7 +100,7 @@ public struct WebhookSubscriptions: Sendable {
     /// Creates a subscription; returns it with its secret (the given one, or a new
     /// `whsec_` one), the only time the secret is shown.
     public func create(url: String, eventPatterns: [String], secret: String?, description: String?) async throws -> (WebhookSubscription, String) {
-        try await checkURL(url)
+        let url = try await checkURL(url)
         try Self.checkPatterns(eventPatterns)
         let secret = secret ?? WebhookSigning.newSecret()
         try Self.checkSecret(secret)
@@ -123,6 +123,7 @@ public struct WebhookSubscriptions: Sendable {
     }
 
     public func get(_ id: String) async throws -> WebhookSubscription {
+        try Self.checkID(id)
         let rows = try await database.withConnection { connection in
             try await connection.query("SELECT \(sql: Self.columns) FROM warren_webhook_subscriptions WHERE id = \(id)")
         }
@@ -133,20 +134,22 @@ public struct WebhookSubscriptions: Sendable {
     /// Changes what is given; enabling clears the failure record, so a re-enabled endpoint
     /// gets its full grace period again.
     public func update(_ id: String, _ changes: Changes) async throws -> WebhookSubscription {
-        if let url = changes.url { try await checkURL(url) }
+        try Self.checkID(id)
+        var changes = changes
+        if let url = changes.url { changes.url = try await checkURL(url) }
         if let patterns = changes.eventPatterns { try Self.checkPatterns(patterns) }
         if let description = changes.description { try Self.checkDescription(description) }
         let patterns = changes.eventPatterns.map { PostgresArrayLiteral.text($0) }
         let rows = try await database.withConnection { connection in
             try await connection.query("""
                 UPDATE warren_webhook_subscriptions SET
-                    url = COALESCE(\(changes.url), url),
+                    url = COALESCE(\(changes.url)::text, url),
                     event_patterns = COALESCE(\(patterns)::text[], event_patterns),
-                    description = CASE WHEN \(changes.description != nil) THEN \(changes.description ?? nil) ELSE description END,
-                    enabled = COALESCE(\(changes.enabled), enabled),
-                    disabled_reason = CASE WHEN \(changes.enabled) IS NULL THEN disabled_reason
-                                           WHEN \(changes.enabled) THEN NULL ELSE 'disabled by an operator' END,
-                    failing_since = CASE WHEN \(changes.enabled) THEN NULL ELSE failing_since END,
+                    description = CASE WHEN \(changes.description != nil) THEN \(changes.description ?? nil)::text ELSE description END,
+                    enabled = COALESCE(\(changes.enabled)::boolean, enabled),
+                    disabled_reason = CASE WHEN \(changes.enabled)::boolean IS NULL THEN disabled_reason
+                                           WHEN \(changes.enabled)::boolean THEN NULL ELSE 'disabled by an operator' END,
+                    failing_since = CASE WHEN \(changes.enabled)::boolean THEN NULL ELSE failing_since END,
                     updated_at = now()
                 WHERE id = \(id)
                 RETURNING \(sql: Self.columns)
@@ -158,6 +161,7 @@ public struct WebhookSubscriptions: Sendable {
 
     /// Deletes the subscription with its pending deliveries and its log.
     public func delete(_ id: String) async throws {
+        try Self.checkID(id)
         let deleted = try await database.withConnection { connection in
             try await connection.execute("DELETE FROM warren_webhook_subscriptions WHERE id = \(id)")
         }
@@ -167,6 +171,7 @@ public struct WebhookSubscriptions: Sendable {
     /// A new secret (given or generated) signs from now on; the current one keeps signing
     /// next to it for `rotationOverlap`. Returns the new secret, shown only here.
     public func rotate(_ id: String, secret: String? = nil) async throws -> (WebhookSubscription, String) {
+        try Self.checkID(id)
         let secret = secret ?? WebhookSigning.newSecret()
         try Self.checkSecret(secret)
         let overlap = Double(Self.rotationOverlap.components.seconds)
@@ -186,11 +191,12 @@ public struct WebhookSubscriptions: Sendable {
     /// attempt id, for paging), of one event if given.
     public func attempts(_ id: String, event: String? = nil, limit: Int = 100, before: Int64? = nil) async throws -> [DeliveryAttempt] {
         _ = try await get(id)
+        if let event, Self.hasControlCharacters(event) { return [] }
         let limit = max(1, min(limit, 1000))
         return try await database.withConnection { connection in
             try await connection.query("""
                 SELECT id, event_id, attempt, attempted_at, status_code, latency_ms, outcome, error FROM warren_webhook_attempts
-                WHERE subscription_id = \(id) AND (\(event)::text IS NULL OR event_id = \(event))
+                WHERE subscription_id = \(id) AND (\(event)::text IS NULL OR event_id = \(event)::text)
                   AND (\(before)::bigint IS NULL OR id < \(before))
                 ORDER BY id DESC LIMIT \(limit)
                 """)
@@ -206,6 +212,8 @@ public struct WebhookSubscriptions: Sendable {
     /// Makes a delivery pending again, due now, with its full retry schedule (whatever
     /// its state: a delivered one is sent once more, with the same `webhook-id`).
     public func retry(_ id: String, event: String) async throws {
+        try Self.checkID(id)
+        guard !Self.hasControlCharacters(event) else { throw WebhookError.notFound("no delivery of that event to webhook subscription '\(id)'") }
         let changed = try await database.withConnection { connection in
             let changed = try await connection.execute("""
                 UPDATE warren_webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL
@@ -219,9 +227,12 @@ public struct WebhookSubscriptions: Sendable {
 
     // MARK: Checks
 
-    private func checkURL(_ url: String) async throws(WebhookError) {
+    /// The URL as stored (scheme and host lowercased), once the guard let it through.
+    private func checkURL(_ url: String) async throws(WebhookError) -> String {
         do throws(DestinationRefusal) {
-            _ = try await destinations.resolve(destinations.check(url))
+            let destination = try destinations.check(url)
+            _ = try await destinations.resolve(destination)
+            return destination.url
         } catch {
             throw .invalid("url", error.description)
         }
@@ -230,18 +241,28 @@ public struct WebhookSubscriptions: Sendable {
     static func checkPatterns(_ patterns: [String]) throws(WebhookError) {
         guard !patterns.isEmpty else { throw .invalid("events", "name at least one event pattern, e.g. [\"user.*\"] or [\"#\"]") }
         guard patterns.count <= 100 else { throw .invalid("events", "at most 100 event patterns") }
-        for pattern in patterns where pattern.utf8.count > 255 || !EventCatalog.isValidPatternText(pattern) {
+        for pattern in patterns where pattern.utf8.count > 255 || hasControlCharacters(pattern) || !EventCatalog.isValidPatternText(pattern) {
             throw .invalid("events", "'\(pattern.prefix(100))' is not an event pattern (words separated by dots, '*' one word, '#' any)")
         }
     }
 
+    /// An id that cannot exist (control characters would not even reach the database).
+    static func checkID(_ id: String) throws(WebhookError) {
+        guard !hasControlCharacters(id), id.utf8.count <= 100 else { throw .notFound("no webhook subscription with that id") }
+    }
+
+    /// Control characters (NUL among them) cannot be stored or sent in a header.
+    static func hasControlCharacters(_ text: String) -> Bool { text.utf8.contains { $0 < 0x20 || $0 == 0x7F } }
+
     static func checkSecret(_ secret: String) throws(WebhookError) {
+        guard !hasControlCharacters(secret) else { throw .invalid("secret", "a secret must not contain control characters") }
         guard secret.utf8.count >= 16, secret.utf8.count <= 256 else { throw .invalid("secret", "a secret is 16 to 256 bytes") }
         guard WebhookSigning.key(for: secret) != nil else { throw .invalid("secret", "a whsec_ secret is whsec_ followed by base64") }
     }
 
     static func checkDescription(_ description: String?) throws(WebhookError) {
         if let description, description.utf8.count > 1000 { throw .invalid("description", "a description is at most 1000 bytes") }
+        if let description, description.utf8.contains(0) { throw .invalid("description", "a description must not contain NUL characters") }
     }
 
     static func newID() -> String {

@@ -79,6 +79,14 @@ extension Integration {
             let enabled = try await server.request("PATCH", "/v1/webhooks/\(id)", body: Self.body(["enabled": true]), headers: auth)
             #expect(enabled.json["enabled"] == true && enabled.json["disabled_reason"] == .null)
             #expect(try await server.request("PATCH", "/v1/webhooks/\(id)", body: Self.body(["enabled": "yes"]), headers: auth).status == 400)
+            // Each field alone (the others keep their values).
+            let moved = try await server.request("PATCH", "/v1/webhooks/\(id)", body: Self.body(["url": "http://LOCALHOST:9/moved"]), headers: auth)
+            #expect(moved.status == 200 && moved.json["url"] == "http://localhost:9/moved" && moved.json["enabled"] == true, "\(moved.json)")
+            let described = try await server.request("PATCH", "/v1/webhooks/\(id)", body: Self.body(["description": .null]), headers: auth)
+            #expect(described.status == 200 && described.json["description"] == .null && described.json["events"] == ["user.created"])
+            let nul = try await server.request("PATCH", "/v1/webhooks/\(id)", body: Self.body(["description": "a\u{0}b"]), headers: auth)
+            #expect(nul.status == 422 && nul.errorField == "description", "NUL is refused, not a database error")
+            #expect(try await server.request("GET", "/v1/webhooks/wh_%00x", headers: auth).status == 404)
             #expect(try await server.request("PATCH", "/v1/webhooks/\(id)", body: Self.body(["events": ["a..b"]]), headers: auth).errorField == "events")
 
             let rotated = try await server.request("POST", "/v1/webhooks/\(id)/rotate-secret", headers: auth)

@@ -16,6 +16,8 @@ final class WebhookReceiver: Sendable {
     enum Answer: Sendable {
         case status(Int)
         case hang(Duration)
+        /// 200 with `Content-Length: 1000`, then a few bytes, then nothing for this long.
+        case stallBody(Duration)
     }
 
     struct Received: Sendable {
@@ -50,6 +52,13 @@ final class WebhookReceiver: Sendable {
                 case .hang(let duration):
                     try? await Task.sleep(for: duration)
                     return Response(status: .internalServerError)
+                case .stallBody(let duration):
+                    let body = ResponseBody(contentLength: 1000) { writer in
+                        try await writer.write(ByteBuffer(string: "{\"ok\":"))
+                        try? await Task.sleep(for: duration)
+                        try await writer.finish(nil)
+                    }
+                    return Response(status: .ok, body: body)
                 case nil: return Response(status: .ok)
                 }
             }
@@ -242,6 +251,36 @@ extension Integration {
             await rig.stop(deleting: [a.id, b.id])
         }
 
+        @Test func aReceiverThatStallsItsBodyDoesNotHoldTheSlot() async throws {
+            let rig = try await Rig.start(policy: DeliveryPolicy(schedule: [.milliseconds(200)], timeout: .seconds(2)))
+            let receiver = try await WebhookReceiver.start([.stallBody(.seconds(30))])
+            defer { receiver.stop() }
+            let (subscription, _) = try await rig.subscriptions.create(url: receiver.url, eventPatterns: [rig.type], secret: nil, description: nil)
+            let started = ContinuousClock.now
+            _ = try await rig.publish()
+            // The 200 came with its head: delivered, and recorded once the deadline cut the body.
+            try await eventually(timeout: .seconds(10), "recorded") { try await rig.deliveries(subscription.id, status: "delivered") == 1 }
+            #expect(ContinuousClock.now - started < .seconds(8))
+            await rig.stop(deleting: [subscription.id])
+        }
+
+        @Test func deletingASubscriptionWhileItsRequestIsInFlightLeavesTheOthersRecorded() async throws {
+            let rig = try await Rig.start(policy: DeliveryPolicy(schedule: [.milliseconds(200)], timeout: .seconds(3)))
+            let hanging = try await WebhookReceiver.start([.hang(.seconds(2))])
+            let healthy = try await WebhookReceiver.start()
+            defer { hanging.stop(); healthy.stop() }
+            let (doomed, _) = try await rig.subscriptions.create(url: hanging.url, eventPatterns: [rig.type], secret: nil, description: nil)
+            let (kept, _) = try await rig.subscriptions.create(url: healthy.url, eventPatterns: [rig.type], secret: nil, description: nil)
+            _ = try await rig.publish()
+            try await eventually("the doomed request is in flight") { hanging.received.count == 1 }
+            try await rig.subscriptions.delete(doomed.id)
+            // Its answer comes back to nothing; recording goes on for everyone else.
+            try await Task.sleep(for: .seconds(2.5))
+            _ = try await rig.publish(3)
+            try await eventually("the kept subscription's deliveries are all recorded") { try await rig.deliveries(kept.id, status: "delivered") == 4 }
+            await rig.stop(deleting: [kept.id])
+        }
+
         @Test func killedMidFanOutEveryDeliveryIsDeliveredOrPendingNoneLost() async throws {
             let harness = try await ConsumerHarness.make(consumer: "webhooks.delivery", bindings: ["#"])
             defer { Task { await harness.tearDown() } }
@@ -258,8 +297,13 @@ extension Integration {
             var process = try WarrenProcess.consume(harness, environment: environment)
             let events = (0..<1_000).map { CloudEvent(type: type, source: "/tests/webhooks", data: ["n": .integer(Int64($0))]) }
             try await harness.publish(events)
-            try await eventually("some deliveries arrived") { receivers.allSatisfy { $0.received.count > 20 } }
+            // Killed mid fan-out: some deliveries stored, most events still in the queue.
+            try await eventually("fan-out started") {
+                try await harness.count("SELECT count(*) FROM warren_webhook_deliveries WHERE subscription_id = \(subscriptions[0])") > 0
+            }
             #expect(process.kill(SIGKILL) == 128 + SIGKILL)
+            let stored = try await harness.count("SELECT count(*) FROM warren_webhook_deliveries WHERE subscription_id = \(subscriptions[0])")
+            #expect(stored < 1_000, "killed before the fan-out finished (\(stored) of 1,000 stored)")
             process = try WarrenProcess.consume(harness, environment: environment)
             let ids = Set(events.map(\.id))
             for (receiver, subscription) in zip(receivers, subscriptions) {

@@ -56,13 +56,6 @@ import Testing
         #expect(DeliveryPolicy.retryAfter(nil, now: now) == nil)
     }
 
-    @Test func disablesOnlyAfterFailingForTheWholePeriod() {
-        let now = Date(timeIntervalSince1970: 1_700_000_000)
-        #expect(!policy.shouldDisable(failingSince: nil, now: now))
-        #expect(!policy.shouldDisable(failingSince: now.addingTimeInterval(-4 * 86_400), now: now))
-        #expect(policy.shouldDisable(failingSince: now.addingTimeInterval(-5 * 86_400), now: now))
-    }
-
     @Test func settingsComeFromTheEnvironmentWithClearErrors() throws {
         let settings = try WebhookDispatcherSettings.from(environment: [
             "WARREN_WEBHOOK_TIMEOUT": "2", "WARREN_WEBHOOK_RETRY_SCHEDULE": "1,0.5", "WARREN_WEBHOOK_CONCURRENCY": "3", "WARREN_WEBHOOK_RATE": "0",

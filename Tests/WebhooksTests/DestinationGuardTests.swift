@@ -30,13 +30,22 @@ import Testing
     @Test func aNameThatResolvesToLoopbackIsRefused() async {
         let destination = Destination(url: "https://localhost/hook", secure: true, host: "localhost", port: 443)
         await #expect(throws: DestinationRefusal.self) { try await guarded.resolve(destination) }
-        // and the subscription's form alone does not let it through either way
+        // The form alone is fine: it is the resolved address that is refused.
         #expect(throws: Never.self) { try guarded.check("https://localhost/hook") }
     }
 
     @Test func anAddressIsConnectedToAsChecked() async throws {
         let destination = try guarded.check("https://8.8.8.8/hook")
         #expect(try await guarded.resolve(destination) == "8.8.8.8", "no lookup for an address: nothing to rebind")
+    }
+
+    /// The HTTP client's pinned address is keyed by the URL's host text: an uppercase host
+    /// would miss it and be resolved again (rebinding). The checked URL is lowercased.
+    @Test func theCheckedURLHasItsSchemeAndHostLowercased() throws {
+        let destination = try guarded.check("HTTPS://Hooks.EXAMPLE.com:8443/Path?Q=1")
+        #expect(destination.url == "https://hooks.example.com:8443/Path?Q=1")
+        #expect(destination.host == "hooks.example.com")
+        #expect(throws: DestinationRefusal.self) { try guarded.check("https://example.com/a\u{0}b") }
     }
 
     @Test func httpsIsRequiredButForAllowedHosts() throws {
