@@ -106,9 +106,14 @@ public struct WebhookDispatcher: Service {
         }
 
         let state: Mutex<State>
+        /// Wakes the claiming loop: a notification, a subscription running low, shutdown.
         let wakeup = Wakeup()
+        /// Wakes the recorder: the first attempt to record, or a full batch.
+        let recordable = Wakeup()
         /// A notification came (or none was seen yet): claim for every subscription.
         let notified = Atomic<Bool>(true)
+        /// Shutting down: the recorder stops once nothing is held.
+        let draining = Atomic<Bool>(false)
 
         init(limits: DispatchSlots.Limits) {
             state = Mutex(State(slots: DispatchSlots(limits: limits)))
@@ -121,12 +126,9 @@ public struct WebhookDispatcher: Service {
                 state.slots.sent(item.claimed)
                 state.finished.append(item)
                 if state.oldestFinished == nil { state.oldestFinished = .now }
-                // The loop cares about the first attempt to record (its linger starts),
-                // a full batch, and a subscription running low.
-                let wake = state.finished.count == 1 || state.finished.count >= 64 || state.slots.wantsClaim
-                return (state.slots.nextToSend(maximum: 1).first, wake)
+                return (state.slots.nextToSend(maximum: 1).first, state.finished.count == 1 || state.finished.count >= 64)
             }
-            if wake { wakeup.signal() }
+            if wake { recordable.signal() }
             return next
         }
 
@@ -146,7 +148,11 @@ public struct WebhookDispatcher: Service {
         var hasUnrecorded: Bool { state.withLock { !$0.finished.isEmpty } }
 
         func recorded(_ items: [WebhookDeliveries.Finished]) {
-            state.withLock { $0.slots.recorded(items.map(\.claimed.subscriptionID)) }
+            let wantsClaim = state.withLock { state in
+                state.slots.recorded(items.map(\.claimed.subscriptionID))
+                return state.slots.wantsClaim
+            }
+            if wantsClaim { wakeup.signal() }
         }
 
         func putBack(_ items: [WebhookDeliveries.Finished]) {
@@ -180,11 +186,13 @@ public struct WebhookDispatcher: Service {
         logger.info("webhooks.dispatcher.started", metadata: ["webhooks.guard": "\(destinations.allowPrivate ? "lifted" : "on")"])
         await withDiscardingTaskGroup { group in
             group.addTask { await self.listen(progress) }
+            // Recording runs beside claiming, on its own pool connection: neither waits
+            // for the other's round trip.
+            let recorder = Task { await self.recordUntilDrained(progress) }
             await withGracefulShutdownHandler {
                 var nextPrune = ContinuousClock.now + .seconds(5)
                 var lastClaim = ContinuousClock.now - settings.pollInterval
                 while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                    let recorded = await record(progress, all: false)
                     var sending = progress.nextToSend()
                     var claimed = false
                     // Claim on a notification, on the poll, or when a busy subscription
@@ -205,19 +213,22 @@ public struct WebhookDispatcher: Service {
                         await prune()
                         nextPrune = ContinuousClock.now + settings.pruneInterval
                     }
-                    if !recorded && !claimed && sending.isEmpty {
-                        let untilPoll = settings.pollInterval - (ContinuousClock.now - lastClaim)
-                        await progress.wakeup.wait(timeout: progress.hasUnrecorded ? min(settings.recordLinger, untilPoll) : untilPoll)
+                    if !claimed && sending.isEmpty {
+                        await progress.wakeup.wait(timeout: settings.pollInterval - (ContinuousClock.now - lastClaim))
                     }
                 }
             } onGracefulShutdown: {
                 progress.wakeup.signal()
             }
             // Draining: what was leased but not sent goes back at once; the requests in
-            // flight end within the timeout and are recorded.
+            // flight end within the timeout and the recorder records them.
             await release(progress.dropQueued())
-            while progress.totalHeld > 0 && !Task.isCancelled {
-                if !(await record(progress, all: true)) { await progress.wakeup.wait(timeout: settings.recordLinger) }
+            progress.draining.store(true, ordering: .relaxed)
+            progress.recordable.signal()
+            await withTaskCancellationHandler {
+                await recorder.value
+            } onCancel: {
+                recorder.cancel()
             }
             group.cancelAll()
         }
@@ -245,6 +256,17 @@ public struct WebhookDispatcher: Service {
                     ])
             }
             next = progress.finished(finished)
+        }
+    }
+
+    /// Records finished attempts in batches (64, or what came within `recordLinger`) until
+    /// shutdown has begun and nothing is held any more.
+    private func recordUntilDrained(_ progress: Progress) async {
+        while !Task.isCancelled {
+            let draining = progress.draining.load(ordering: .relaxed)
+            if draining && progress.totalHeld == 0 { return }
+            if await record(progress, all: draining) { continue }
+            await progress.recordable.wait(timeout: progress.hasUnrecorded ? settings.recordLinger : settings.pollInterval)
         }
     }
 
