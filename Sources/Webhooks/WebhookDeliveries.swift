@@ -178,29 +178,37 @@ public enum WebhookDeliveries {
         let since = PostgresArrayLiteral.text(failingSince)
         let gone = PostgresArrayLiteral.text(goneIDs)
         let disableAfter = Double(policy.disableAfter.components.seconds)
-        return try await connection.transaction { connection in
-            _ = try await connection.execute("""
-                INSERT INTO warren_webhook_attempts (subscription_id, event_id, attempt, attempted_at, status_code, latency_ms, outcome, error)
-                SELECT u.* FROM unnest(\(PostgresArrayLiteral.text(subscriptions))::text[], \(PostgresArrayLiteral.text(eventIDs))::text[],
+        // The log, each delivery's new state and the successes' failure records in one
+        // statement: one round trip, atomic by itself. Only a batch with failures needs
+        // more (failure records, disabling, the outbox), in a transaction with it.
+        let logged: PostgresQuery = """
+            WITH u AS (
+                SELECT * FROM unnest(\(PostgresArrayLiteral.text(subscriptions))::text[], \(PostgresArrayLiteral.text(eventIDs))::text[],
                     \(attempts)::int[], \(attemptedAt)::timestamptz[], \(statusCodes)::int[], \(latencies)::float8[], \(outcomes)::text[],
-                    \(PostgresArrayLiteral.text(errors))::text[]) AS u(subscription_id, event_id, attempt, attempted_at, status_code, latency_ms, outcome, error)
+                    \(PostgresArrayLiteral.text(errors))::text[], \(statuses)::text[], \(nextAttempts)::timestamptz[])
+                    AS u(subscription_id, event_id, attempt, attempted_at, status_code, latency_ms, outcome, error, status, next_attempt_at)
+            ), logged AS (
+                INSERT INTO warren_webhook_attempts (subscription_id, event_id, attempt, attempted_at, status_code, latency_ms, outcome, error)
+                SELECT u.subscription_id, u.event_id, u.attempt, u.attempted_at, u.status_code, u.latency_ms, u.outcome, u.error FROM u
                 -- a subscription deleted while its request was in flight has no log any more
                 WHERE EXISTS (SELECT 1 FROM warren_webhook_subscriptions s WHERE s.id = u.subscription_id)
-                """)
-            _ = try await connection.execute("""
+            ), settled AS (
+                -- Fenced: only the lease this attempt held. A delivery leased again meanwhile
+                -- (this one outlived its lease) or retried by hand keeps its newer state.
                 UPDATE warren_webhook_deliveries d SET status = u.status, last_error = u.error,
                     next_attempt_at = COALESCE(u.next_attempt_at, d.next_attempt_at),
                     finished_at = CASE WHEN u.status = 'pending' THEN NULL ELSE now() END
-                FROM unnest(\(PostgresArrayLiteral.text(subscriptions))::text[], \(PostgresArrayLiteral.text(eventIDs))::text[], \(statuses)::text[],
-                    \(nextAttempts)::timestamptz[], \(PostgresArrayLiteral.text(errors))::text[], \(attempts)::int[])
-                    AS u(subscription_id, event_id, status, next_attempt_at, error, attempt)
-                -- Fenced: only the lease this attempt held. A delivery leased again meanwhile
-                -- (this one outlived its lease) or retried by hand keeps its newer state.
+                FROM u
                 WHERE d.subscription_id = u.subscription_id AND d.event_id = u.event_id AND d.status = 'pending' AND d.attempts = u.attempt
-                """)
-            _ = try await connection.execute("""
-                UPDATE warren_webhook_subscriptions SET failing_since = NULL WHERE id = ANY(\(succeeded)::text[]) AND failing_since IS NOT NULL
-                """)
+            )
+            UPDATE warren_webhook_subscriptions SET failing_since = NULL WHERE id = ANY(\(succeeded)::text[]) AND failing_since IS NOT NULL
+            """
+        guard !failingIDs.isEmpty else {
+            _ = try await connection.execute(logged)
+            return []
+        }
+        return try await connection.transaction { connection in
+            _ = try await connection.execute(logged)
             _ = try await connection.execute("""
                 UPDATE warren_webhook_subscriptions SET failing_since = u.since
                 FROM unnest(\(failing)::text[], \(since)::timestamptz[]) AS u(id, since)
