@@ -75,13 +75,16 @@ public struct WebhookDispatcherSettings: Sendable {
 /// Sends pending webhook deliveries (a `Service` of `warren run` and of
 /// `warren consume webhooks.delivery`).
 ///
-/// It leases due deliveries (`WebhookDeliveries.claim`), sends each in its own task
-/// (at most `perSubscriptionConcurrency` per subscription and `concurrency` in all, so a
-/// slow endpoint delays only itself), and records finished attempts in batches. It wakes
-/// on `NOTIFY warren_webhooks` (a fan-out or a retry request), on a finished send, and
-/// every `pollInterval`. On SIGTERM it stops claiming, lets the requests in flight finish
-/// (each within the timeout) and records them; anything unrecorded stays pending and is
-/// sent again when its lease runs out, with the same `webhook-id`.
+/// Its loop leases due deliveries (`WebhookDeliveries.claim`, up to `prefetch` per
+/// subscription) and hands them to sending tasks; which one goes next is `DispatchSlots`'
+/// decision (at most `perSubscriptionConcurrency` per subscription, fewer while it fails,
+/// `concurrency` in all), and a task whose request ended takes the next one itself. A
+/// recorder beside the loop records finished attempts in batches. The loop claims on
+/// `NOTIFY warren_webhooks` (a fan-out or a retry request), when a busy subscription ran
+/// low, and every `pollInterval`. On SIGTERM it stops claiming, gives back what it leased
+/// but never sent, lets the requests in flight finish (each within the timeout) and
+/// records them; anything unrecorded stays pending and is sent again when its lease runs
+/// out, with the same `webhook-id`.
 public struct WebhookDispatcher: Service {
     let settings: WebhookDispatcherSettings
     let database: PostgresPool
