@@ -109,6 +109,7 @@ public struct HTTPServer: Service, CustomStringConvertible {
             subscriptions: WebhookSubscriptions(database: database, destinations: configuration.webhookDestinations),
             stripe: StripeSignatureVerifier(secrets: configuration.stripeSecrets, tolerance: configuration.signatureTolerance), logger: logger)
         let router = Router()
+        router.add(middleware: JSONErrorMiddleware())  // first: it wraps every route and the not-found answer
         routes.add(to: router)
         let (logger, configuration) = (self.logger, self.configuration)
         let counter = ConnectionGuard.Counter()

@@ -229,7 +229,7 @@ public enum OpenAPIDocument {
             "type": "object",
             "required": ["code", "message"],
             "properties": {
-              "code": { "type": "string", "enum": ["unauthorized", "invalid_signature", "type_not_allowed", "invalid_event", "malformed_json", "too_large", "rate_limited", "unroutable", "unavailable", "not_configured", "unknown_source", "admin_required", "invalid_webhook", "not_found", "internal"] },
+              "code": { "type": "string", "enum": ["unauthorized", "invalid_signature", "type_not_allowed", "invalid_event", "malformed_json", "too_large", "rate_limited", "unroutable", "unavailable", "not_configured", "unknown_source", "admin_required", "invalid_webhook", "not_found", "unknown_route", "method_not_allowed", "http_error", "internal"] },
               "message": { "type": "string" },
               "field": { "type": "string", "description": "The JSON path of the offending field, `[i].` prefixed in an array." }
             }

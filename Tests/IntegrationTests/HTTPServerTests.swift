@@ -425,9 +425,12 @@ extension Integration {
             let answer = try await server.request("POST", "/webhooks/stripe", body: Array("{}".utf8))
             #expect(answer.status == 404 && answer.errorCode == "not_configured")
 
+            // What no route handles is a JSON 404 too, told apart by its code.
+            let unknown = try await server.request("GET", "/v2/nothing")
+            #expect(unknown.status == 404 && unknown.errorCode == "unknown_route", "\(unknown.json)")
+
             // Every route the served OpenAPI document lists answers one of its documented
-            // statuses, with JSON (a route missing from the server would be the router's
-            // own 404, without a JSON body).
+            // statuses, with JSON, and is served (not the router's `unknown_route`).
             let document = try await server.request("GET", "/openapi.json").json
             let paths = try #require(document["paths"]?.objectValue)
             #expect(paths.count >= 6)
@@ -439,6 +442,7 @@ extension Integration {
                     let documented = operation["responses"]?.objectValue?.keys.map { $0 } ?? []
                     #expect(documented.contains(String(answer.status)), "\(method) \(path) answered \(answer.status); documented: \(documented)")
                     #expect(answer.json != .null, "\(method) \(path) answered without JSON")
+                    #expect(answer.errorCode != "unknown_route", "\(method) \(path) is documented but not served")
                 }
             }
         }
