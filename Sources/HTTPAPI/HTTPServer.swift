@@ -134,13 +134,6 @@ public struct HTTPServer: Service, CustomStringConvertible {
     }
 }
 
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}
-
 /// The handlers. Each answers every failure itself as an `APIFailure` response.
 final class Routes: Sendable {
     let configuration: HTTPServer.Configuration

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import WarrenCore
+import Webhooks
 
 /// Why a webhook signature was refused. Said to the sender only as "which header"; the
 /// detail goes to nobody (it would help forge one).
@@ -53,12 +54,10 @@ public struct StandardWebhooksVerifier: Sendable {
     /// Throws for a secret that is not `whsec_` + base64 (a configuration error).
     public init(secrets: [String], tolerance: Int = 300) throws(HTTPAPIError) {
         keys = try secrets.filter { !$0.isEmpty }.map { secret throws(HTTPAPIError) in
-            let encoded = secret.hasPrefix("whsec_") ? String(secret.dropFirst("whsec_".count)) : secret
-            let padded = encoded + String(repeating: "=", count: (4 - encoded.count % 4) % 4)
-            guard let key = Data(base64Encoded: padded), !key.isEmpty else {
+            guard let key = WebhookSigning.base64Key(secret.hasPrefix("whsec_") ? secret.dropFirst("whsec_".count) : Substring(secret)) else {
                 throw HTTPAPIError(description: "a Standard Webhooks secret is whsec_ followed by base64")
             }
-            return Array(key)
+            return key
         }
         self.tolerance = tolerance
     }

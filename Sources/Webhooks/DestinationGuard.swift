@@ -12,7 +12,6 @@ public struct DestinationRefusal: Error, CustomStringConvertible, Sendable, Equa
 public struct Destination: Sendable, Equatable {
     /// As given, with the scheme and host lowercased.
     public var url: String
-    public var secure: Bool
     /// Without IPv6 brackets, lowercased.
     public var host: String
     public var port: Int
@@ -73,7 +72,7 @@ public struct DestinationGuard: Sendable {
         components.scheme = scheme
         components.host = components.host?.lowercased()
         guard let normalized = components.string else { throw DestinationRefusal(description: "'\(url.prefix(200))' is not a URL") }
-        return Destination(url: normalized, secure: scheme == "https", host: host, port: port)
+        return Destination(url: normalized, host: host, port: port)
     }
 
     /// The address to connect to: the host itself when it is an address, else the first

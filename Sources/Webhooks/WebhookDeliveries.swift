@@ -59,7 +59,7 @@ public enum WebhookDeliveries {
                 LIMIT \(limit)
             )
             UPDATE warren_webhook_deliveries d
-            SET next_attempt_at = now() + make_interval(secs => \(Double(lease.components.seconds))), attempts = d.attempts + 1
+            SET next_attempt_at = now() + make_interval(secs => \(lease.inSeconds)), attempts = d.attempts + 1
             FROM picked p, warren_webhook_subscriptions s, warren_webhook_events e
             WHERE d.subscription_id = p.subscription_id AND d.event_id = p.event_id AND s.id = d.subscription_id
               AND e.event_id = d.event_id AND d.status = 'pending'
@@ -123,7 +123,7 @@ public enum WebhookDeliveries {
             }
         }
 
-        var latencyMilliseconds: Double { Double(latency.components.seconds) * 1000 + Double(latency.components.attoseconds) / 1e15 }
+        var latencyMilliseconds: Double { latency.inSeconds * 1000 }
 
         var outcome: String {
             switch decision {
@@ -177,7 +177,7 @@ public enum WebhookDeliveries {
         let failing = PostgresArrayLiteral.text(failingIDs)
         let since = PostgresArrayLiteral.text(failingSince)
         let gone = PostgresArrayLiteral.text(goneIDs)
-        let disableAfter = Double(policy.disableAfter.components.seconds)
+        let disableAfter = policy.disableAfter.inSeconds
         // The log, each delivery's new state and the successes' failure records in one
         // statement: one round trip, atomic by itself. Only a batch with failures needs
         // more (failure records, disabling, the outbox), in a transaction with it.
@@ -256,12 +256,12 @@ public enum WebhookDeliveries {
 
     private static func nextAttempt(_ finished: Finished) -> String? {
         guard case .retry(let after) = finished.decision else { return nil }
-        return RFC3339.format(finished.finishedAt.addingTimeInterval(Double(after.components.seconds) + Double(after.components.attoseconds) / 1e18))
+        return RFC3339.format(finished.finishedAt.addingTimeInterval(after.inSeconds))
     }
 
     /// Deletes finished deliveries, their attempts and events no delivery needs, older than `retention`.
     static func prune(olderThan retention: Duration, on connection: PostgresConnection) async throws {
-        let seconds = Double(retention.components.seconds)
+        let seconds = retention.inSeconds
         _ = try await connection.execute(
             "DELETE FROM warren_webhook_attempts WHERE attempted_at < now() - make_interval(secs => \(seconds))")
         _ = try await connection.execute("""
@@ -272,4 +272,9 @@ public enum WebhookDeliveries {
               AND NOT EXISTS (SELECT 1 FROM warren_webhook_deliveries d WHERE d.event_id = e.event_id)
             """)
     }
+}
+
+extension Duration {
+    /// Seconds with their fraction, for SQL intervals and `Date` arithmetic.
+    var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

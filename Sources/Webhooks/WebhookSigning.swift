@@ -20,9 +20,14 @@ public enum WebhookSigning {
     /// The HMAC key of a secret, or nil for a `whsec_` secret that is not base64.
     public static func key(for secret: String) -> [UInt8]? {
         guard secret.hasPrefix("whsec_") else { return Array(secret.utf8) }
-        let encoded = secret.dropFirst("whsec_".count)
-        let padded = encoded + String(repeating: "=", count: (4 - encoded.count % 4) % 4)
-        guard let key = Data(base64Encoded: String(padded)), !key.isEmpty else { return nil }
+        return base64Key(secret.dropFirst("whsec_".count))
+    }
+
+    /// The bytes of a base64 key (padding optional, as Standard Webhooks secrets are
+    /// written), or nil when it is not base64 or empty.
+    public static func base64Key(_ encoded: some StringProtocol) -> [UInt8]? {
+        let padded = String(encoded) + String(repeating: "=", count: (4 - encoded.count % 4) % 4)
+        guard let key = Data(base64Encoded: padded), !key.isEmpty else { return nil }
         return Array(key)
     }
 

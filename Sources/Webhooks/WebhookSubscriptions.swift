@@ -30,8 +30,6 @@ public struct WebhookSubscription: Sendable, Equatable {
     public var createdAt: Date
     public var updatedAt: Date
 
-    public func matches(_ type: String) -> Bool { eventPatterns.contains { EventCatalog.matches(pattern: $0, type: type) } }
-
     /// As the API and `--json` show it.
     public var json: JSONValue {
         var object: [String: JSONValue] = [
@@ -174,7 +172,7 @@ public struct WebhookSubscriptions: Sendable {
         try Self.checkID(id)
         let secret = secret ?? WebhookSigning.newSecret()
         try Self.checkSecret(secret)
-        let overlap = Double(Self.rotationOverlap.components.seconds)
+        let overlap = Self.rotationOverlap.inSeconds
         let rows = try await database.withConnection { connection in
             try await connection.query("""
                 UPDATE warren_webhook_subscriptions SET previous_secret = secret, secret = \(secret),

@@ -281,6 +281,30 @@ extension Integration {
             await rig.stop(deleting: [kept.id])
         }
 
+        /// PostgreSQL stopped while deliveries are in flight: attempts that finished
+        /// meanwhile are kept and recorded once it is back; claiming resumes; every event
+        /// reaches the receiver and ends recorded as delivered.
+        @Test func postgresStoppedMidDeliveryLosesNothing() async throws {
+            let rig = try await Rig.start()
+            let receiver = try await WebhookReceiver.start(Array(repeating: .hang(.milliseconds(300)), count: 8))
+            defer { receiver.stop() }
+            let (subscription, _) = try await rig.subscriptions.create(url: receiver.url, eventPatterns: [rig.type], secret: nil, description: nil)
+            let ids = try await rig.publish(40)
+            try await eventually("requests in flight") { receiver.received.count > 0 }
+            try TestEnvironment.services("stop", "postgres")
+            var restarted = false
+            defer { if !restarted { _ = try? TestEnvironment.services("start", "postgres") } }
+            try await Task.sleep(for: .seconds(3))
+            try TestEnvironment.services("start", "postgres")
+            restarted = true
+            try await eventually(timeout: .seconds(60), "all 40 recorded as delivered") {
+                (try? await rig.deliveries(subscription.id, status: "delivered")) == 40
+            }
+            #expect(Set(receiver.received.compactMap(\.eventID)) == Set(ids))
+            #expect(try await rig.deliveries(subscription.id, status: "pending") == 0)
+            await rig.stop(deleting: [subscription.id])
+        }
+
         @Test func killedMidFanOutEveryDeliveryIsDeliveredOrPendingNoneLost() async throws {
             let harness = try await ConsumerHarness.make(consumer: "webhooks.delivery", bindings: ["#"])
             defer { Task { await harness.tearDown() } }
