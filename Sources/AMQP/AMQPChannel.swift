@@ -82,13 +82,17 @@ public struct AMQPChannel: Sendable {
     ) async throws {
         try WireLimits.checkPublish(exchange: exchange, routingKey: routingKey, properties: properties)
         let timeout = timeout ?? connection.configuration.publishTimeout
-        let id = self.id
+        let (id, metrics, started) = (self.id, loop.metrics, ContinuousClock.now)
         // Unchecked: the I/O thread calls `done` exactly once for every request it is
         // given (confirm, failure, timeout or close), and this is the hottest path.
         let result: Result<Void, AMQPError> = await withUnsafeContinuation { continuation in
             loop.submit(.publish(PublishRequest(
                 channel: id, exchange: exchange, routingKey: routingKey, mandatory: mandatory, properties: properties,
-                body: body, timeout: timeout, done: { continuation.resume(returning: $0) })))
+                body: body, timeout: timeout,
+                done: { result in
+                    metrics.published(result, since: started)
+                    continuation.resume(returning: result)
+                })))
         }
         try result.get()
     }
@@ -109,9 +113,14 @@ public struct AMQPChannel: Sendable {
             confirmation.settle(.failure(error))
             return confirmation
         }
+        let (metrics, started) = (loop.metrics, ContinuousClock.now)
         loop.submit(.publish(PublishRequest(
             channel: id, exchange: exchange, routingKey: routingKey, mandatory: mandatory, properties: properties,
-            body: body, timeout: timeout ?? connection.configuration.publishTimeout, done: confirmation.settle)))
+            body: body, timeout: timeout ?? connection.configuration.publishTimeout,
+            done: { result in
+                metrics.published(result, since: started)
+                confirmation.settle(result)
+            })))
         return confirmation
     }
 

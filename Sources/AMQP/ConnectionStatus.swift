@@ -16,16 +16,34 @@ final class ConnectionStatus: Sendable {
         var state: AMQPConnectionState = .connecting
         var listeners: [Int: AsyncStream<AMQPConnectionState>.Continuation] = [:]
         var nextListener = 0
+        /// Since when the broker blocks publishing, while it does.
+        var blockedSince: ContinuousClock.Instant?
     }
 
     private let inner = Mutex(Inner())
+    private let metrics: AMQPMetrics
+
+    init(metrics: AMQPMetrics) {
+        self.metrics = metrics
+    }
 
     var current: AMQPConnectionState { inner.withLock { $0.state } }
 
     func set(_ state: AMQPConnectionState) {
         let listeners = inner.withLock { inner -> [AsyncStream<AMQPConnectionState>.Continuation] in
             guard inner.state != state else { return [] }
+            if case .reconnecting = inner.state, case .connected = state { metrics.reconnects.increment() }
             inner.state = state
+            switch state {
+            case .blocked:
+                if inner.blockedSince == nil { inner.blockedSince = .now }
+            default:
+                if let since = inner.blockedSince {
+                    metrics.unblocked(after: ContinuousClock.now - since)
+                    inner.blockedSince = nil
+                }
+            }
+            metrics.state(state)
             return Array(inner.listeners.values)
         }
         for listener in listeners {

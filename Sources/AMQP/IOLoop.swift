@@ -29,7 +29,8 @@ final class IOLoop: @unchecked Sendable {
 
     let configuration: AMQPConfiguration
     let logger: Logger
-    let status = ConnectionStatus()
+    let status: ConnectionStatus
+    let metrics: AMQPMetrics
     /// How many `basic.ack`/`basic.nack` frames with `multiple` set were received: lets
     /// tests show that multi-message confirms were really exercised.
     let multipleConfirms = Atomic<Int>(0)
@@ -60,6 +61,8 @@ final class IOLoop: @unchecked Sendable {
     init(configuration: AMQPConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
+        metrics = AMQPMetrics(connection: configuration.connectionName)
+        status = ConnectionStatus(metrics: metrics)
         wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         precondition(wakeFD >= 0, "eventfd failed: errno \(errno)")
     }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import NIOHTTP1
 import WarrenCore
@@ -64,6 +65,7 @@ struct ProviderCall: Sendable {
         do {
             let response = try await client.execute(request, deadline: .now() + .nanoseconds(endpoint.timeout.nanosecondsTotal))
             let bytes = try await response.body.collect(upTo: 1 << 20)
+            record(status: "\(response.status.code)", since: started)
             logger.debug(
                 "provider.request.answered",
                 metadata: [
@@ -72,14 +74,23 @@ struct ProviderCall: Sendable {
                 ])
             return Response(status: Int(response.status.code), headers: response.headers, body: Array(buffer: bytes))
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
+            record(status: "timeout", since: started)
             throw ProviderError(.transient, provider: provider, code: "timeout", "no answer from \(path) within \(endpoint.timeout)")
         } catch is CancellationError {
             throw CancellationError()
         } catch {
+            record(status: "connection_error", since: started)
             // The request may have been processed: only idempotent calls are safe to repeat,
             // which is why Stripe calls carry an Idempotency-Key and emails are recorded.
             throw ProviderError(.transient, provider: provider, code: "connection", "connection to \(path) failed or dropped: \(error)")
         }
+    }
+
+    /// `warren_provider_requests_total{provider, status}` (the HTTP status, `timeout` or
+    /// `connection_error`) and `warren_provider_request_duration_seconds{provider}`.
+    private func record(status: String, since started: ContinuousClock.Instant) {
+        Counter(label: "warren_provider_requests_total", dimensions: [("provider", provider), ("status", status)]).increment()
+        Timer(label: "warren_provider_request_duration_seconds", dimensions: [("provider", provider)]).record(duration: ContinuousClock.now - started)
     }
 }
 

@@ -5,6 +5,7 @@ import HTTPAPI
 import Handlers
 import Operations
 import Logging
+import Observability
 import Postgres
 import ServiceLifecycle
 import Foundation
@@ -30,12 +31,16 @@ public struct ConsumerApplication: Sendable {
         /// `warren run` also serves HTTP (`warren serve`'s server) and relays the outbox.
         public var http: HTTPServer.Configuration?
         public var outboxRelay: OutboxRelaySettings?
+        /// Where `/metrics` is served when there is no HTTP server (`warren consume`,
+        /// `warren run --no-http`).
+        public var metrics: MetricsSettings?
 
         public init(
             amqpURLs: String, databaseURL: String, topologyPath: String, catalogDirectory: String,
             databaseConnections: Int = 4, gracePeriod: Duration = .seconds(30), only: String? = nil,
-            http: HTTPServer.Configuration? = nil, outboxRelay: OutboxRelaySettings? = nil
+            http: HTTPServer.Configuration? = nil, outboxRelay: OutboxRelaySettings? = nil, metrics: MetricsSettings? = nil
         ) {
+            self.metrics = metrics
             self.http = http
             self.outboxRelay = outboxRelay
             self.amqpURLs = amqpURLs
@@ -66,11 +71,14 @@ public struct ConsumerApplication: Sendable {
             urls: configuration.amqpURLs, connectionName: "warren \(configuration.only ?? "run")")
         amqpConfiguration.publishTimeout = .seconds(30)
         let amqp = AMQPConnection(amqpConfiguration, logger: logger)
-        var consumers: [any Service] = specs.map { spec in
+        let runtimes = specs.map { spec in
             ConsumerRuntime(
                 settings: ConsumerSettings(spec), module: modules[spec.name]!, amqp: amqp, database: database, catalog: catalog,
                 logger: logger)
         }
+        let refresh = try MetricsSettings.refreshInterval(ProcessInfo.processInfo.environment)
+        var consumers: [any Service] = runtimes
+        consumers.append(QueueDepthMonitor(amqp: amqp, consumers: specs.map { ConsumerSettings($0) }, interval: refresh, logger: logger))
         if specs.contains(where: { $0.name == WebhookFanOut().name }) {
             // The fan-out stores deliveries; the dispatcher sends them.
             consumers.append(
@@ -78,12 +86,19 @@ public struct ConsumerApplication: Sendable {
                     settings: try Self.webhookSettings(), database: database, conninfo: configuration.databaseURL,
                     destinations: DestinationGuard.from(environment: ProcessInfo.processInfo.environment), logger: logger))
         }
-        if let relay = configuration.outboxRelay {
+        if var relay = configuration.outboxRelay {
+            relay.metricsInterval = refresh
             consumers.append(OutboxRelay(settings: relay, amqp: amqp, database: database, conninfo: configuration.databaseURL, logger: logger))
         }
+        let readiness = Readiness([.broker(amqp), .database(database), .subscribed(runtimes)])
+        // Last: on shutdown it stops taking requests first.
         if let http = configuration.http {
-            // Last: on shutdown it stops taking requests first.
-            consumers.append(HTTPServer(configuration: http, amqp: amqp, database: database, catalog: catalog, exchange: topology.exchange.name, logger: logger))
+            consumers.append(
+                HTTPServer(
+                    configuration: http, amqp: amqp, database: database, catalog: catalog, exchange: topology.exchange.name,
+                    readiness: readiness, logger: logger))
+        } else if let metrics = configuration.metrics {
+            consumers.append(metrics.server(readiness, logger: logger))
         }
         var group = ServiceGroupConfiguration(services: [amqp, database] + consumers, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = configuration.gracePeriod
@@ -143,5 +158,15 @@ public struct ConsumerApplication: Sendable {
             logger.notice("warren.consumer.skipped", metadata: ["consumer": "\(skipped.name)", "reason": "\(reason)"])
         }
         return (topology, catalog, topology.consumers.filter { modules[$0.name] != nil })
+    }
+}
+
+extension Readiness.Check {
+    /// Every consumer is subscribed (the broker delivers to it).
+    static func subscribed(_ runtimes: [ConsumerRuntime]) -> Self {
+        Self("consumers") {
+            let waiting = runtimes.filter { !$0.isSubscribed }.map(\.name)
+            return waiting.isEmpty ? nil : "not subscribed: \(waiting.joined(separator: ", "))"
+        }
     }
 }

@@ -1,5 +1,7 @@
 import AMQP
+import Foundation
 import Logging
+import Observability
 import Operations
 import Postgres
 import ServiceLifecycle
@@ -10,9 +12,11 @@ public struct OutboxRelayApplication: Sendable {
     public let amqpURLs: String
     public let databaseURL: String
     public let settings: OutboxRelaySettings
+    public let metrics: MetricsSettings?
     public let logger: Logger
 
-    public init(amqpURLs: String, databaseURL: String, settings: OutboxRelaySettings, logger: Logger) {
+    public init(amqpURLs: String, databaseURL: String, settings: OutboxRelaySettings, metrics: MetricsSettings? = nil, logger: Logger) {
+        self.metrics = metrics
         self.amqpURLs = amqpURLs
         self.databaseURL = databaseURL
         self.settings = settings
@@ -23,9 +27,12 @@ public struct OutboxRelayApplication: Sendable {
         let amqp = AMQPConnection(
             try ApplicationError.amqpConfiguration(urls: amqpURLs, connectionName: "warren outbox relay"), logger: logger)
         let database = PostgresPool(conninfo: databaseURL, maxConnections: 2, logger: logger)
-        let relay = OutboxRelay(settings: settings, amqp: amqp, database: database, conninfo: databaseURL, logger: logger)
+        var settings = self.settings
+        settings.metricsInterval = try MetricsSettings.refreshInterval(ProcessInfo.processInfo.environment)
+        var services: [any Service] = [amqp, database, OutboxRelay(settings: settings, amqp: amqp, database: database, conninfo: databaseURL, logger: logger)]
+        if let metrics { services.append(metrics.server(Readiness([.broker(amqp), .database(database)]), logger: logger)) }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [amqp, database, relay], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await ApplicationError.run(group)
     }
 }

@@ -58,6 +58,12 @@ public struct ConsumerRuntime: Service {
     let metrics: ConsumerMetrics
     let policy: FailurePolicy
     let observer: Observer?
+    private let subscription: SubscriptionFlag
+
+    /// The consumer's name in the topology.
+    public var name: String { settings.name }
+    /// True while the broker delivers to this consumer (for `/readyz`).
+    public var isSubscribed: Bool { subscription.isSet }
 
     /// Called with each `ConsumerEvent`, on the consumer's task: it must be quick.
     public typealias Observer = @Sendable (ConsumerEvent) -> Void
@@ -75,6 +81,7 @@ public struct ConsumerRuntime: Service {
         logger[metadataKey: "consumer"] = .string(settings.name)
         self.logger = logger
         metrics = ConsumerMetrics(consumer: settings.name)
+        subscription = SubscriptionFlag(gauge: metrics.subscribed)
         policy = FailurePolicy(
             consumer: settings.name, retryQueues: settings.retryQueues, deadLetterQueue: settings.deadLetterQueue,
             maxAttempts: settings.maxAttempts)
@@ -85,6 +92,8 @@ public struct ConsumerRuntime: Service {
         let channel = try await amqp.openChannel()
         let publisher = try await amqp.openChannel()
         let consumer = try await channel.consume(queue: settings.queue, prefetch: settings.prefetch)
+        subscription.set(true)
+        defer { subscription.set(false) }
         let batcher = Batcher<Item>()
         logger.info("consumer.started", metadata: ["amqp.queue": "\(settings.queue)", "amqp.prefetch": "\(settings.prefetch)"])
         try await withGracefulShutdownHandler {
@@ -105,6 +114,10 @@ public struct ConsumerRuntime: Service {
                 // under load.
                 while let items = try await batcher.next(max: settings.batchSize, wait: settings.batchWait) {
                     metrics.received.increment(by: items.count)
+                    metrics.batchSize.record(items.count)
+                    if let oldest = items.compactMap(\.delivery.properties.timestamp).min() {
+                        metrics.lag.record(max(0, Date().timeIntervalSince1970 - Double(oldest)))
+                    }
                     await process(Batch(items: items, started: .now), channel: channel, publisher: publisher)
                 }
                 try? await consumer.cancel()
@@ -271,7 +284,9 @@ public struct ConsumerRuntime: Service {
                 for (index, event) in events.enumerated() where claimed.contains(event.id) && inBatch.insert(event.id).inserted {
                     fresh.append(index)
                 }
+                let started = ContinuousClock.now
                 let failures = try await module.apply(fresh.map { events[$0] }, on: connection)
+                metrics.handler.record(duration: ContinuousClock.now - started)
                 var unapplied: [String] = []
                 for (position, index) in fresh.enumerated() {
                     if let failure = failures[position] {
@@ -324,7 +339,7 @@ public struct ConsumerRuntime: Service {
             metrics.retried.increment()
             logger.warning("consumer.event.retry", metadata: metadata)
         } else {
-            metrics.deadLettered.increment()
+            if failure.type == "event.\(EventError.Code.oversized)" { metrics.rejectedOversize.increment() } else { metrics.deadLettered.increment() }
             logger.error("consumer.event.dead_lettered", metadata: metadata)
         }
         settle { try channel.ack(item.delivery) }

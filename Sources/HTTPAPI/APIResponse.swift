@@ -41,23 +41,3 @@ enum APIResponse {
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: value.serialized())))
     }
 }
-
-/// Answers what no route handles — an unknown path (404 `unknown_route`), or an error
-/// Hummingbird raised before a handler ran — with the same JSON error body as every
-/// route, instead of Hummingbird's empty one.
-struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        do {
-            return try await next(request, context)
-        } catch let error as any HTTPResponseError {
-            let status = error.status
-            let failure: APIFailure =
-                switch status {
-                case .notFound: APIFailure(status, "unknown_route", "no route \(request.method) \(request.uri.path)")
-                case .methodNotAllowed: APIFailure(status, "method_not_allowed", "\(request.uri.path) does not take \(request.method)")
-                default: APIFailure(status, "http_error", status.reasonPhrase.isEmpty ? "HTTP \(status.code)" : status.reasonPhrase)
-                }
-            return failure.response
-        }
-    }
-}

@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import Messaging
 import NIOCore
+import Observability
 import Postgres
 import ServiceLifecycle
 import Synchronization
@@ -17,7 +18,9 @@ import Webhooks
 /// - `POST /v1/events`: publish one event or an array, `Authorization: Bearer <key>`;
 ///   `202` with the ids once the broker confirmed every one.
 /// - `POST /webhooks/stripe`: a Stripe webhook, verified, becomes `payment.*` or `stripe.*`.
-/// - `GET /healthz` (up) and `GET /readyz` (broker connected and not blocked, database answering).
+/// - `GET /healthz` (up), `GET /readyz` (broker connected and not blocked, database
+///   answering, and whatever else the process adds, e.g. consumers subscribed) and
+///   `GET /metrics` (Prometheus), from `ObservabilityRoutes`.
 ///
 /// Every refusal is a 4xx/503 with a JSON error body (`APIFailure`); nothing is
 /// acknowledged before the broker confirmed it.
@@ -87,11 +90,15 @@ public struct HTTPServer: Service, CustomStringConvertible {
     let database: PostgresPool
     let catalog: EventCatalog
     let exchange: String
+    let readiness: Readiness
     let logger: Logger
 
+    /// `readiness`: what `/readyz` checks; by default the broker and the database.
     public init(
-        configuration: Configuration, amqp: AMQPConnection, database: PostgresPool, catalog: EventCatalog, exchange: String, logger: Logger
+        configuration: Configuration, amqp: AMQPConnection, database: PostgresPool, catalog: EventCatalog, exchange: String,
+        readiness: Readiness? = nil, logger: Logger
     ) {
+        self.readiness = readiness ?? Readiness([.broker(amqp), .database(database)])
         self.configuration = configuration
         self.amqp = amqp
         self.database = database
@@ -109,7 +116,9 @@ public struct HTTPServer: Service, CustomStringConvertible {
             subscriptions: WebhookSubscriptions(database: database, destinations: configuration.webhookDestinations),
             stripe: StripeSignatureVerifier(secrets: configuration.stripeSecrets, tolerance: configuration.signatureTolerance), logger: logger)
         let router = Router()
-        router.add(middleware: JSONErrorMiddleware())  // first: it wraps every route and the not-found answer
+        router.add(middleware: HTTPMetricsMiddleware())  // outermost: it counts the final answer
+        router.add(middleware: JSONErrorMiddleware())  // then: it wraps every route and the not-found answer
+        ObservabilityRoutes.add(to: router, readiness: readiness)
         routes.add(to: router)
         let (logger, configuration) = (self.logger, self.configuration)
         let counter = ConnectionGuard.Counter()
@@ -200,17 +209,15 @@ final class Routes: Sendable {
 
     /// Every route, as the OpenAPI document names them (`OpenAPITests` compares the two).
     static let routes = [
-        "GET /healthz", "GET /readyz", "GET /openapi.json", "POST /v1/events", "POST /webhooks/stripe", "POST /webhooks/{source}",
-    ] + WebhookRoutes.routes
+        "GET /openapi.json", "POST /v1/events", "POST /webhooks/stripe", "POST /webhooks/{source}",
+    ] + WebhookRoutes.routes + ObservabilityRoutes.routes
 
     func add(to router: Router<BasicRequestContext>) {
-        router.get("/healthz") { _, _ in APIResponse.json(["status": "ok"]) }
         router.get("/openapi.json") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "application/json"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
         }
-        router.get("/readyz") { _, _ in await self.ready() }
         router.post("/v1/events") { request, _ in await self.answer { try await self.publishEvents(request) } }
         addWebhookSubscriptions(to: router)
         router.post("/webhooks/stripe") { request, _ in await self.answer { try await self.stripeWebhook(request) } }
@@ -239,36 +246,9 @@ final class Routes: Sendable {
         }
     }
 
-    // MARK: Health
-
-    private func ready() async -> Response {
-        var problems: [String: JSONValue] = [:]
-        if let problem = brokerProblem() { problems["broker"] = .string(problem) }
-        do {
-            _ = try await database.withConnection { try await $0.query("SELECT 1") }
-        } catch {
-            problems["database"] = .string("not reachable")
-        }
-        guard problems.isEmpty else {
-            var response = APIResponse.json(["status": "unavailable", "problems": .object(problems)], status: .serviceUnavailable)
-            response.headers[.retryAfter] = "5"
-            return response
-        }
-        return APIResponse.json(["status": "ready"])
-    }
-
-    private func brokerProblem() -> String? {
-        switch amqp.state {
-        case .connected: nil
-        case .blocked(let reason): "the broker blocks publishing (\(reason))"
-        case .connecting, .reconnecting: "not connected to the broker"
-        case .closed: "the broker connection is closed"
-        }
-    }
-
     /// 503 while publishing cannot succeed now; the sender retries and nothing is lost.
     private func requireBroker() throws(APIFailure) {
-        if let problem = brokerProblem() { throw APIFailure(.serviceUnavailable, "unavailable", problem, retryAfter: 5) }
+        if let problem = Readiness.Check.brokerProblem(amqp.state) { throw APIFailure(.serviceUnavailable, "unavailable", problem, retryAfter: 5) }
     }
 
     // MARK: Bodies

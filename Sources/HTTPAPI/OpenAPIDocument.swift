@@ -21,12 +21,19 @@ public enum OpenAPIDocument {
     },
     "/readyz": {
       "get": {
-        "summary": "The broker is connected and not blocked, and the database answers.",
+        "summary": "The broker is connected and not blocked, the database answers, and (warren run) every consumer is subscribed.",
         "operationId": "ready",
         "responses": {
           "200": { "description": "Ready.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Status" } } } },
-          "503": { "description": "Not ready; `problems` names the broker and/or database.", "headers": { "Retry-After": { "$ref": "#/components/headers/RetryAfter" } }, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Status" } } } }
+          "503": { "description": "Not ready; `problems` names each failing check (broker, database, consumers) and why.", "headers": { "Retry-After": { "$ref": "#/components/headers/RetryAfter" } }, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Status" } } } }
         }
+      }
+    },
+    "/metrics": {
+      "get": {
+        "summary": "Every metric in the Prometheus text format (the README's metrics table).",
+        "operationId": "metrics",
+        "responses": { "200": { "description": "Prometheus text format 0.0.4.", "content": { "text/plain": { "schema": { "type": "string" } } } } }
       }
     },
     "/openapi.json": {

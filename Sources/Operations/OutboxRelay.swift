@@ -2,6 +2,7 @@ import AMQP
 import Foundation
 import Logging
 import Messaging
+import Metrics
 import Postgres
 import ServiceLifecycle
 import WarrenCore
@@ -22,6 +23,8 @@ public struct OutboxRelaySettings: Sendable {
     /// When LISTEN could not be set up (database down at start), how often to try again;
     /// meanwhile the relay polls every `pollInterval`.
     public var listenRetryInterval: Duration = .seconds(10)
+    /// How often the pending gauges are measured (`WARREN_QUEUE_METRICS_INTERVAL`).
+    public var metricsInterval: Duration = .seconds(15)
 
     public init() {}
 }
@@ -36,12 +39,23 @@ public struct OutboxRelaySettings: Sendable {
 /// consumers' inbox absorbs), never lost. An unroutable event (returned) is parked with
 /// the reason rather than retried forever. Wakes on `NOTIFY warren_outbox` through a
 /// dedicated LISTEN connection, with `pollInterval` polling as the fallback.
+/// The relay's metrics: `warren_outbox_pending`, `warren_outbox_oldest_pending_age_seconds`
+/// (gauges, refreshed every `metricsInterval`), `warren_outbox_published_total`,
+/// `warren_outbox_parked_total`.
+struct OutboxMetrics: Sendable {
+    let pending = Gauge(label: "warren_outbox_pending")
+    let oldestPendingAge = Gauge(label: "warren_outbox_oldest_pending_age_seconds")
+    let published = Counter(label: "warren_outbox_published_total")
+    let parked = Counter(label: "warren_outbox_parked_total")
+}
+
 public struct OutboxRelay: Service {
     let settings: OutboxRelaySettings
     let amqp: AMQPConnection
     let database: PostgresPool
     let conninfo: String
     let logger: Logger
+    let metrics = OutboxMetrics()
 
     public init(settings: OutboxRelaySettings = OutboxRelaySettings(), amqp: AMQPConnection, database: PostgresPool, conninfo: String, logger: Logger) {
         self.settings = settings
@@ -56,6 +70,7 @@ public struct OutboxRelay: Service {
         var listener = await listen()
         var nextListenAttempt = ContinuousClock.now + settings.listenRetryInterval
         var nextPrune = ContinuousClock.now
+        var nextGauges = ContinuousClock.now
         logger.info("outbox.relay.started")
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let taken: Int
@@ -69,6 +84,10 @@ public struct OutboxRelay: Service {
             if ContinuousClock.now >= nextPrune {
                 await prune()
                 nextPrune = ContinuousClock.now + settings.pruneInterval
+            }
+            if ContinuousClock.now >= nextGauges {
+                await measurePending()
+                nextGauges = ContinuousClock.now + settings.metricsInterval
             }
             guard taken < settings.batchSize else { continue }
             if listener == nil, ContinuousClock.now >= nextListenAttempt {
@@ -109,8 +128,8 @@ public struct OutboxRelay: Service {
     /// other reason ends the batch there; what was confirmed before it is still committed,
     /// and the error is rethrown after the commit. Returns how many rows it locked.
     func relayBatch(on channel: AMQPChannel) async throws -> Int {
-        let (taken, failure) = try await database.withConnection { connection in
-            try await connection.transaction { connection -> (Int, (any Error)?) in
+        let (taken, failure, count) = try await database.withConnection { connection in
+            try await connection.transaction { connection -> (Int, (any Error)?, Int) in
                 let rows = try await connection.query("""
                     SELECT id, event FROM warren_outbox WHERE published_at IS NULL AND parked_at IS NULL
                     ORDER BY id LIMIT \(settings.batchSize) FOR UPDATE SKIP LOCKED
@@ -142,9 +161,10 @@ public struct OutboxRelay: Service {
                     let ids = "{" + published.map(String.init).joined(separator: ",") + "}"
                     try await connection.execute("UPDATE warren_outbox SET published_at = now() WHERE id = ANY(\(ids)::bigint[])")
                 }
-                return (rows.count, failure)
+                return (rows.count, failure, published.count)
             }
         }
+        metrics.published.increment(by: count)
         if let failure { throw failure }
         return taken
     }
@@ -152,6 +172,25 @@ public struct OutboxRelay: Service {
     private func park(_ id: Int64, reason: String, on connection: PostgresConnection) async throws {
         logger.error("outbox.event.parked", metadata: ["outbox.id": "\(id)", "reason": "\(reason)"])
         try await connection.execute("UPDATE warren_outbox SET parked_at = now(), park_reason = \(reason) WHERE id = \(id)")
+        metrics.parked.increment()
+    }
+
+    /// The pending gauges: how many rows wait and how long the oldest has waited.
+    private func measurePending() async {
+        do {
+            let row = try await database.withConnection { connection in
+                try await connection.query("""
+                    SELECT count(*)::bigint, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
+                    FROM warren_outbox WHERE published_at IS NULL AND parked_at IS NULL
+                    """)
+            }.first
+            if let row {
+                metrics.pending.record(try row.decode(Int64.self, at: 0))
+                metrics.oldestPendingAge.record(try row.decode(Double.self, at: 1))
+            }
+        } catch {
+            logger.debug("outbox.metrics.failed", metadata: ["error": "\(error)"])
+        }
     }
 
     private func prune() async {

@@ -91,6 +91,7 @@ public struct WebhookDispatcher: Service {
     let conninfo: String
     let destinations: DestinationGuard
     let logger: Logger
+    let metrics = WebhookMetrics()
 
     public init(settings: WebhookDispatcherSettings, database: PostgresPool, conninfo: String, destinations: DestinationGuard, logger: Logger) {
         self.settings = settings
@@ -250,6 +251,7 @@ public struct WebhookDispatcher: Service {
             let finished = WebhookDeliveries.Finished(
                 claimed: delivery, attemptedAt: attemptedAt, latency: ContinuousClock.now - start, result: result,
                 decision: settings.policy.decide(result, attempt: delivery.attempt))
+            metrics.attempted(finished.decision, latency: finished.latency)
             if finished.decision != .delivered {
                 logger.notice(
                     "webhooks.delivery.failed",

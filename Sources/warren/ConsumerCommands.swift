@@ -2,6 +2,8 @@ import App
 import HTTPAPI
 import Operations
 import ArgumentParser
+import Foundation
+import Observability
 import Topology
 import WarrenCore
 
@@ -55,6 +57,20 @@ struct ConsumerOptions: ParsableArguments {
 
     @Option(name: .customLong("database-connections"), help: "PostgreSQL connections in the pool.")
     var databaseConnections: Int = 4
+
+    @OptionGroup var metrics: MetricsOptions
+}
+
+/// `--metrics-address`: where a process without an HTTP server serves /metrics, /healthz, /readyz.
+struct MetricsOptions: ParsableArguments {
+    @Option(
+        name: .customLong("metrics-address"),
+        help: "Serve /metrics, /healthz and /readyz on HOST:PORT (off when not set; warren run and serve use their HTTP port). [env: WARREN_METRICS_ADDRESS]")
+    var address: String = Environment.value("WARREN_METRICS_ADDRESS", default: "")
+
+    func settings() throws -> MetricsSettings? {
+        try MetricsSettings.from(address: address, environment: ProcessInfo.processInfo.environment)
+    }
 }
 
 /// Hands the parsed options to `ConsumerApplication`; a failure is one line on stderr, exit 1.
@@ -63,12 +79,16 @@ struct ConsumerProcess {
     let consumerOptions: ConsumerOptions
 
     func run(only name: String?, http: HTTPServer.Configuration? = nil, outboxRelay: OutboxRelaySettings? = nil) async throws {
-        let application = ConsumerApplication(
-            configuration: .init(
-                amqpURLs: options.amqpURL, databaseURL: options.databaseURL, topologyPath: consumerOptions.topology,
-                catalogDirectory: consumerOptions.catalog, databaseConnections: consumerOptions.databaseConnections,
-                gracePeriod: .seconds(consumerOptions.gracePeriod), only: name, http: http, outboxRelay: outboxRelay),
-            logger: options.logger("warren"))
-        try await oneShot { try await application.run() }
+        try await oneShot {
+            WarrenMetrics.bootstrap()
+            let application = ConsumerApplication(
+                configuration: .init(
+                    amqpURLs: options.amqpURL, databaseURL: options.databaseURL, topologyPath: consumerOptions.topology,
+                    catalogDirectory: consumerOptions.catalog, databaseConnections: consumerOptions.databaseConnections,
+                    gracePeriod: .seconds(consumerOptions.gracePeriod), only: name, http: http, outboxRelay: outboxRelay,
+                    metrics: try consumerOptions.metrics.settings()),
+                logger: options.logger("warren"))
+            try await application.run()
+        }
     }
 }

@@ -1,5 +1,6 @@
 import App
 import ArgumentParser
+import Observability
 import Operations
 
 /// `warren outbox relay`: publishes what upstream services wrote to `warren_outbox`.
@@ -30,6 +31,8 @@ extension OutboxCommand {
         @Option(help: "The exchange to publish to.")
         var exchange: String = "events"
 
+        @OptionGroup var metrics: MetricsOptions
+
         func validate() throws {
             guard AgeText.parse(retention) != nil else { throw ValidationError("'\(retention)' is not a duration like 30m, 12h or 7d") }
             guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
@@ -37,15 +40,19 @@ extension OutboxCommand {
         }
 
         func run() async throws {
+            WarrenMetrics.bootstrap()
             let logger = options.logger("warren.outbox")
             var settings = OutboxRelaySettings()
             settings.retention = AgeText.parse(retention)!
             settings.batchSize = batchSize
             settings.pollInterval = .milliseconds(pollInterval)
             settings.exchange = exchange
-            let application = OutboxRelayApplication(
-                amqpURLs: options.amqpURL, databaseURL: options.databaseURL, settings: settings, logger: logger)
-            try await oneShot { try await application.run() }
+            try await oneShot {
+                let application = OutboxRelayApplication(
+                    amqpURLs: options.amqpURL, databaseURL: options.databaseURL, settings: settings, metrics: try metrics.settings(),
+                    logger: logger)
+                try await application.run()
+            }
         }
     }
 }

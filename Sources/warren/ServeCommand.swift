@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import HTTPAPI
 import Logging
+import Observability
 import Postgres
 import WarrenCore
 
@@ -33,6 +34,7 @@ struct Serve: AsyncParsableCommand {
             return
         }
         try await oneShot {
+            WarrenMetrics.bootstrap()
             let application = ServeApplication(
                 amqpURLs: options.amqpURL, databaseURL: options.databaseURL, catalogDirectory: catalog, exchange: exchange,
                 http: try http.configuration(), logger: options.logger("warren"))
