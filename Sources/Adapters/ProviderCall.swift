@@ -60,6 +60,11 @@ struct ProviderCall: Sendable {
         request.headers.add(name: "Accept", value: "application/json")
         request.headers.add(name: "User-Agent", value: "warren")
         for (name, value) in extra { request.headers.add(name: name, value: value) }
+        // The trace of the event being handled, continued by this call.
+        if let trace = TraceContext.current?.child() {
+            request.headers.add(name: "traceparent", value: trace.traceparent)
+            if let state = trace.state { request.headers.add(name: "tracestate", value: state) }
+        }
         request.body = .bytes(ByteBuffer(bytes: body))
         let started = ContinuousClock.now
         do {

@@ -209,10 +209,12 @@ public struct ConsumerRuntime: Service {
     /// Built only when a log line is written (the log calls take it as an autoclosure):
     /// per event, on the hot path.
     private static func metadata(_ item: Item) -> Logger.Metadata {
-        [
+        var metadata: Logger.Metadata = [
             "message_id": "\(item.delivery.properties.messageID ?? "-")", "event_type": "\(item.event?.type ?? item.delivery.properties.type ?? "-")",
             "attempt": "\(item.attempt)",
         ]
+        if let trace = item.event?.traceContext { metadata["trace_id"] = .string(trace.traceID) }
+        return metadata
     }
 
     private func decode(_ delivery: AMQPDelivery) throws(EventError) -> CloudEvent {

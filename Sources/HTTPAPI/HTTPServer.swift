@@ -117,6 +117,7 @@ public struct HTTPServer: Service, CustomStringConvertible {
             stripe: StripeSignatureVerifier(secrets: configuration.stripeSecrets, tolerance: configuration.signatureTolerance), logger: logger)
         let router = Router()
         router.add(middleware: HTTPMetricsMiddleware())  // outermost: it counts the final answer
+        router.add(middleware: TraceContextMiddleware())  // the request's trace, for what it publishes and logs
         router.add(middleware: JSONErrorMiddleware())  // then: it wraps every route and the not-found answer
         ObservabilityRoutes.add(to: router, readiness: readiness)
         routes.add(to: router)

@@ -74,44 +74,47 @@ public struct EmailNotifications: ConsumerModule {
     public func apply(_ events: [CloudEvent], on connection: PostgresConnection) async throws -> [Int: HandlerFailure] {
         var failures: [Int: HandlerFailure] = [:]
         for (index, event) in events.enumerated() {
-            guard let kind = Kind(eventType: event.type) else {
-                failures[index] = .permanent("event.unhandled", "email.notifications does not handle \(event.type)")
-                continue
-            }
-            let sent = try await connection.query("SELECT 1 FROM email_sends WHERE event_id = \(event.id) AND kind = \(kind.rawValue)")
-            guard sent.isEmpty else { continue }
-            let userID = event.data?[kind == .welcome ? "id" : "user_id"]?.stringValue
-            let recipient: EmailAddress
-            switch try await self.recipient(of: event, userID: userID, on: connection) {
-            case .found(let address): recipient = address
-            case .deleted:
-                logger.notice("email.skipped", metadata: ["message_id": "\(event.id)", "reason": "user deleted"])
-                continue
-            case .failed(let failure):
-                failures[index] = failure
-                continue
-            }
-            let messageID: String?
-            do {
-                messageID = try await provider.send(Email(to: recipient, from: settings.from, content: content(kind, event, recipient)))
-            } catch let error as ProviderError {
-                failures[index] = HandlerFailure(error)
-                continue
-            }
-            // The email is out: losing this record would send it again on redelivery, so a
-            // failing database gets a few tries before the batch fails.
-            _ = try await Self.recordRetry.run {
-                try await records.withConnection { records in
-                    try await records.execute("""
-                        INSERT INTO email_sends (event_id, kind, provider, provider_message_id, user_id)
-                        VALUES (\(event.id), \(kind.rawValue), \(provider.name), \(messageID), \(userID))
-                        ON CONFLICT (event_id, kind) DO NOTHING
-                        """)
-                }
-            }
-            logger.info("email.sent", metadata: ["message_id": "\(event.id)", "email.kind": "\(kind.rawValue)", "email.provider_message_id": "\(messageID ?? "-")"])
+            failures[index] = try await event.inTrace { try await send(event, on: connection) }
         }
         return failures
+    }
+
+    /// One event's email, in the event's trace: nil when sent (or not needed), else why not.
+    private func send(_ event: CloudEvent, on connection: PostgresConnection) async throws -> HandlerFailure? {
+        guard let kind = Kind(eventType: event.type) else {
+            return .permanent("event.unhandled", "email.notifications does not handle \(event.type)")
+        }
+        let sent = try await connection.query("SELECT 1 FROM email_sends WHERE event_id = \(event.id) AND kind = \(kind.rawValue)")
+        guard sent.isEmpty else { return nil }
+        let userID = event.data?[kind == .welcome ? "id" : "user_id"]?.stringValue
+        let recipient: EmailAddress
+        switch try await self.recipient(of: event, userID: userID, on: connection) {
+        case .found(let address): recipient = address
+        case .deleted:
+            logger.notice("email.skipped", metadata: ["message_id": "\(event.id)", "reason": "user deleted"])
+            return nil
+        case .failed(let failure):
+            return failure
+        }
+        let messageID: String?
+        do {
+            messageID = try await provider.send(Email(to: recipient, from: settings.from, content: content(kind, event, recipient)))
+        } catch let error as ProviderError {
+            return HandlerFailure(error)
+        }
+        // The email is out: losing this record would send it again on redelivery, so a
+        // failing database gets a few tries before the batch fails.
+        _ = try await Self.recordRetry.run {
+            try await records.withConnection { records in
+                try await records.execute("""
+                    INSERT INTO email_sends (event_id, kind, provider, provider_message_id, user_id)
+                    VALUES (\(event.id), \(kind.rawValue), \(provider.name), \(messageID), \(userID))
+                    ON CONFLICT (event_id, kind) DO NOTHING
+                    """)
+            }
+        }
+        logger.info("email.sent", metadata: ["message_id": "\(event.id)", "email.kind": "\(kind.rawValue)", "email.provider_message_id": "\(messageID ?? "-")"])
+        return nil
     }
 
     private static let recordRetry = RetryPolicy(maxAttempts: 4, initialDelay: .milliseconds(200), maxDelay: .seconds(2))

@@ -32,9 +32,11 @@ public struct PaymentsCustomers: ConsumerModule {
             guard existing.isEmpty else { continue }
             let customerID: String
             do {
-                customerID = try await provider.createCustomer(
-                    NewCustomer(userID: userID, email: email, name: event.data?["name"]?.stringValue),
-                    idempotencyKey: Self.idempotencyKey(eventID: event.id))
+                customerID = try await event.inTrace {
+                    try await provider.createCustomer(
+                        NewCustomer(userID: userID, email: email, name: event.data?["name"]?.stringValue),
+                        idempotencyKey: Self.idempotencyKey(eventID: event.id))
+                }
             } catch let error as ProviderError {
                 failures[index] = HandlerFailure(error)
                 continue

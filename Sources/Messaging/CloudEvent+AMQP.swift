@@ -10,10 +10,17 @@ public struct AMQPMessage: Sendable {
 
 extension CloudEvent {
     /// Routing key = `type`; `message_id` = `id`; `type`; `timestamp`; `app_id` =
-    /// `source`; persistent; the structured JSON as body.
+    /// `source`; persistent; the structured JSON as body. The `traceparent` and
+    /// `tracestate` headers: the one given, else the event's own, else the trace of the
+    /// task publishing it (`TraceContext.current`, e.g. the HTTP request's).
     public func amqpMessage(correlationID: String? = nil, traceparent: String? = nil, headers: AMQPTable = [:]) -> AMQPMessage {
         var headers = headers
-        if let traceparent = traceparent ?? self.traceparent { headers["traceparent"] = .string(traceparent) }
+        if let traceparent {
+            headers["traceparent"] = .string(traceparent)
+        } else if let trace = traceContext ?? TraceContext.current {
+            headers["traceparent"] = .string(trace.traceparent)
+            if let state = trace.state { headers["tracestate"] = .string(state) }
+        }
         let properties = AMQPProperties(
             contentType: Self.contentType, headers: headers.isEmpty ? nil : headers,
             deliveryMode: AMQPProperties.persistentDeliveryMode, correlationID: correlationID, messageID: id,
@@ -36,9 +43,14 @@ extension CloudEvent {
     }
 
     /// The event a delivery carries. The body is authoritative; AMQP properties are only
-    /// a copy for routing and tooling. A well-formed `traceparent` header is kept.
+    /// a copy for routing and tooling. A well-formed `traceparent` header is kept, with its
+    /// `tracestate`.
     public init(delivery: AMQPDelivery) throws(EventError) {
         try self.init(jsonBytes: delivery.body)
-        if case .string(let traceparent)? = delivery.properties.headers?["traceparent"] { self.traceparent = traceparent }
+        if case .string(let traceparent)? = delivery.properties.headers?["traceparent"] {
+            var state: String?
+            if case .string(let text)? = delivery.properties.headers?["tracestate"] { state = text }
+            traceContext = TraceContext(traceparent: traceparent, tracestate: state)
+        }
     }
 }

@@ -19,9 +19,20 @@ public struct CloudEvent: Sendable, Hashable {
     /// header of outbound webhooks), not part of its JSON. Only a well-formed value is kept.
     public var traceparent: String? {
         get { _traceparent }
-        set { _traceparent = newValue.flatMap { Self.isTraceparent($0) ? $0 : nil } }
+        set { _traceparent = newValue.flatMap { TraceContext.isValid($0) ? $0 : nil } }
     }
     private var _traceparent: String?
+    /// The `tracestate` that came with `traceparent` (the AMQP header of the same name).
+    public var tracestate: String?
+
+    /// The trace the event belongs to, if it carries a valid one.
+    public var traceContext: TraceContext? {
+        get { traceparent.flatMap { TraceContext(traceparent: $0, tracestate: tracestate) } }
+        set {
+            traceparent = newValue?.traceparent
+            tracestate = newValue?.state
+        }
+    }
 
     public init(
         type: String, source: String, data: JSONValue?, id: String = UUID().uuidString.lowercased(),
@@ -34,22 +45,6 @@ public struct CloudEvent: Sendable, Hashable {
         self.subject = subject
         self.dataContentType = dataContentType
         self.data = data
-    }
-}
-
-extension CloudEvent {
-    /// `version-traceid-parentid-flags` in lowercase hex (W3C Trace Context), with a
-    /// non-zero trace and parent id; version `ff` is invalid.
-    public static func isTraceparent(_ value: String) -> Bool {
-        let bytes = Array(value.utf8)
-        guard bytes.count >= 55, bytes[2] == UInt8(ascii: "-"), bytes[35] == UInt8(ascii: "-"), bytes[52] == UInt8(ascii: "-") else { return false }
-        guard bytes.count == 55 || (bytes[55] == UInt8(ascii: "-") && !(bytes[0] == UInt8(ascii: "0") && bytes[1] == UInt8(ascii: "0"))) else { return false }
-        func hex(_ range: Range<Int>) -> Bool {
-            bytes[range].allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
-        }
-        func zero(_ range: Range<Int>) -> Bool { bytes[range].allSatisfy { $0 == UInt8(ascii: "0") } }
-        return hex(0..<2) && hex(3..<35) && hex(36..<52) && hex(53..<55) && !(bytes[0] == UInt8(ascii: "f") && bytes[1] == UInt8(ascii: "f"))
-            && !zero(3..<35) && !zero(36..<52) && bytes.count <= 512 && bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
     }
 }
 

@@ -18,6 +18,8 @@ final class FakeSendGrid: Sendable {
         var text: String?
         var templateID: String?
         var templateData: JSONValue?
+        /// The W3C `traceparent` header the request came with.
+        var traceparent: String?
     }
 
     let server: FakeProviderServer
@@ -106,7 +108,8 @@ final class FakeSendGrid: Sendable {
             accepted.withLock {
                 $0.append(Mail(
                     messageID: id, to: address, toName: to.name, from: from, subject: body.subject, text: text,
-                    templateID: body.template_id, templateData: personalization.dynamic_template_data))
+                    templateID: body.template_id, templateData: personalization.dynamic_template_data,
+                    traceparent: request.headers[.init("traceparent")!]))
             }
             let response = Response(status: .accepted, headers: [.init("X-Message-Id")!: id])
             return fault == nil ? response : FakeProviderServer.dropped(response)

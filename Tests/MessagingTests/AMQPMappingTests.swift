@@ -1,4 +1,4 @@
-import AMQP
+@testable import AMQP
 import Foundation
 import Messaging
 import Testing
@@ -55,5 +55,21 @@ import WarrenCore
         var event = CloudEvent(type: "user.created", source: "/tests", data: ["id": "u1"])
         event.id = String(repeating: "x", count: 255)
         try event.validateForAMQP()
+    }
+
+    /// The trace travels in `traceparent`/`tracestate`: the event's own, else the trace of
+    /// the task publishing it; a delivery gives it back.
+    @Test func traceContextTravelsInHeaders() throws {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        let event = CloudEvent(type: "user.created", source: "/t", data: nil, id: "e1")
+        #expect(event.amqpMessage().properties.headers?["traceparent"] == nil)
+        let current = try #require(TraceContext(traceparent: parent, tracestate: "v=1"))
+        let message = TraceContext.$current.withValue(current) { event.amqpMessage() }
+        #expect(message.properties.headers?["traceparent"] == .string(parent) && message.properties.headers?["tracestate"] == .string("v=1"))
+        let delivery = AMQPDelivery(
+            body: message.body, properties: message.properties, deliveryTag: 1, redelivered: false, exchange: "events",
+            routingKey: "user.created", consumerTag: "c", messageCount: nil, channelID: 1, generation: 0)
+        let received = try CloudEvent(delivery: delivery)
+        #expect(received.traceContext == current)
     }
 }
