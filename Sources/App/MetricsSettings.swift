@@ -9,15 +9,13 @@ import Observability
 public struct MetricsSettings: Sendable {
     public var host: String
     public var port: Int
-    public var refreshInterval: Duration
 
     /// Nil when `address` is nil or empty (no metrics server).
     public static func from(address: String?, environment: [String: String]) throws(ApplicationError) -> MetricsSettings? {
-        let interval = try refreshInterval(environment)
         guard let address, !address.isEmpty else { return nil }
         do {
             let (host, port) = try HTTPServer.Configuration.address(address)
-            return MetricsSettings(host: host, port: port, refreshInterval: interval)
+            return MetricsSettings(host: host, port: port)
         } catch {
             throw ApplicationError("metrics address: \(error.description)")
         }
@@ -25,10 +23,12 @@ public struct MetricsSettings: Sendable {
 
     static func refreshInterval(_ environment: [String: String]) throws(ApplicationError) -> Duration {
         guard let text = environment["WARREN_QUEUE_METRICS_INTERVAL"], !text.isEmpty else { return .seconds(15) }
-        guard let seconds = Double(text), seconds > 0, seconds.isFinite else {
-            throw ApplicationError("WARREN_QUEUE_METRICS_INTERVAL must be a positive number of seconds, got '\(text)'")
+        // Each round is a passive declare per queue on the connection's I/O thread: not
+        // more often than every 100 ms.
+        guard let seconds = Double(text), (0.1...86_400).contains(seconds) else {
+            throw ApplicationError("WARREN_QUEUE_METRICS_INTERVAL must be a number of seconds from 0.1 to 86400, got '\(text)'")
         }
-        return .milliseconds(Int64(seconds * 1000))
+        return .seconds(seconds)
     }
 
     func server(_ readiness: Readiness, logger: Logger) -> MetricsServer {

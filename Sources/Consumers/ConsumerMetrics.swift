@@ -8,9 +8,9 @@ import Synchronization
 /// - `warren_consumer_batch_size`, `warren_consumer_batch_duration_seconds` (from taking
 ///   the batch to settling its last delivery), `warren_consumer_handler_duration_seconds`
 ///   (the module's part of the transaction);
-/// - `warren_consumer_lag_seconds`: age of the oldest event of the last batch, from its
-///   AMQP timestamp (whole seconds; 0 when the publisher set none);
-/// - `warren_consumer_subscribed`: 1 while the broker delivers to this consumer.
+/// - `warren_consumer_subscribed`: 1 from subscribing until the consumer stops (a
+///   reconnect resumes it: read it with `warren_amqp_connected`).
+/// Its lag is its queue's depth (`QueueDepthMonitor`).
 struct ConsumerMetrics: Sendable {
     let received: Counter
     let processed: Counter
@@ -22,7 +22,6 @@ struct ConsumerMetrics: Sendable {
     /// Per batch: from handing the batch out to settling its last delivery.
     let latency: Timer
     let handler: Timer
-    let lag: Gauge
     let subscribed: Gauge
 
     init(consumer: String) {
@@ -39,7 +38,6 @@ struct ConsumerMetrics: Sendable {
         batchSize = Recorder(label: "warren_consumer_batch_size", dimensions: label, aggregate: true)
         latency = Timer(label: "warren_consumer_batch_duration_seconds", dimensions: label, preferredDisplayUnit: .seconds)
         handler = Timer(label: "warren_consumer_handler_duration_seconds", dimensions: label, preferredDisplayUnit: .seconds)
-        lag = Gauge(label: "warren_consumer_lag_seconds", dimensions: label)
         subscribed = Gauge(label: "warren_consumer_subscribed", dimensions: label)
         subscribed.record(0)
     }

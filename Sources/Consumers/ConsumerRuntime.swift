@@ -62,8 +62,15 @@ public struct ConsumerRuntime: Service {
 
     /// The consumer's name in the topology.
     public var name: String { settings.name }
-    /// True while the broker delivers to this consumer (for `/readyz`).
-    public var isSubscribed: Bool { subscription.isSet }
+    /// True while the broker delivers to this consumer (for `/readyz`): subscribed, and
+    /// connected (a reconnect subscribes again by itself).
+    public var isSubscribed: Bool {
+        guard subscription.isSet else { return false }
+        switch amqp.state {
+        case .connected, .blocked: return true
+        case .connecting, .reconnecting, .closed: return false
+        }
+    }
 
     /// Called with each `ConsumerEvent`, on the consumer's task: it must be quick.
     public typealias Observer = @Sendable (ConsumerEvent) -> Void
@@ -115,9 +122,6 @@ public struct ConsumerRuntime: Service {
                 while let items = try await batcher.next(max: settings.batchSize, wait: settings.batchWait) {
                     metrics.received.increment(by: items.count)
                     metrics.batchSize.record(items.count)
-                    if let oldest = items.compactMap(\.delivery.properties.timestamp).min() {
-                        metrics.lag.record(max(0, Date().timeIntervalSince1970 - Double(oldest)))
-                    }
                     await process(Batch(items: items, started: .now), channel: channel, publisher: publisher)
                 }
                 try? await consumer.cancel()

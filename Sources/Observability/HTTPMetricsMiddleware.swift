@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import Metrics
 import Synchronization
@@ -8,12 +9,14 @@ import Synchronization
 /// Add it first, so it sees the final answer of every other middleware.
 public struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     private let cache = Cache()
+    private static var methods: Set<HTTPRequest.Method> { [.get, .head, .post, .put, .patch, .delete, .options] }
 
     public init() {}
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
-        let method = request.method.rawValue
+        // Any other method is one label value, so a client cannot grow the series without end.
+        let method = Self.methods.contains(request.method) ? request.method.rawValue : "other"
         do {
             let response = try await next(request, context)
             record(route: context.endpointPath, method: method, status: Int(response.status.code), since: started)

@@ -44,11 +44,13 @@ public struct Readiness: Sendable {
         return await withCheckedContinuation { continuation in
             once.withLock { $0 = continuation }
             let finish: @Sendable (String?) -> Void = { answer in once.withLock { $0.take() }?.resume(returning: answer) }
-            let work = Task { finish(await check()) }
-            Task {
+            let timer = Task {
                 try? await Task.sleep(for: timeout)
-                work.cancel()
                 finish("no answer within \(timeout)")
+            }
+            Task {
+                finish(await check())
+                timer.cancel()
             }
         }
     }

@@ -29,10 +29,7 @@ public enum WarrenMetrics {
         MetricsSystem.bootstrap(factory)
     }
 
-    /// Whether `bootstrap()` ran: `/metrics` answers 404 otherwise.
-    public static var isBootstrapped: Bool { registry.withLock { $0 != nil } }
-
-    /// Every metric in the Prometheus text format (version 0.0.4).
+    /// Every metric in the Prometheus text format (version 0.0.4); empty before `bootstrap()`.
     public static func exposition() -> [UInt8] {
         guard let registry = registry.withLock({ $0 }) else { return [] }
         var buffer: [UInt8] = []

@@ -73,6 +73,11 @@ public struct OutboxRelay: Service {
         var nextGauges = ContinuousClock.now
         logger.info("outbox.relay.started")
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            // First: the gauges matter most while batches fail (the backlog grows).
+            if ContinuousClock.now >= nextGauges {
+                await measurePending()
+                nextGauges = ContinuousClock.now + settings.metricsInterval
+            }
             let taken: Int
             do {
                 taken = try await relayBatch(on: channel)
@@ -84,10 +89,6 @@ public struct OutboxRelay: Service {
             if ContinuousClock.now >= nextPrune {
                 await prune()
                 nextPrune = ContinuousClock.now + settings.pruneInterval
-            }
-            if ContinuousClock.now >= nextGauges {
-                await measurePending()
-                nextGauges = ContinuousClock.now + settings.metricsInterval
             }
             guard taken < settings.batchSize else { continue }
             if listener == nil, ContinuousClock.now >= nextListenAttempt {
@@ -128,13 +129,14 @@ public struct OutboxRelay: Service {
     /// other reason ends the batch there; what was confirmed before it is still committed,
     /// and the error is rethrown after the commit. Returns how many rows it locked.
     func relayBatch(on channel: AMQPChannel) async throws -> Int {
-        let (taken, failure, count) = try await database.withConnection { connection in
-            try await connection.transaction { connection -> (Int, (any Error)?, Int) in
+        let (taken, failure, count, parked) = try await database.withConnection { connection in
+            try await connection.transaction { connection -> (Int, (any Error)?, Int, Int) in
                 let rows = try await connection.query("""
                     SELECT id, event FROM warren_outbox WHERE published_at IS NULL AND parked_at IS NULL
                     ORDER BY id LIMIT \(settings.batchSize) FOR UPDATE SKIP LOCKED
                     """)
                 var published: [Int64] = []
+                var parked = 0
                 var failure: (any Error)?
                 for row in rows {
                     let id = try row.decode(Int64.self, at: 0)
@@ -148,10 +150,13 @@ public struct OutboxRelay: Service {
                         published.append(id)
                     } catch let error as AMQPError where error.code == .publishReturned {
                         try await park(id, reason: "unroutable: \(error.replyText ?? error.description)", on: connection)
+                        parked += 1
                     } catch let error as EventError {
                         try await park(id, reason: "invalid event: \(error)", on: connection)
+                        parked += 1
                     } catch let error as AMQPError where error.code == .invalidMessage {
                         try await park(id, reason: "cannot be encoded: \(error)", on: connection)
+                        parked += 1
                     } catch {
                         failure = error
                         break
@@ -161,10 +166,12 @@ public struct OutboxRelay: Service {
                     let ids = "{" + published.map(String.init).joined(separator: ",") + "}"
                     try await connection.execute("UPDATE warren_outbox SET published_at = now() WHERE id = ANY(\(ids)::bigint[])")
                 }
-                return (rows.count, failure, published.count)
+                return (rows.count, failure, published.count, parked)
             }
         }
+        // Counted once committed.
         metrics.published.increment(by: count)
+        metrics.parked.increment(by: parked)
         if let failure { throw failure }
         return taken
     }
@@ -172,7 +179,6 @@ public struct OutboxRelay: Service {
     private func park(_ id: Int64, reason: String, on connection: PostgresConnection) async throws {
         logger.error("outbox.event.parked", metadata: ["outbox.id": "\(id)", "reason": "\(reason)"])
         try await connection.execute("UPDATE warren_outbox SET parked_at = now(), park_reason = \(reason) WHERE id = \(id)")
-        metrics.parked.increment()
     }
 
     /// The pending gauges: how many rows wait and how long the oldest has waited.
@@ -189,7 +195,7 @@ public struct OutboxRelay: Service {
                 metrics.oldestPendingAge.record(try row.decode(Double.self, at: 1))
             }
         } catch {
-            logger.debug("outbox.metrics.failed", metadata: ["error": "\(error)"])
+            logger.warning("outbox.metrics.failed", metadata: ["error": "\(error)"])
         }
     }
 

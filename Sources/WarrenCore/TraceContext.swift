@@ -62,11 +62,16 @@ public struct TraceContext: Sendable, Hashable {
             && !zero(3..<35) && !zero(36..<52) && bytes.count <= 512 && bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
     }
 
+    /// `bytes` (8 or 16) random bytes in hex, not all zero: one or two 64-bit draws.
     static func randomHex(bytes count: Int) -> String {
         var generator = SystemRandomNumberGenerator()
         while true {
-            let bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            if bytes.contains(where: { $0 != 0 }) { return Hex.encode(bytes) }
+            let words = (0..<(count / 8)).map { _ in generator.next() }
+            guard words.contains(where: { $0 != 0 }) else { continue }
+            return words.map { word in
+                let digits = String(word, radix: 16)
+                return String(repeating: "0", count: 16 - digits.count) + digits
+            }.joined()
         }
     }
 }

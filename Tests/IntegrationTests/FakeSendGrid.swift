@@ -18,8 +18,9 @@ final class FakeSendGrid: Sendable {
         var text: String?
         var templateID: String?
         var templateData: JSONValue?
-        /// The W3C `traceparent` header the request came with.
+        /// The W3C `traceparent` and `tracestate` headers the request came with.
         var traceparent: String?
+        var tracestate: String?
     }
 
     let server: FakeProviderServer
@@ -109,7 +110,7 @@ final class FakeSendGrid: Sendable {
                 $0.append(Mail(
                     messageID: id, to: address, toName: to.name, from: from, subject: body.subject, text: text,
                     templateID: body.template_id, templateData: personalization.dynamic_template_data,
-                    traceparent: request.headers[.init("traceparent")!]))
+                    traceparent: request.headers[.init("traceparent")!], tracestate: request.headers[.init("tracestate")!]))
             }
             let response = Response(status: .accepted, headers: [.init("X-Message-Id")!: id])
             return fault == nil ? response : FakeProviderServer.dropped(response)

@@ -51,7 +51,7 @@ extension Integration {
                 let http = response as! HTTPURLResponse
                 return Answer(
                     status: http.statusCode, json: (try? JSONValue(parsing: Array(data))) ?? .null,
-                    retryAfter: http.value(forHTTPHeaderField: "Retry-After"))
+                    retryAfter: http.value(forHTTPHeaderField: "Retry-After"), traceresponse: http.value(forHTTPHeaderField: "traceresponse"))
             }
 
             func publish(_ json: String, key: String?) async throws -> Answer {
@@ -63,6 +63,7 @@ extension Integration {
             var status: Int
             var json: JSONValue
             var retryAfter: String?
+            var traceresponse: String? = nil
             var errorCode: String? { json["error"]?["code"]?.stringValue }
             var errorField: String? { json["error"]?["field"]?.stringValue }
             var errorMessage: String { json["error"]?["message"]?.stringValue ?? "" }

@@ -104,8 +104,8 @@ extension Integration {
             #expect(process.kill(SIGTERM) == 0, "SIGTERM: clean exit")
         }
 
-        /// A consumer that lost its broker is not ready, and says why; back, it is again,
-        /// and the reconnect is counted.
+        /// A consumer that lost its broker is not ready, and says why (the broker, and its
+        /// consumer no longer subscribed); back, it is ready again, and the reconnect is counted.
         @Test func readinessFollowsTheBrokerAndCountsTheReconnect() async throws {
             let harness = try await ConsumerHarness.make()
             defer { Task { await harness.tearDown() } }
@@ -120,6 +120,7 @@ extension Integration {
             let down = try await Self.get(port, "/readyz")
             let problems = try JSONValue(parsing: Array(down.body.utf8))["problems"]
             #expect(problems?["broker"]?.stringValue == "not connected to the broker", "\(down.body)")
+            #expect(problems?["consumers"]?.stringValue == "not subscribed: users.projection", "\(down.body)")
             #expect(problems?["database"] == nil)
             #expect(try await Self.scrape(port)[#"warren_amqp_connected{connection="warren users.projection"}"#] == 0)
             try TestEnvironment.services("start", "rabbitmq")
@@ -127,7 +128,7 @@ extension Integration {
             try await eventually(timeout: .seconds(60), "ready again") { (try? await Self.get(port, "/readyz"))?.status == 200 }
             let scrape = try await Self.scrape(port)
             #expect(scrape[#"warren_amqp_reconnects_total{connection="warren users.projection"}"#] == 1)
-            #expect(scrape[#"warren_consumer_subscribed{consumer="users.projection"}"#] == 1)
+            #expect(scrape[#"warren_amqp_connected{connection="warren users.projection"}"#] == 1)
         }
 
         /// `warren serve`: requests by route template and status, and its publishes.

@@ -30,12 +30,15 @@ extension Integration {
                 "POST", "/v1/events", body: Array(body.utf8),
                 headers: ["Authorization": "Bearer \(key)", "traceparent": "00-\(traceID)-\(callerSpan)-01", "tracestate": "vendor=1"])
             #expect(answer.status == 202)
+            let requestSpan = try #require(answer.traceresponse.flatMap { TraceContext(traceparent: $0) }, "no traceresponse")
+            #expect(requestSpan.traceID == traceID && requestSpan.spanID != callerSpan, "the request's own span of the caller's trace")
 
             try await eventually("SendGrid got the welcome email") { sendGrid.mail.contains { $0.to == "ada.trace@example.com" } }
             let mail = try #require(sendGrid.mail.first { $0.to == "ada.trace@example.com" })
             let trace = try #require(mail.traceparent.flatMap { TraceContext(traceparent: $0) }, "SendGrid saw no traceparent")
             #expect(trace.traceID == traceID, "the caller's trace id reached SendGrid")
-            #expect(trace.spanID != callerSpan, "each hop continues the trace with a span of its own")
+            #expect(trace.spanID != callerSpan && trace.spanID != requestSpan.spanID, "each hop continues the trace with a span of its own")
+            #expect(mail.tracestate == "vendor=1", "tracestate travels with it")
 
             // The consumer's log lines for that message carry the trace id.
             let log = NSTemporaryDirectory() + "warren-consume-\(harness.vhost).log"
@@ -46,10 +49,11 @@ extension Integration {
 
             // Without a traceparent the server starts a trace of its own, and says which.
             let untraced = #"{"type":"user.created","data":{"id":"trace-2","name":"Bob","email":"bob.trace@example.com"}}"#
-            #expect(try await server.publish(untraced, key: key).status == 202)
+            let fresh = try await server.publish(untraced, key: key)
+            #expect(fresh.status == 202)
             try await eventually("SendGrid got Bob's email") { sendGrid.mail.contains { $0.to == "bob.trace@example.com" } }
             let second = try #require(sendGrid.mail.first { $0.to == "bob.trace@example.com" }?.traceparent.flatMap { TraceContext(traceparent: $0) })
-            #expect(second.traceID != traceID)
+            #expect(second.traceID != traceID && second.traceID == fresh.traceresponse.flatMap { TraceContext(traceparent: $0) }?.traceID)
 
             // The provider calls, counted by status.
             let scrape = try await MetricsTests.scrape(metricsPort)

@@ -22,6 +22,8 @@ import WarrenCore
             #expect(TraceContext(traceparent: invalid) == nil, "\(invalid)")
         }
         #expect(TraceContext(traceparent: Self.parent, tracestate: "bad\u{1}state")?.state == nil, "an unusable tracestate is dropped")
+        #expect(TraceContext(traceparent: Self.parent, tracestate: String(repeating: "a", count: 513))?.state == nil, "over 512 characters")
+        #expect(TraceContext(traceparent: "00-zz", tracestate: "a=1") == nil, "a tracestate alone is no trace")
     }
 
     @Test func aChildKeepsTheTraceAndTakesANewSpan() throws {
