@@ -59,6 +59,7 @@ public struct ConsumerRuntime: Service {
     let policy: FailurePolicy
     let observer: Observer?
     private let subscription: SubscriptionFlag
+    private let failures: FailureLog
 
     /// The consumer's name in the topology.
     public var name: String { settings.name }
@@ -89,6 +90,7 @@ public struct ConsumerRuntime: Service {
         self.logger = logger
         metrics = ConsumerMetrics(consumer: settings.name)
         subscription = SubscriptionFlag(gauge: metrics.subscribed)
+        failures = FailureLog(consumer: settings.name)
         policy = FailurePolicy(
             consumer: settings.name, retryQueues: settings.retryQueues, deadLetterQueue: settings.deadLetterQueue,
             maxAttempts: settings.maxAttempts)
@@ -105,6 +107,8 @@ public struct ConsumerRuntime: Service {
         logger.info("consumer.started", metadata: ["amqp.queue": "\(settings.queue)", "amqp.prefetch": "\(settings.prefetch)"])
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
+                // The last failure, for `warren status`, written beside the loop.
+                group.addTask { await failures.run(database: database, logger: logger) }
                 // Deliveries are decoded and validated as they arrive, on this task, while
                 // the loop below is in a PostgreSQL transaction (its round trips leave the
                 // loop idle, and decoding is most of the CPU an event costs here).
@@ -125,6 +129,7 @@ public struct ConsumerRuntime: Service {
                     await process(Batch(items: items, started: .now), channel: channel, publisher: publisher)
                 }
                 try? await consumer.cancel()
+                failures.finish()
                 group.cancelAll()
             }
         } onGracefulShutdown: {
@@ -340,6 +345,9 @@ public struct ConsumerRuntime: Service {
             return
         }
         metadata["amqp.target_queue"] = "\(destination.queue)"
+        failures.note(FailureLog.Failure(
+            messageID: item.delivery.properties.messageID, eventType: item.event?.type ?? item.delivery.properties.type, errorType: failure.type,
+            error: failure.message, destination: destination.queue, at: Date()))
         observer?(.failed(messageID: item.delivery.properties.messageID, attempt: item.attempt, destination: destination, failure: failure))
         if case .retry = destination {
             metrics.retried.increment()

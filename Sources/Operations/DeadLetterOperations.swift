@@ -74,7 +74,9 @@ public struct DeadLetterOperations: Sendable {
     /// run, an audit row in `database` is started first (after checking the queue exists,
     /// so a typo leaves no row), each message id is recorded before its ack, and the row is
     /// finished last.
-    public func settle(_ request: Request, auditIn database: PostgresPool) async throws -> [DeadLetterMessage] {
+    public func settle(
+        _ request: Request, auditIn database: PostgresPool, progress: (DeadLetterProgress) -> Void = { _ in }
+    ) async throws -> [DeadLetterMessage] {
         _ = try await queues.messageCount(request.queue)
         var audit: DeadLetterAudit?
         if !request.dryRun {
@@ -84,7 +86,7 @@ public struct DeadLetterOperations: Sendable {
         }
         let messages = try await queues.settle(
             request.queue, selector: request.selector, action: request.action, dryRun: request.dryRun,
-            rate: request.rate.map { RateLimiter(rate: $0, per: .seconds(1), burst: 1) }
+            rate: request.rate.map { RateLimiter(rate: $0, per: .seconds(1), burst: 1) }, progress: progress
         ) { message in
             try await audit?.append(message.id)
         }

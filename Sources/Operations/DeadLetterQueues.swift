@@ -86,11 +86,12 @@ public struct DeadLetterQueues: Sendable {
     /// `record` runs for each message after it was republished and before its ack.
     public func settle(
         _ queue: String, selector: DeadLetterSelector, action: Action, dryRun: Bool = false, rate: RateLimiter? = nil,
-        record: (DeadLetterMessage) async throws -> Void = { _ in }
+        progress: (DeadLetterProgress) -> Void = { _ in }, record: (DeadLetterMessage) async throws -> Void = { _ in }
     ) async throws -> [DeadLetterMessage] {
         let now = Date()
         var selected: [DeadLetterMessage] = []
-        try await pass(over: queue) { delivery, publisher in
+        try await pass(over: queue, progress: { examined, total in progress(DeadLetterProgress(examined: examined, total: total, selected: selected.count)) }) {
+            delivery, publisher in
             let message = DeadLetterMessage(delivery)
             guard selected.count < (selector.limit ?? .max), selector.matches(message, now: now) else { return false }
             selected.append(message)
@@ -112,11 +113,14 @@ public struct DeadLetterQueues: Sendable {
     /// Takes each message that was in `queue` when it started and hands it to `body`, which
     /// returns true to have it acked, false to have it put back at the tail, unchanged but
     /// for the broker's delivery count.
-    private func pass(over queue: String, _ body: (AMQPDelivery, AMQPChannel) async throws -> Bool) async throws {
+    private func pass(
+        over queue: String, progress: (_ examined: Int, _ total: Int) -> Void = { _, _ in }, _ body: (AMQPDelivery, AMQPChannel) async throws -> Bool
+    ) async throws {
         let channel = try await connection.openChannel()
         do {
-            let count = try await Self.messageCount(queue, on: channel)
-            for _ in 0..<count {
+            let count = Int(try await Self.messageCount(queue, on: channel))
+            progress(0, count)
+            for examined in stride(from: 1, through: count, by: 1) {
                 guard let delivery = try await channel.get(queue: queue) else { break }
                 if try await !body(delivery, channel) {
                     var properties = delivery.properties
@@ -124,6 +128,7 @@ public struct DeadLetterQueues: Sendable {
                     try await channel.publish(delivery.body, exchange: "", routingKey: queue, properties: properties, mandatory: true)
                 }
                 try channel.ack(delivery)
+                progress(examined, count)
             }
         } catch {
             await channel.close()
@@ -171,4 +176,12 @@ public struct DeadLetterQueues: Sendable {
         properties.headers = headers
         return properties
     }
+}
+
+/// How far a replay or purge is: messages taken from the queue of those it held when it
+/// started, and how many of them were selected (replayed or purged, or would be).
+public struct DeadLetterProgress: Sendable, Equatable {
+    public var examined: Int
+    public var total: Int
+    public var selected: Int
 }

@@ -263,9 +263,14 @@ private func settle(
     let request = DeadLetterOperations.Request(
         queue: queue, action: action, selector: selection.selector, actor: selection.actor, dryRun: selection.dryRun, rate: rate)
     let messages: [DeadLetterMessage]
+    let reporter = ProgressReporter(verb: action.auditName, json: selection.json)
     do {
-        messages = try await withDeadLetterQueues(options) { dlq in try await dlq.settle(request, auditIn: database) }
+        messages = try await withDeadLetterQueues(options) { dlq in
+            try await dlq.settle(request, auditIn: database, progress: reporter.report)
+        }
+        reporter.finish()
     } catch {
+        reporter.finish()
         await database.close()
         throw error
     }
@@ -300,4 +305,44 @@ private func printJSON(_ value: some Encodable) {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     print(String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self))
+}
+
+/// Progress of a replay or purge on stderr: a line rewritten in place on a terminal (at
+/// most ten times a second), or with `--json` one JSON object per second
+/// (`{"examined", "total", "selected"}`), the last when it ends. Nothing otherwise, so
+/// scripts reading stdout see only the result.
+final class ProgressReporter {
+    private let verb: String
+    private let json: Bool
+    private let terminal = isatty(STDERR_FILENO) == 1
+    private var last: DeadLetterProgress?
+    private var shownAt = ContinuousClock.now - .seconds(10)
+    private var shown = false
+
+    init(verb: String, json: Bool) {
+        self.verb = verb
+        self.json = json
+    }
+
+    func report(_ progress: DeadLetterProgress) {
+        last = progress
+        let interval: Duration = json ? .seconds(1) : .milliseconds(100)
+        guard json || terminal, ContinuousClock.now - shownAt >= interval else { return }
+        show(progress)
+    }
+
+    func finish() {
+        if let last, json || terminal { show(last) }
+        if shown && !json { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+
+    private func show(_ progress: DeadLetterProgress) {
+        shownAt = .now
+        shown = true
+        let line =
+            json
+            ? #"{"examined":\#(progress.examined),"total":\#(progress.total),"selected":\#(progress.selected)}"# + "\n"
+            : "\r\(verb): \(progress.examined)/\(progress.total) examined, \(progress.selected) selected"
+        FileHandle.standardError.write(Data(line.utf8))
+    }
 }

@@ -8,7 +8,7 @@ struct Services: AsyncParsableCommand {
         commandName: "services",
         abstract: "Start, stop or check the local RabbitMQ and PostgreSQL (scripts/services).")
 
-    @Argument(parsing: .captureForPassthrough, help: "start | stop | status | restart [rabbitmq|postgres]")
+    @Argument(parsing: .captureForPassthrough, help: "start | stop | status | restart [rabbitmq|postgres] | cluster start|stop|status|wipe|kill N|restart N")
     var arguments: [String] = ["status"]
 
     func run() async throws {

@@ -176,10 +176,14 @@ extension Integration {
             let wouldMove = try JSONDecoder().decode([Listing.Message].self, from: Data(dryRun.stdout.utf8))
             #expect(wouldMove.map(\.id) == seeded.ids(ofType: "user.created"))
             #expect(try await harness.messages(in: Self.queue) == 50, "a dry run moves nothing")
+            // --json: progress as JSON lines on stderr, the last one the final counts.
+            let progress = dryRun.stderr.split(separator: "\n").compactMap { try? JSONValue(parsing: Array($0.utf8)) }
+            #expect(progress.last == ["examined": 50, "total": 50, "selected": 30], "\(dryRun.stderr)")
 
             let byType = try Self.warren(["dlq", "replay", Self.queue, "--type", "user.created", "--actor", actor], harness)
             #expect(byType.status == 0, "\(byType.stderr)")
             #expect(byType.stdout.contains("replayed 30 messages"))
+            #expect(!byType.stderr.contains("examined"), "no progress when stderr is not a terminal")
             let updated = seeded.ids(ofType: "user.updated")
             let byID = try Self.warren(["dlq", "replay", Self.queue, "--id", updated[3], "--id", updated[11], "--actor", actor], harness)
             #expect(byID.status == 0, "\(byID.stderr)")
