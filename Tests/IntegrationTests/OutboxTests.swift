@@ -286,5 +286,50 @@ extension Integration {
             #expect(process.kill(SIGTERM) == 0)
             #expect(ContinuousClock.now - started < .seconds(5))
         }
+    
+
+        /// `warren outbox relay --metrics-address`: the pending gauges while nothing can be
+        /// published (an exchange that does not exist), then published and parked counts.
+        @Test func theRelaysMetricsCountPendingPublishedAndParkedRows() async throws {
+            let fixture = try await Fixture()
+            defer { Task { await fixture.tearDown() } }
+            let users = (1...3).map { userCreated("outbox-metrics-\($0)") }
+            let unroutable = CloudEvent(type: "payment.succeeded", source: "/tests", data: ["payment_id": "p", "user_id": "u", "amount": 1, "currency": "EUR"])
+            try await fixture.enqueue(users + [unroutable])
+
+            func relay(_ extra: [String]) throws -> (WarrenProcess, Int) {
+                let port = try freePort()
+                var environment = ProcessInfo.processInfo.environment
+                environment["WARREN_AMQP_URL"] = fixture.url
+                environment["WARREN_DATABASE_URL"] = TestEnvironment.databaseURL
+                environment["WARREN_METRICS_ADDRESS"] = "127.0.0.1:\(port)"
+                environment["WARREN_QUEUE_METRICS_INTERVAL"] = "0.2"
+                let log = NSTemporaryDirectory() + "warren-outbox-metrics-\(fixture.vhost).log"
+                let pid = try spawn(TestEnvironment.warrenBinary, ["outbox", "relay", "--poll-interval", "200"] + extra, environment: environment, output: log)
+                return (WarrenProcess(pid: pid), port)
+            }
+
+            let (stuck, stuckPort) = try relay(["--exchange", "no.such.exchange"])
+            try await eventually("the gauges see four pending rows") {
+                (try? await MetricsTests.scrape(stuckPort))?["warren_outbox_pending"] == 4
+            }
+            let waiting = try await MetricsTests.scrape(stuckPort)
+            #expect((waiting["warren_outbox_oldest_pending_age_seconds"] ?? -1) >= 0)
+            #expect(waiting["warren_outbox_published_total"] == 0)
+            #expect(stuck.kill(SIGTERM) == 0)
+
+            let (working, port) = try relay([])
+            defer { _ = working.kill(SIGTERM) }
+            try await eventually("published and parked, nothing pending") {
+                guard let scrape = try? await MetricsTests.scrape(port) else { return false }
+                return scrape["warren_outbox_pending"] == 0 && scrape["warren_outbox_published_total"] == 3
+            }
+            let done = try await MetricsTests.scrape(port)
+            #expect(done["warren_outbox_parked_total"] == 1)
+            #expect(done[#"warren_amqp_publishes_total{connection="warren outbox relay",outcome="confirmed"}"#] == 3)
+            #expect(done[#"warren_amqp_publishes_total{connection="warren outbox relay",outcome="returned"}"#] == 1)
+            #expect(try await MetricsTests.get(port, "/readyz").status == 200)
+            #expect(try await fixture.sinkDepth() == 3)
+        }
     }
 }

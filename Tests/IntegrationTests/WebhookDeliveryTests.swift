@@ -305,6 +305,39 @@ extension Integration {
             await rig.stop(deleting: [subscription.id])
         }
 
+        /// `warren consume webhooks.delivery --metrics-address`: attempts counted by outcome.
+        @Test func theDispatcherCountsAttemptsByOutcome() async throws {
+            let harness = try await ConsumerHarness.make(consumer: "webhooks.delivery", bindings: ["#"])
+            defer { Task { await harness.tearDown() } }
+            let store = WebhookSubscriptions(database: harness.database, destinations: Self.lifted)
+            let type = "stripe.\(TestEnvironment.uniqueName("whm").replacingOccurrences(of: "-", with: "")).ping"
+            let flaky = try await WebhookReceiver.start([.status(500)])
+            let gone = try await WebhookReceiver.start([.status(410)])
+            defer { flaky.stop(); gone.stop() }
+            let subscriptions = [
+                try await store.create(url: flaky.url, eventPatterns: [type], secret: nil, description: nil).0.id,
+                try await store.create(url: gone.url, eventPatterns: [type], secret: nil, description: nil).0.id,
+            ]
+            let port = try freePort()
+            let process = try WarrenProcess.consume(
+                harness,
+                environment: [
+                    "WARREN_WEBHOOK_ALLOW_PRIVATE": "1", "WARREN_WEBHOOK_RETRY_SCHEDULE": "0.2", "WARREN_METRICS_ADDRESS": "127.0.0.1:\(port)",
+                ])
+            defer { _ = process.kill(SIGTERM) }
+            try await harness.publish([CloudEvent(type: type, source: "/tests/webhooks", data: ["n": 1])])
+            try await eventually("delivered on the second attempt, and the other subscription gone") {
+                guard let scrape = try? await MetricsTests.scrape(port) else { return false }
+                return scrape[#"warren_webhook_deliveries_total{outcome="delivered"}"#] == 1 && scrape[#"warren_webhook_deliveries_total{outcome="gone"}"#] == 1
+            }
+            let scrape = try await MetricsTests.scrape(port)
+            #expect(scrape[#"warren_webhook_deliveries_total{outcome="retried"}"#] == 1)
+            #expect(scrape[#"warren_webhook_deliveries_total{outcome="failed"}"#] == 0)
+            #expect(scrape["warren_webhook_attempt_duration_seconds_count"] == 3)
+            #expect(scrape[#"warren_consumer_messages_total{consumer="webhooks.delivery",outcome="processed"}"#] == 1)
+            for id in subscriptions { try? await store.delete(id) }
+        }
+
         @Test func killedMidFanOutEveryDeliveryIsDeliveredOrPendingNoneLost() async throws {
             let harness = try await ConsumerHarness.make(consumer: "webhooks.delivery", bindings: ["#"])
             defer { Task { await harness.tearDown() } }
