@@ -4,6 +4,7 @@ import Consumers
 import Foundation
 import Handlers
 import Logging
+import Observability
 import Postgres
 import ServiceLifecycle
 import Synchronization
@@ -30,6 +31,8 @@ struct Bench: AsyncParsableCommand {
         var count = 50_000
 
         func connect() async throws -> AMQPConnection {
+            // Measured as a long-running command runs: with the metrics backend recording.
+            WarrenMetrics.bootstrap()
             var logger = Logger(label: "warren.bench")
             logger.logLevel = .warning
             return try await AMQPConnection.connect(AMQPConfiguration(urls: url, connectionName: "warren-bench"), logger: logger)
