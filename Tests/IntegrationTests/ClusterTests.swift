@@ -49,6 +49,12 @@ extension Integration {
 
             let database = PostgresPool(conninfo: TestEnvironment.databaseURL, maxConnections: 2, logger: TestEnvironment.logger)
             defer { Task { await database.close() } }
+            // This may be the first test of a fresh clone: the schema first.
+            try await database.withConnection { connection in
+                _ = try await PostgresMigrator(
+                    directory: TestEnvironment.repositoryRoot.appendingPathComponent("migrations").path, logger: TestEnvironment.logger
+                ).migrate(on: connection)
+            }
             let metricsPort = try freePort()
             let consumer = try Self.startConsumer(metricsPort: metricsPort)
             defer { _ = consumer.kill(SIGTERM) }
