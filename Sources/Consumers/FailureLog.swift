@@ -33,7 +33,7 @@ final class FailureLog: Sendable {
     func run(database: PostgresPool, logger: Logger) async {
         for await failure in stream {
             do {
-                try await database.withConnection { connection in
+                _ = try await database.withConnection { connection in
                     try await connection.execute("""
                         INSERT INTO warren_consumer_failures (consumer, message_id, event_type, error_type, error, destination, failed_at)
                         VALUES (\(consumer), \(failure.messageID), \(failure.eventType), \(failure.errorType), \(failure.error),
