@@ -65,11 +65,7 @@ extension DLQCommand {
                     message.lastFailedAt.map(RFC3339.format) ?? "-", message.age(now: now).map(ageText) ?? "-",
                 ]
             }
-            let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max()! }
-            for row in [header] + rows {
-                print(zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
-                    .trimmingCharacters(in: .whitespaces))
-            }
+            print(textTable([header] + rows))
         }
 
         private func clip(_ text: String, _ length: Int) -> String {

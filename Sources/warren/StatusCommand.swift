@@ -56,12 +56,7 @@ struct Status: AsyncParsableCommand {
                 status.lastFailure.map { "\(RFC3339.format($0.at)) \($0.errorType): \($0.error) (→ \($0.destination))" } ?? "-",
             ]
         }
-        let widths = (0..<header.count - 1).map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
-        return ([header] + rows).map { row in
-            (0..<row.count).map { column in
-                column < widths.count ? row[column].padding(toLength: widths[column] + 2, withPad: " ", startingAt: 0) : row[column]
-            }.joined()
-        }.joined(separator: "\n")
+        return textTable([header] + rows)
     }
 }
 
