@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "warren", targets: ["warren"]),
         .library(name: "AMQP", targets: ["AMQP"]),
         .library(name: "Postgres", targets: ["Postgres"]),
+        .library(name: "Redis", targets: ["Redis"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -36,6 +37,10 @@ let package = Package(
             providers: [.apt(["librabbitmq-dev"])]
         ),
         .systemLibrary(
+            name: "CHiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .systemLibrary(
             name: "CLibPQ",
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
@@ -50,12 +55,40 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The OS thread each C client's connection runs its blocking calls on.
+        .target(name: "Blocking", swiftSettings: swiftSettings),
         .target(
             name: "Postgres",
             dependencies: [
                 "CLibPQ",
+                "Blocking",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // hiredis wrapped: connections on their own threads, a pool with fail-fast outages, pub/sub.
+        .target(
+            name: "Redis",
+            dependencies: [
+                "CHiredis",
+                "Blocking",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // What every Warren process shares through Redis: token buckets, replay claims, caches.
+        .target(
+            name: "SharedState",
+            dependencies: [
+                "Redis",
+                "WarrenCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -222,6 +255,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "AMQPTests", dependencies: ["AMQP"], swiftSettings: swiftSettings),
+        .testTarget(name: "RedisTests", dependencies: ["Redis", "SharedState", "WarrenCore"], swiftSettings: swiftSettings),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres"], swiftSettings: swiftSettings),
         .testTarget(name: "WarrenCoreTests", dependencies: ["WarrenCore"], swiftSettings: swiftSettings),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "AMQP", "WarrenCore"], swiftSettings: swiftSettings),
@@ -234,6 +268,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "App", "AMQP", "Postgres", "WarrenCore", "Messaging", "Topology", "Consumers", "Handlers", "Adapters", "Operations", "Webhooks",
+                "Redis", "SharedState",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],

@@ -1,3 +1,4 @@
+import Blocking
 import CLibPQ
 import Logging
 import Synchronization

@@ -64,3 +64,15 @@ public final class RateLimiter: Sendable {
         bucket.updated = now
     }
 }
+
+/// What a caller limited by a rate needs: wait for a token, or take one only if there is
+/// one now. `RateLimiter` is the in-process bucket; `SharedState` has one shared by every
+/// process through Redis.
+public protocol TokenBucket: Sendable {
+    /// Waits until a token is available and takes it (throws `CancellationError` if cancelled).
+    func acquire() async throws
+    /// Takes a token if one is available now, without waiting.
+    func tryAcquire() async -> Bool
+}
+
+extension RateLimiter: TokenBucket {}

@@ -16,6 +16,7 @@ import Testing
 enum TestEnvironment {
     static let amqpURL = ProcessInfo.processInfo.environment["WARREN_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2f"
     static let databaseURL = ProcessInfo.processInfo.environment["WARREN_DATABASE_URL"] ?? "postgresql://warren:warren@127.0.0.1:5432/warren"
+    static let redisURL = ProcessInfo.processInfo.environment["WARREN_REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
     static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let servicesScript = ProcessInfo.processInfo.environment["WARREN_SERVICES_SCRIPT"] ?? repositoryRoot.appendingPathComponent("scripts/services").path
     static let tlsDirectory = ProcessInfo.processInfo.environment["WARREN_TLS_DIR"] ?? repositoryRoot.appendingPathComponent(".data/tls").path

@@ -2,13 +2,13 @@ import Dispatch
 import Foundation
 import Synchronization
 
-/// One OS thread that runs blocking jobs in submission order, so libpq's blocking calls never
-/// occupy Swift's cooperative pool. Each connection owns one; serial order is what lets the
-/// connection's libpq state be touched without a lock.
-final class BlockingThread: Sendable {
+/// One OS thread that runs blocking jobs in submission order, so a C client's blocking calls
+/// (libpq, hiredis) never occupy Swift's cooperative pool. Each connection owns one; serial
+/// order is what lets the connection's C state be touched without a lock.
+public final class BlockingThread: Sendable {
     private let queue = JobQueue()
 
-    init(name: String) {
+    public init(name: String) {
         let queue = self.queue
         let thread = Thread { queue.runUntilStopped() }
         thread.name = name
@@ -20,14 +20,14 @@ final class BlockingThread: Sendable {
     }
 
     /// Runs `job` on the thread and returns its result to the awaiting task.
-    func run<T: Sendable>(_ job: @escaping @Sendable () throws -> T) async throws -> T {
+    public func run<T: Sendable>(_ job: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             queue.submit { continuation.resume(with: Result(catching: job)) }
         }
     }
 
     /// Queues `job` without waiting: for cleanup from `deinit`.
-    func submit(_ job: @escaping @Sendable () -> Void) {
+    public func submit(_ job: @escaping @Sendable () -> Void) {
         queue.submit(job)
     }
 }
@@ -42,7 +42,7 @@ private final class JobQueue: Sendable {
     /// Counts queued jobs plus the stop request, so the thread sleeps instead of spinning.
     private let available = DispatchSemaphore(value: 0)
 
-    func submit(_ job: @escaping @Sendable () -> Void) {
+    public func submit(_ job: @escaping @Sendable () -> Void) {
         state.withLock { $0.jobs.append(job) }
         available.signal()
     }
