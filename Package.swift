@@ -162,6 +162,7 @@ let package = Package(
             name: "Webhooks",
             dependencies: [
                 "Postgres",
+                "SharedState",
                 "WarrenCore",
                 "Consumers",
                 "Operations",
@@ -198,6 +199,7 @@ let package = Package(
             dependencies: [
                 "AMQP",
                 "Postgres",
+                "SharedState",
                 "WarrenCore",
                 "Messaging",
                 "Webhooks",
@@ -219,6 +221,7 @@ let package = Package(
             dependencies: [
                 "AMQP",
                 "Postgres",
+                "SharedState",
                 "WarrenCore",
                 "Topology",
                 "Adapters",
@@ -237,6 +240,7 @@ let package = Package(
             name: "warren",
             dependencies: [
                 "App",
+                "SharedState",
                 "AMQP",
                 "Postgres",
                 "WarrenCore",

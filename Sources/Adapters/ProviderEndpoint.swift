@@ -2,7 +2,8 @@ import Foundation
 import WarrenCore
 
 /// Where and how to reach one HTTP provider: base URL, API key, per-request timeout,
-/// the short in-process retry and the token bucket shared by every call to it.
+/// the short in-process retry and the token bucket shared by every call to it (the
+/// process' own, or one shared by every process through Redis).
 ///
 /// Longer waits than `retry` allows (a provider down for minutes, a 429 resetting in a
 /// minute) are not waited out here: the call fails transiently and the consumer's delay
@@ -12,13 +13,13 @@ public struct ProviderEndpoint: Sendable {
     public let apiKey: APIKey
     public var timeout: Duration
     public var retry: RetryPolicy
-    public let rateLimiter: RateLimiter
+    public let rateLimiter: any TokenBucket
 
     /// Throws a `.configuration` error for a base URL that is not HTTPS, unless it points
     /// at this machine (127.0.0.1, localhost, [::1]), where tests run their fakes.
     public init(
         provider: String, baseURL: String, apiKey: APIKey, timeout: Duration = .seconds(10),
-        retry: RetryPolicy = ProviderEndpoint.defaultRetry, rateLimiter: RateLimiter
+        retry: RetryPolicy = ProviderEndpoint.defaultRetry, rateLimiter: any TokenBucket
     ) throws(ProviderError) {
         guard let url = URL(string: baseURL), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty else {
             throw ProviderError(.configuration, provider: provider, code: "base_url", "base URL '\(baseURL)' is not an absolute URL")

@@ -18,6 +18,11 @@ public struct ProviderSettings: Sendable {
     public var stripeKey: APIKey?
     public var stripeRate: Int
     public var timeout: Duration
+    /// Makes each provider's bucket from its name (`sendgrid`, `stripe`) and rate per second:
+    /// the process' own by default; `warren run`/`consume` share them through Redis when set.
+    public var bucket: @Sendable (_ provider: String, _ perSecond: Int) -> any TokenBucket = { _, rate in
+        RateLimiter(rate: rate, per: .seconds(1))
+    }
 
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
         func nonEmpty(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
@@ -35,7 +40,7 @@ public struct ProviderSettings: Sendable {
         guard let sendGridKey else { return LogEmailProvider(logger: logger, record: record) }
         let endpoint = try ProviderEndpoint(
             provider: "sendgrid", baseURL: sendGridURL, apiKey: sendGridKey, timeout: timeout,
-            rateLimiter: RateLimiter(rate: max(1, sendGridRate), per: .seconds(1)))
+            rateLimiter: bucket("sendgrid", max(1, sendGridRate)))
         return SendGridProvider(endpoint: endpoint, client: client, logger: logger)
     }
 
@@ -44,7 +49,7 @@ public struct ProviderSettings: Sendable {
         guard let stripeKey else { return nil }
         let endpoint = try ProviderEndpoint(
             provider: "stripe", baseURL: stripeURL, apiKey: stripeKey, timeout: timeout,
-            rateLimiter: RateLimiter(rate: max(1, stripeRate), per: .seconds(1)))
+            rateLimiter: bucket("stripe", max(1, stripeRate)))
         return StripeProvider(endpoint: endpoint, client: client, logger: logger)
     }
 }

@@ -1,5 +1,8 @@
 import AMQP
+import Foundation
+import Logging
 import ServiceLifecycle
+import SharedState
 
 /// Why a long-running command could not start or stopped with an error, said in one line
 /// for the operator (the CLI prints it on stderr and exits 1). Never holds a secret: the
@@ -19,6 +22,18 @@ extension ApplicationError {
             return try AMQPConfiguration(urls: urls, connectionName: connectionName)
         } catch {
             throw ApplicationError("cannot connect to the broker: \(error)")
+        }
+    }
+
+    /// What the process shares through Redis (`WARREN_REDIS_URL`; none when unset), or
+    /// why the settings cannot be used.
+    public static func sharedStore(
+        environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger
+    ) throws(ApplicationError) -> SharedStore {
+        do {
+            return try SharedStore.from(environment: environment, logger: logger)
+        } catch {
+            throw ApplicationError(error.message)
         }
     }
 

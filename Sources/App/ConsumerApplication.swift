@@ -8,6 +8,7 @@ import Logging
 import Observability
 import Postgres
 import ServiceLifecycle
+import SharedState
 import Foundation
 import Topology
 import WarrenCore
@@ -65,7 +66,8 @@ public struct ConsumerApplication: Sendable {
     /// (configuration, broker unreachable at start, topology not applied).
     public func run() async throws {
         let database = PostgresPool(conninfo: configuration.databaseURL, maxConnections: configuration.databaseConnections, logger: logger)
-        let modules = try Self.modules(database: database, logger: logger)
+        let shared = try ApplicationError.sharedStore(logger: logger)
+        let modules = try Self.modules(database: database, shared: shared, logger: logger)
         let (topology, catalog, specs) = try loadConfiguration(modules: modules)
         var amqpConfiguration = try ApplicationError.amqpConfiguration(
             urls: configuration.amqpURLs, connectionName: "warren \(configuration.only ?? "run")")
@@ -84,7 +86,7 @@ public struct ConsumerApplication: Sendable {
             consumers.append(
                 WebhookDispatcher(
                     settings: try Self.webhookSettings(), database: database, conninfo: configuration.databaseURL,
-                    destinations: DestinationGuard.from(environment: ProcessInfo.processInfo.environment), logger: logger))
+                    destinations: DestinationGuard.from(environment: ProcessInfo.processInfo.environment), shared: shared, logger: logger))
         }
         if var relay = configuration.outboxRelay {
             relay.metricsInterval = refresh
@@ -96,11 +98,11 @@ public struct ConsumerApplication: Sendable {
             consumers.append(
                 HTTPServer(
                     configuration: http, amqp: amqp, database: database, catalog: catalog, exchange: topology.exchange.name,
-                    readiness: readiness, logger: logger))
+                    readiness: readiness, shared: shared, logger: logger))
         } else if let metrics = configuration.metrics {
             consumers.append(metrics.server(readiness, logger: logger))
         }
-        var group = ServiceGroupConfiguration(services: [amqp, database] + consumers, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        var group = ServiceGroupConfiguration(services: [amqp, database, shared] + consumers, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = configuration.gracePeriod
         logger.info("warren.started", metadata: ["consumers": "\(specs.map(\.name).joined(separator: ","))", "exchange": "\(topology.exchange.name)"])
         try await ApplicationError.run(ServiceGroup(configuration: group))
@@ -108,16 +110,18 @@ public struct ConsumerApplication: Sendable {
     }
 
     /// Every module, with email.notifications (SendGrid when SENDGRID_API_KEY is set, else
-    /// the log provider) and payments.customers (only when STRIPE_SECRET_KEY is set).
-    static func modules(database: PostgresPool, logger: Logger) throws(ApplicationError) -> [String: any ConsumerModule] {
+    /// the log provider) and payments.customers (only when STRIPE_SECRET_KEY is set). The
+    /// providers' rates are shared by every process through Redis when it is configured.
+    static func modules(database: PostgresPool, shared: SharedStore, logger: Logger) throws(ApplicationError) -> [String: any ConsumerModule] {
         do {
-            let providers = ProviderSettings()
+            var providers = ProviderSettings()
+            providers.bucket = { provider, rate in shared.rateLimiter(name: "provider:\(provider)", rate: rate, per: .seconds(1)) }
             let email = try providers.emailProvider(logger: logger, record: EmailNotifications.emailLog(in: database))
             let payments = try providers.paymentProvider(logger: logger)
             var modules = ConsumerModules.make(
                 email: EmailNotifications(provider: email, settings: .init(), records: database, logger: logger),
                 payments: payments.map { PaymentsCustomers(provider: $0) })
-            let webhooks = WebhookFanOut()
+            let webhooks = WebhookFanOut(shared: shared)
             modules[webhooks.name] = webhooks
             return modules
         } catch {

@@ -4,6 +4,7 @@ import HTTPAPI
 import Logging
 import Postgres
 import ServiceLifecycle
+import SharedState
 import WarrenCore
 import Webhooks
 
@@ -36,9 +37,12 @@ public struct ServeApplication: Sendable {
         }
         let amqp = AMQPConnection(try ApplicationError.amqpConfiguration(urls: amqpURLs, connectionName: "warren serve"), logger: logger)
         let database = PostgresPool(conninfo: databaseURL, maxConnections: 4, logger: logger)
-        let server = HTTPServer(configuration: http, amqp: amqp, database: database, catalog: catalog, exchange: exchange, logger: logger)
+        let shared = try ApplicationError.sharedStore(logger: logger)
+        let server = HTTPServer(
+            configuration: http, amqp: amqp, database: database, catalog: catalog, exchange: exchange, shared: shared, logger: logger)
+        // Shutdown runs backwards: the server drains before Redis, the pool and the broker close.
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [amqp, database, server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: [amqp, database, shared, server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         logger.info("warren.serve.started", metadata: ["http.address": "\(http.host):\(http.port)"])
         try await ApplicationError.run(group)
     }

@@ -1,10 +1,11 @@
 import Crypto
 import Foundation
 import Postgres
+import SharedState
 import WarrenCore
 
 /// An API key's record: what it may publish, never the key itself.
-public struct APIKey: Sendable, Equatable {
+public struct APIKey: Sendable, Equatable, Codable {
     public var name: String
     /// Topic patterns (`user.*`, `#`) of the event types it may publish; none = nothing.
     public var eventPatterns: [String]
@@ -34,11 +35,25 @@ public struct HTTPAPIError: Error, CustomStringConvertible, Sendable {
 /// API keys in PostgreSQL (`warren_api_keys`, migration 0008). A key is `wk_` and 32
 /// random bytes (256 bits) in base64url; only its SHA-256 is stored, so a leaked table
 /// does not leak keys, and lookups are one indexed equality.
+///
+/// Lookups go through a read-through cache (`SharedStore`): the process keeps a valid
+/// key for `localTTL`, Redis (when configured) for `WARREN_REDIS_CACHE_TTL`, and a
+/// revocation invalidates both in every process at once (the local copies through the
+/// `warren:invalidate` channel).
 public struct APIKeyStore: Sendable {
     let database: PostgresPool
+    public let shared: SharedStore?
+    let cache: SharedCache<APIKey>?
 
-    public init(database: PostgresPool) {
+    /// The namespace of the key cache (`SharedStore`).
+    public static let cacheNamespace = "apikeys"
+
+    /// `shared`: the cache and where revocations are announced; `localTTL`: how long this
+    /// process remembers a valid key (zero: it asks the cache or the database every time).
+    public init(database: PostgresPool, shared: SharedStore? = nil, localTTL: Duration = .zero) {
         self.database = database
+        self.shared = shared
+        self.cache = shared?.cache(APIKey.self, namespace: Self.cacheNamespace, localTTL: localTTL)
     }
 
     static let prefix = "wk_"
@@ -92,13 +107,27 @@ public struct APIKeyStore: Sendable {
 
     /// Revokes a key at once; false if there is no active key of that name.
     public func revoke(_ name: String) async throws -> Bool {
-        try await database.withConnection { connection in
+        let revoked = try await database.withConnection { connection in
             try await connection.execute("UPDATE warren_api_keys SET revoked_at = now() WHERE name = \(name) AND revoked_at IS NULL")
         } == 1
+        if revoked { await announceChange() }
+        return revoked
+    }
+
+    /// Tells every process to forget its cached keys; false if Redis could not be told
+    /// (then replicas may accept the revoked key until their cached copies expire).
+    @discardableResult
+    public func announceChange() async -> Bool {
+        await shared?.invalidate(namespace: Self.cacheNamespace) ?? true
     }
 
     /// The active key whose secret hashes to `hash` (`APIKeyStore.hash`), or nil.
     public func authenticate(hash: String) async throws -> APIKey? {
+        guard let cache else { return try await lookUp(hash: hash) }
+        return try await cache.value(for: hash) { try await lookUp(hash: hash) }
+    }
+
+    private func lookUp(hash: String) async throws -> APIKey? {
         try await database.withConnection { connection in
             try await connection.query("""
                 SELECT name, event_patterns, admin, rate_per_second, created_at, revoked_at FROM warren_api_keys

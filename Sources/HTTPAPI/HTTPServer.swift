@@ -8,6 +8,7 @@ import NIOCore
 import Observability
 import Postgres
 import ServiceLifecycle
+import SharedState
 import Synchronization
 import WarrenCore
 import Webhooks
@@ -91,13 +92,17 @@ public struct HTTPServer: Service, CustomStringConvertible {
     let catalog: EventCatalog
     let exchange: String
     let readiness: Readiness
+    let shared: SharedStore
     let logger: Logger
 
     /// `readiness`: what `/readyz` checks; by default the broker and the database.
+    /// `shared`: Redis' shared rate limits, key cache and webhook replay claims (without
+    /// Redis, each process' own limits and cache, and PostgreSQL alone).
     public init(
         configuration: Configuration, amqp: AMQPConnection, database: PostgresPool, catalog: EventCatalog, exchange: String,
-        readiness: Readiness? = nil, logger: Logger
+        readiness: Readiness? = nil, shared: SharedStore? = nil, logger: Logger
     ) {
+        self.shared = shared ?? SharedStore(configuration: nil, logger: logger)
         self.readiness = readiness ?? Readiness([.broker(amqp), .database(database)])
         self.configuration = configuration
         self.amqp = amqp
@@ -111,9 +116,9 @@ public struct HTTPServer: Service, CustomStringConvertible {
         let channel = try await amqp.openChannel(confirms: true)
         let publisher = EventPublisher(channel: channel, catalog: catalog, options: PublishOptions(exchange: exchange, timeout: configuration.publishTimeout))
         let routes = try Routes(
-            configuration: configuration, amqp: amqp, database: database, publisher: publisher, keys: APIKeyStore(database: database),
-            receipts: WebhookReceipts(database: database),
-            subscriptions: WebhookSubscriptions(database: database, destinations: configuration.webhookDestinations),
+            configuration: configuration, amqp: amqp, database: database, publisher: publisher, keys: APIKeyStore(database: database, shared: shared, localTTL: configuration.keyCacheDuration),
+            receipts: WebhookReceipts(database: database), shared: shared,
+            subscriptions: WebhookSubscriptions(database: database, destinations: configuration.webhookDestinations, shared: shared),
             stripe: StripeSignatureVerifier(secrets: configuration.stripeSecrets, tolerance: configuration.signatureTolerance), logger: logger)
         let router = Router()
         router.add(middleware: HTTPMetricsMiddleware())  // outermost: it counts the final answer
@@ -152,13 +157,14 @@ final class Routes: Sendable {
     let publisher: EventPublisher
     let keys: APIKeyStore
     let receipts: WebhookReceipts
+    let shared: SharedStore
+    let replay: ReplayGuard
     let subscriptions: WebhookSubscriptions
     let stripe: StripeSignatureVerifier
     let logger: Logger
-    /// One limiter per rate-limited key, created on its first request.
-    private let limiters = Mutex<[String: RateLimiter]>([:])
-    /// Valid keys by secret hash, until the instant they must be looked up again.
-    private let knownKeys = Mutex<[String: (key: APIKey, until: ContinuousClock.Instant)]>([:])
+    /// One limiter per rate-limited key (shared by every replica through Redis when
+    /// configured), created on its first request.
+    private let limiters = Mutex<[String: (rate: Int, bucket: any TokenBucket)]>([:])
     let sources: [String: ConfiguredSource]
     /// Every webhook source's name, Stripe's included: the id prefixes a key may not use.
     let webhookNames: Set<String>
@@ -172,8 +178,10 @@ final class Routes: Sendable {
 
     init(
         configuration: HTTPServer.Configuration, amqp: AMQPConnection, database: PostgresPool, publisher: EventPublisher, keys: APIKeyStore,
-        receipts: WebhookReceipts, subscriptions: WebhookSubscriptions, stripe: StripeSignatureVerifier, logger: Logger
+        receipts: WebhookReceipts, shared: SharedStore, subscriptions: WebhookSubscriptions, stripe: StripeSignatureVerifier, logger: Logger
     ) throws(HTTPAPIError) {
+        self.shared = shared
+        self.replay = shared.replay
         sources = try Self.configure(configuration)
         webhookNames = Set(sources.keys).union(["stripe"])
         self.configuration = configuration
@@ -283,12 +291,12 @@ final class Routes: Sendable {
         let key = try await authenticate(request)
         if let rate = key.ratePerSecond {
             let limiter = limiters.withLock { limiters in
-                if let limiter = limiters[key.name] { return limiter }
-                let limiter = RateLimiter(rate: rate, per: .seconds(1))
-                limiters[key.name] = limiter
-                return limiter
+                if let known = limiters[key.name], known.rate == rate { return known.bucket }
+                let bucket = shared.rateLimiter(name: "apikey:\(key.name)", rate: rate, per: .seconds(1))
+                limiters[key.name] = (rate, bucket)
+                return bucket
             }
-            guard limiter.tryAcquire() else {
+            guard await limiter.tryAcquire() else {
                 throw APIFailure(.tooManyRequests, "rate_limited", "key '\(key.name)' may send \(rate) requests per second", retryAfter: 1)
             }
         }
@@ -348,18 +356,8 @@ final class Routes: Sendable {
         guard APIKeyStore.isWellFormed(secret) else {
             throw APIFailure(.unauthorized, "unauthorized", "the API key in Authorization is not valid (unknown or revoked)")
         }
-        let hash = APIKeyStore.hash(secret)
-        let now = ContinuousClock.now
-        if let known = knownKeys.withLock({ $0[hash] }), known.until > now { return known.key }
-        guard let key = try await keys.authenticate(hash: hash) else {
-            knownKeys.withLock { _ = $0.removeValue(forKey: hash) }
+        guard let key = try await keys.authenticate(hash: APIKeyStore.hash(secret)) else {
             throw APIFailure(.unauthorized, "unauthorized", "the API key in Authorization is not valid (unknown or revoked)")
-        }
-        if configuration.keyCacheDuration > .zero {
-            knownKeys.withLock { known in
-                if known.count > 10_000 { known.removeAll() }  // bounded: keys are few, garbage never gets here
-                known[hash] = (key, now + configuration.keyCacheDuration)
-            }
         }
         return key
     }
@@ -404,11 +402,40 @@ final class Routes: Sendable {
         } catch {
             throw APIFailure.invalid(error)
         }
-        if try await receipts.seen(source: "stripe", id: parsed.id) {
-            return APIResponse.json(["id": .string(WebhookSource.eventID(source: "stripe", deliveryID: parsed.id)), "duplicate": true])
+        return try await once(source: "stripe", deliveryID: parsed.id) {
+            let event = try await StripeEvents.cloudEvent(for: parsed, userForCustomer: receipts.userForStripeCustomer)
+            return try await publishWebhook(event, source: "stripe", deliveryID: parsed.id)
         }
-        let event = try await StripeEvents.cloudEvent(for: parsed, userForCustomer: receipts.userForStripeCustomer)
-        return try await publishWebhook(event, source: "stripe", deliveryID: parsed.id)
+    }
+
+    /// Publishes a verified webhook's delivery at most once across replicas: a Redis
+    /// claim (`ReplayGuard`) decides which of two concurrent requests publishes (the other
+    /// gets 409 and retries), and PostgreSQL's receipt answers every later redelivery as
+    /// a duplicate. Without Redis, or while it is down, the receipt alone decides.
+    private func once(source: String, deliveryID: String?, _ publish: () async throws -> Response) async throws -> Response {
+        guard let deliveryID else { return try await publish() }
+        let eventID = WebhookSource.eventID(source: source, deliveryID: deliveryID)
+        let duplicate = APIResponse.json(["id": .string(eventID), "duplicate": true])
+        let claim = await replay.claim(source: source, id: deliveryID)
+        switch claim {
+        case .published: return duplicate
+        case .inProgress:
+            throw APIFailure(.conflict, "in_progress", "this webhook delivery is being published by another request; retry", retryAfter: 1)
+        case .claimed, .unavailable: break
+        }
+        let response: Response
+        do {
+            if try await receipts.seen(source: source, id: deliveryID) {
+                response = duplicate
+            } else {
+                response = try await publish()
+            }
+        } catch {
+            if case .claimed(let token) = claim { await replay.release(source: source, id: deliveryID, token: token) }
+            throw error
+        }
+        await replay.complete(source: source, id: deliveryID, eventID: eventID)
+        return response
     }
 
     /// A verified webhook's event: validated, published with confirm (503 while the broker
@@ -468,9 +495,6 @@ final class Routes: Sendable {
         }
         let payload = try json(bytes)
         if source.scheme == .xSignature { deliveryID = source.deliveryID(in: payload) }
-        if let deliveryID, try await receipts.seen(source: name, id: deliveryID) {
-            return APIResponse.json(["id": .string(WebhookSource.eventID(source: name, deliveryID: deliveryID)), "duplicate": true])
-        }
         let event: CloudEvent
         do throws(EventError) {
             event = try source.event(payload: payload, deliveryID: deliveryID)
@@ -480,6 +504,8 @@ final class Routes: Sendable {
         guard source.mayPublish(event.type) else {
             throw APIFailure(.forbidden, "type_not_allowed", "'\(event.type)' is not among the types source '\(name)' may publish")
         }
-        return try await publishWebhook(event, source: name, deliveryID: deliveryID)
+        return try await once(source: name, deliveryID: deliveryID) {
+            try await publishWebhook(event, source: name, deliveryID: deliveryID)
+        }
     }
 }

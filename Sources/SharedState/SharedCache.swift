@@ -32,7 +32,7 @@ public final class SharedCache<Value: Codable & Sendable>: Sendable {
         self.localTTL = localTTL
     }
 
-    var generationKey: String { "warren:cache:\(namespace):generation" }
+    var generationKey: String { SharedCacheScripts.generationKey(namespace) }
 
     /// The value for `key`: from the process, else Redis, else `load` (then stored in both).
     public func value(for key: String, load: () async throws -> Value?) async throws -> Value? {
@@ -106,6 +106,8 @@ public final class SharedCache<Value: Codable & Sendable>: Sendable {
 
 /// Outside the generic class: a generic type cannot have stored static properties.
 enum SharedCacheScripts {
+    static func generationKey(_ namespace: String) -> String { "warren:cache:\(namespace):generation" }
+
     static let read = RedisScript("""
         local generation = redis.call('GET', KEYS[1]) or '0'
         return {generation, redis.call('GET', ARGV[1] .. generation .. ':' .. ARGV[2])}

@@ -78,6 +78,22 @@ public final class SharedStore: Service, Sendable, CustomStringConvertible {
 
     public var replay: ReplayGuard { ReplayGuard(redis: redis) }
 
+    /// After a change in PostgreSQL to what `namespace`'s caches hold: every process stops
+    /// using its entries (see ``SharedCache/invalidate()``). False if Redis could not be told.
+    @discardableResult
+    public func invalidate(namespace: String) async -> Bool {
+        caches.drop(namespace: namespace)
+        guard let redis else { return true }
+        do {
+            _ = try await redis.evaluate(
+                SharedCacheScripts.invalidate, keys: [SharedCacheScripts.generationKey(namespace)], arguments: [Self.invalidationChannel, namespace])
+            return true
+        } catch {
+            SharedStateMetrics.fallback(.cache)
+            return false
+        }
+    }
+
     public func run() async throws {
         guard let redis, let subscriber else {
             // Nothing to run; stay up like the others until shutdown.

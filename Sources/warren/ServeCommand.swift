@@ -5,6 +5,7 @@ import HTTPAPI
 import Logging
 import Observability
 import Postgres
+import SharedState
 import WarrenCore
 
 /// `warren serve`: the HTTP front door alone, to scale it apart from the consumers.
@@ -128,23 +129,33 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             try await oneShot {
-                guard try await withKeyStore(options, { try await $0.revoke(name) }) else {
-                    throw ApplicationError("no active key named '\(name)'")
+                let (revoked, told) = try await withKeyStore(options) { store in
+                    (try await store.revoke(name), store.shared?.redis?.isAvailable ?? true)
                 }
+                guard revoked else { throw ApplicationError("no active key named '\(name)'") }
                 print("revoked \(name)")
+                if !told {
+                    // The database has it; replicas learn it when their cached copies expire.
+                    FileHandle.standardError.write(Data(
+                        "warning: Redis is unreachable: replicas may accept the key until their caches expire (WARREN_HTTP_KEY_CACHE, WARREN_REDIS_CACHE_TTL)\n".utf8))
+                }
             }
         }
     }
 }
 
 private func withKeyStore<T: Sendable>(_ options: GlobalOptions, _ body: (APIKeyStore) async throws -> T) async throws -> T {
-    let database = PostgresPool(conninfo: options.databaseURL, maxConnections: 1, logger: options.logger("warren.keys", oneShot: true))
+    let logger = options.logger("warren.keys", oneShot: true)
+    let database = PostgresPool(conninfo: options.databaseURL, maxConnections: 1, logger: logger)
+    let shared = try ApplicationError.sharedStore(logger: logger)
     do {
-        let result = try await body(APIKeyStore(database: database))
+        let result = try await body(APIKeyStore(database: database, shared: shared))
         await database.close()
+        await shared.redis?.close()
         return result
     } catch {
         await database.close()
+        await shared.redis?.close()
         throw error
     }
 }
