@@ -21,6 +21,8 @@ final class FakeSendGrid: Sendable {
         /// The W3C `traceparent` and `tracestate` headers the request came with.
         var traceparent: String?
         var tracestate: String?
+        /// When the fake accepted it (for rate checks).
+        var acceptedAt = ContinuousClock.now
     }
 
     let server: FakeProviderServer
