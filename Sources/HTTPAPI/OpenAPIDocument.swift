@@ -195,6 +195,7 @@ public enum OpenAPIDocument {
           "200": { "$ref": "#/components/responses/WebhookAccepted" },
           "400": { "$ref": "#/components/responses/BadRequest" },
           "401": { "$ref": "#/components/responses/Unauthorized" },
+          "409": { "$ref": "#/components/responses/InProgress" },
           "404": { "description": "STRIPE_WEBHOOK_SECRET is not set (`not_configured`).", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
           "413": { "$ref": "#/components/responses/TooLarge" },
           "503": { "$ref": "#/components/responses/Unavailable" }
@@ -216,6 +217,7 @@ public enum OpenAPIDocument {
           "200": { "$ref": "#/components/responses/WebhookAccepted" },
           "400": { "$ref": "#/components/responses/BadRequest" },
           "401": { "$ref": "#/components/responses/Unauthorized" },
+          "409": { "$ref": "#/components/responses/InProgress" },
           "404": { "description": "Unknown source (`unknown_source`) or no secret set (`not_configured`).", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
           "413": { "$ref": "#/components/responses/TooLarge" },
           "503": { "$ref": "#/components/responses/Unavailable" }
@@ -301,6 +303,7 @@ public enum OpenAPIDocument {
       "Unauthorized": { "description": "Missing, unknown or revoked key (`unauthorized`), or a missing or non-verifying signature (`invalid_signature`, naming the header).", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
       "TooLarge": { "description": "Body over WARREN_HTTP_MAX_BODY (`too_large`).", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
       "Unavailable": { "description": "The broker is unreachable or blocked, or the exchange is missing (`unavailable`); nothing was lost, retry.", "headers": { "Retry-After": { "$ref": "#/components/headers/RetryAfter" } }, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+      "InProgress": { "description": "Another request is publishing this delivery right now (`in_progress`, with Redis); retry after `Retry-After`.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
       "WebhookAccepted": { "description": "Published and confirmed, or (`duplicate`: true) a delivery id seen before, not published again.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/WebhookAnswer" } } } }
     }
   }
