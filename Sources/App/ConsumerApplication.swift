@@ -86,7 +86,7 @@ public struct ConsumerApplication: Sendable {
             consumers.append(
                 WebhookDispatcher(
                     settings: try Self.webhookSettings(), database: database, conninfo: configuration.databaseURL,
-                    destinations: DestinationGuard.from(environment: ProcessInfo.processInfo.environment), shared: shared, logger: logger))
+                    destinations: DestinationGuard.from(environment: ProcessInfo.processInfo.environment), logger: logger))
         }
         if var relay = configuration.outboxRelay {
             relay.metricsInterval = refresh

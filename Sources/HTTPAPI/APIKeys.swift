@@ -37,9 +37,10 @@ public struct HTTPAPIError: Error, CustomStringConvertible, Sendable {
 /// does not leak keys, and lookups are one indexed equality.
 ///
 /// Lookups go through a read-through cache (`SharedStore`): the process keeps a valid
-/// key for `localTTL`, Redis (when configured) for `WARREN_REDIS_CACHE_TTL`, and a
-/// revocation invalidates both in every process at once (the local copies through the
-/// `warren:invalidate` channel).
+/// key for `localTTL` (`WARREN_HTTP_KEY_CACHE`), Redis (when configured) for as long, at
+/// least 1 s; a revocation invalidates both in every process at once (the local copies
+/// through the `warren:invalidate` channel). A revocation Redis was not told of (it was
+/// down, or the CLI had no `WARREN_REDIS_URL`) takes effect within twice that.
 public struct APIKeyStore: Sendable {
     let database: PostgresPool
     public let shared: SharedStore?
@@ -53,7 +54,7 @@ public struct APIKeyStore: Sendable {
     public init(database: PostgresPool, shared: SharedStore? = nil, localTTL: Duration = .zero) {
         self.database = database
         self.shared = shared
-        self.cache = shared?.cache(APIKey.self, namespace: Self.cacheNamespace, localTTL: localTTL)
+        self.cache = shared?.cache(APIKey.self, namespace: Self.cacheNamespace, ttl: max(.seconds(1), localTTL), localTTL: localTTL)
     }
 
     static let prefix = "wk_"
@@ -105,13 +106,15 @@ public struct APIKeyStore: Sendable {
         }
     }
 
-    /// Revokes a key at once; false if there is no active key of that name.
-    public func revoke(_ name: String) async throws -> Bool {
+    /// Revokes a key at once: `revoked` false if there is no active key of that name;
+    /// `announced` false if Redis could not be told (replicas then accept the key until
+    /// their cached copies expire).
+    public func revoke(_ name: String) async throws -> (revoked: Bool, announced: Bool) {
         let revoked = try await database.withConnection { connection in
             try await connection.execute("UPDATE warren_api_keys SET revoked_at = now() WHERE name = \(name) AND revoked_at IS NULL")
         } == 1
-        if revoked { await announceChange() }
-        return revoked
+        guard revoked else { return (false, true) }
+        return (true, await announceChange())
     }
 
     /// Tells every process to forget its cached keys; false if Redis could not be told

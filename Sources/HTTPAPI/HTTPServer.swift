@@ -118,7 +118,7 @@ public struct HTTPServer: Service, CustomStringConvertible {
         let routes = try Routes(
             configuration: configuration, amqp: amqp, database: database, publisher: publisher, keys: APIKeyStore(database: database, shared: shared, localTTL: configuration.keyCacheDuration),
             receipts: WebhookReceipts(database: database), shared: shared,
-            subscriptions: WebhookSubscriptions(database: database, destinations: configuration.webhookDestinations, shared: shared),
+            subscriptions: WebhookSubscriptions(database: database, destinations: configuration.webhookDestinations),
             stripe: StripeSignatureVerifier(secrets: configuration.stripeSecrets, tolerance: configuration.signatureTolerance), logger: logger)
         let router = Router()
         router.add(middleware: HTTPMetricsMiddleware())  // outermost: it counts the final answer

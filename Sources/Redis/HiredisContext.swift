@@ -31,11 +31,16 @@ enum HiredisContext {
                 }
             }
             if configuration.database != 0 {
-                _ = try command(context, [Array("SELECT".utf8), Array(String(configuration.database).utf8)])
+                do throws(RedisError) {
+                    _ = try command(context, [Array("SELECT".utf8), Array(String(configuration.database).utf8)])
+                } catch where !error.isOutage {
+                    throw RedisError(.connectionFailed, "SELECT \(configuration.database) refused: \(error.message)")
+                }
             }
         } catch {
             redisFree(context)
-            throw error
+            // Whatever stops a connection from being usable is a failed connect (an outage).
+            throw error.isOutage ? error : RedisError(.connectionFailed, error.message)
         }
         return context
     }
@@ -68,7 +73,11 @@ enum HiredisContext {
         let reply = raw.assumingMemoryBound(to: redisReply.self)
         defer { freeReplyObject(raw) }
         let value = RedisValue(reply: reply)
-        if case .error(let message) = value { throw RedisError(.server, "\(name): \(message)") }
+        if case .error(let message) = value {
+            let code = message.prefix { $0 != " " }
+            let busy = ["LOADING", "BUSY", "READONLY", "MASTERDOWN", "NOAUTH", "OOM", "MISCONF", "TRYAGAIN", "CLUSTERDOWN"].contains(code)
+            throw RedisError(busy ? .serverUnavailable : .server, "\(name): \(message)")
+        }
         return value
     }
 

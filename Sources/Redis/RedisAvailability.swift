@@ -18,6 +18,8 @@ public struct RedisAvailability: Sendable {
 
     public private(set) var state: State = .up
     public let probeInterval: Duration
+    /// When the last outage ended: a failure of a command sent before it is old news.
+    private var recoveredAt: ContinuousClock.Instant?
 
     public init(probeInterval: Duration) {
         self.probeInterval = probeInterval
@@ -37,15 +39,21 @@ public struct RedisAvailability: Sendable {
         }
     }
 
-    public mutating func succeeded(at now: ContinuousClock.Instant) -> Transition? {
-        guard case .down(let since, _) = state else { return nil }
+    /// `sentAt`: when the command was sent. A success of one sent before the outage began
+    /// (a late reply) says nothing about now.
+    public mutating func succeeded(at now: ContinuousClock.Instant, sentAt: ContinuousClock.Instant? = nil) -> Transition? {
+        guard case .down(let since, _) = state, (sentAt ?? now) >= since else { return nil }
         state = .up
+        recoveredAt = now
         return .recovered(outage: now - since)
     }
 
-    public mutating func failed(at now: ContinuousClock.Instant) -> Transition? {
+    /// `sentAt`: when the command was sent. A failure of one sent before the last recovery
+    /// (a timeout that began during the outage) does not begin a new outage.
+    public mutating func failed(at now: ContinuousClock.Instant, sentAt: ContinuousClock.Instant? = nil) -> Transition? {
         switch state {
         case .up:
+            if let recoveredAt, let sentAt, sentAt < recoveredAt { return nil }
             state = .down(since: now, nextProbe: now + probeInterval)
             return .wentDown
         case .down(let since, let nextProbe):

@@ -52,16 +52,17 @@ public final class RedisClient: Service, Sendable, CustomStringConvertible {
             throw RedisError(.unavailable, "Redis at \(configuration.host):\(configuration.port) is unreachable; the next try is within \(configuration.probeInterval)")
         }
         let connection = connections.min { $0.pending.load(ordering: .relaxed) < $1.pending.load(ordering: .relaxed) }!
+        let sentAt = clock.now
         do {
             let value = try await connection.send(arguments)
-            record(availability.withLock { $0.succeeded(at: clock.now) }, error: nil)
+            record(availability.withLock { $0.succeeded(at: clock.now, sentAt: sentAt) }, error: nil)
             return value
         } catch let error as RedisError {
             if error.isOutage {
-                record(availability.withLock { $0.failed(at: clock.now) }, error: error)
+                record(availability.withLock { $0.failed(at: clock.now, sentAt: sentAt) }, error: error)
             } else {
                 // The server answered: it is up, whatever it said.
-                record(availability.withLock { $0.succeeded(at: clock.now) }, error: nil)
+                record(availability.withLock { $0.succeeded(at: clock.now, sentAt: sentAt) }, error: nil)
             }
             throw error
         } catch {

@@ -51,7 +51,8 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
         var database = 0
         if !path.isEmpty {
             guard let number = Int(path), number >= 0 else {
-                throw RedisError(.configuration, "WARREN_REDIS_URL: the path must be a database number (/0, /1, …), got '/\(path)'")
+                // Not repeated: a password with an unencoded '/' would end up in the path.
+                throw RedisError(.configuration, "WARREN_REDIS_URL: the path must be a database number (/0, /1, …); percent-encode '/' in a password")
             }
             database = number
         }

@@ -27,10 +27,19 @@ final class RedisConnection: @unchecked Sendable {
         thread.submit { redisFree(handle.pointer) }
     }
 
+    /// A command waits in this connection's line at most `configuration.timeout` (behind
+    /// slow replies or connect attempts); then it fails as a timeout without being sent, so
+    /// no caller waits much longer than the timeout, however many are queued.
     func send(_ arguments: [[UInt8]]) async throws -> RedisValue {
         pending.add(1, ordering: .relaxed)
         defer { pending.subtract(1, ordering: .relaxed) }
-        return try await thread.run { [self] in try sendOnThread(arguments) }
+        let deadline = ContinuousClock.now + configuration.timeout
+        return try await thread.run { [self] in
+            guard ContinuousClock.now < deadline else {
+                throw RedisError(.timeout, "waited \(configuration.timeout) in line behind slower commands: Redis is slow or unreachable")
+            }
+            return try sendOnThread(arguments)
+        }
     }
 
     func close() async {

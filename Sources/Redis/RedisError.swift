@@ -14,6 +14,9 @@ public struct RedisError: Error, Sendable, CustomStringConvertible, Equatable {
         case unavailable
         /// The server answered with an error (`ERR …`, `NOSCRIPT …`, `WRONGTYPE …`).
         case server
+        /// The server answered that it cannot serve now (`LOADING`, `BUSY`, `READONLY`,
+        /// `MASTERDOWN`, `NOAUTH`, `OOM`, `MISCONF`, `TRYAGAIN`): an outage like a lost connection.
+        case serverUnavailable
         /// The reply was not what the caller expects.
         case unexpectedReply
         /// The client was closed by its owner.
@@ -31,7 +34,7 @@ public struct RedisError: Error, Sendable, CustomStringConvertible, Equatable {
     /// True when Redis could not be reached or did not answer: the caller falls back.
     public var isOutage: Bool {
         switch kind {
-        case .connectionFailed, .connectionLost, .timeout, .unavailable, .closed: true
+        case .connectionFailed, .connectionLost, .timeout, .unavailable, .serverUnavailable, .closed: true
         case .configuration, .server, .unexpectedReply: false
         }
     }

@@ -58,16 +58,19 @@ public final class RedisSubscriber: Service, Sendable, CustomStringConvertible {
     private func loop() {
         var loggedDown = false
         while !stopped {
-            let context: HiredisContext.Context
+            var opened: HiredisContext.Context?
             do throws(RedisError) {
-                context = try HiredisContext.open(configuration)
+                let context = try HiredisContext.open(configuration)
+                opened = context
                 _ = try HiredisContext.command(context, [Array("SUBSCRIBE".utf8)] + channels.map { Array($0.utf8) })
             } catch {
+                if let opened { redisFree(opened) }
                 if !loggedDown { logger.warning("redis.subscriber.down", metadata: ["error": "\(error)"]) }
                 loggedDown = true
                 pause(configuration.probeInterval)
                 continue
             }
+            guard let context = opened else { continue }
             // The command returned the first channel's confirmation; read the others.
             var failed = false
             for _ in channels.dropFirst() where !failed {

@@ -42,7 +42,8 @@ public final class SharedCache<Value: Codable & Sendable>: Sendable {
         var generation: String?
         if let redis {
             do {
-                let reply = try await redis.evaluate(Self.readScript, keys: [generationKey], arguments: ["warren:cache:\(namespace):", key])
+                let reply = try await redis.evaluate(
+                    Self.readScript, keys: [generationKey], arguments: ["warren:cache:\(namespace):", key, SharedCacheScripts.newGeneration()])
                 guard case .array(let parts) = reply, let current = parts.first?.text else {
                     throw RedisError(.unexpectedReply, "the cache script answered \(reply)")
                 }
@@ -72,7 +73,8 @@ public final class SharedCache<Value: Codable & Sendable>: Sendable {
         dropLocal()
         guard let redis else { return true }
         do {
-            _ = try await redis.evaluate(Self.invalidateScript, keys: [generationKey], arguments: [SharedStore.invalidationChannel, namespace])
+            _ = try await redis.evaluate(
+                Self.invalidateScript, keys: [generationKey], arguments: [SharedStore.invalidationChannel, namespace, SharedCacheScripts.newGeneration()])
             return true
         } catch {
             SharedStateMetrics.fallback(.cache)
@@ -99,7 +101,6 @@ public final class SharedCache<Value: Codable & Sendable>: Sendable {
         }
     }
 
-    /// KEYS[1] the generation; ARGV the entries' prefix and the key: {generation, entry or nil}.
     static var readScript: RedisScript { SharedCacheScripts.read }
     static var invalidateScript: RedisScript { SharedCacheScripts.invalidate }
 }
@@ -108,12 +109,23 @@ public final class SharedCache<Value: Codable & Sendable>: Sendable {
 enum SharedCacheScripts {
     static func generationKey(_ namespace: String) -> String { "warren:cache:\(namespace):generation" }
 
+    /// A random generation: one lost with its key (evicted, flushed) is never taken again,
+    /// so entries written under an old one are never read.
+    static func newGeneration() -> String { String(UInt64.random(in: .min ... .max), radix: 36) }
+
+    /// KEYS[1] the generation; ARGV the entries' prefix, the key, a new generation (taken
+    /// when there is none): {generation, entry or nil}.
     static let read = RedisScript("""
-        local generation = redis.call('GET', KEYS[1]) or '0'
+        local generation = redis.call('GET', KEYS[1])
+        if not generation then
+          generation = ARGV[3]
+          redis.call('SET', KEYS[1], generation)
+        end
         return {generation, redis.call('GET', ARGV[1] .. generation .. ':' .. ARGV[2])}
         """)
+    /// KEYS[1] the generation; ARGV the channel, the namespace, the new generation.
     static let invalidate = RedisScript("""
-        redis.call('INCR', KEYS[1])
+        redis.call('SET', KEYS[1], ARGV[3])
         return redis.call('PUBLISH', ARGV[1], ARGV[2])
         """)
 }

@@ -34,7 +34,8 @@ public struct SharedRateLimiter: TokenBucket {
         let microseconds: Int64
         do {
             microseconds = try await take(.reserve)
-        } catch let error where error.isOutage {
+        } catch {
+            // Whatever Redis said (down, slow, LOADING, a broken script): never fail the caller.
             SharedStateMetrics.fallback(.rateLimit)
             try await local.acquire()
             return

@@ -18,13 +18,12 @@ public final class SharedStore: Service, Sendable, CustomStringConvertible {
     public let redis: RedisClient?
     private let subscriber: RedisSubscriber?
     private let caches = CacheRegistry()
-    /// How long caches keep entries in Redis (`WARREN_REDIS_CACHE_TTL`).
-    public let cacheTTL: Duration
+    private let logger: Logger
 
     public var description: String { redis.map { "SharedStore(\($0.configuration))" } ?? "SharedStore(no Redis)" }
 
-    public init(configuration: RedisConfiguration?, cacheTTL: Duration = .seconds(60), logger: Logger) {
-        self.cacheTTL = cacheTTL
+    public init(configuration: RedisConfiguration?, logger: Logger) {
+        self.logger = logger
         guard let configuration else {
             redis = nil
             subscriber = nil
@@ -39,18 +38,10 @@ public final class SharedStore: Service, Sendable, CustomStringConvertible {
             onMessage: { _, message in caches.drop(namespace: String(decoding: message, as: UTF8.self)) })
     }
 
-    /// From the environment: `WARREN_REDIS_URL` (unset or empty: no Redis),
-    /// `WARREN_REDIS_TIMEOUT` (seconds for a connect or a reply, default 1),
-    /// `WARREN_REDIS_CACHE_TTL` (seconds, default 60).
+    /// From the environment: `WARREN_REDIS_URL` (unset or empty: no Redis) and
+    /// `WARREN_REDIS_TIMEOUT` (seconds for a connect or a reply, default 1).
     public static func from(environment: [String: String], logger: Logger) throws(RedisError) -> SharedStore {
-        var cacheTTL = Duration.seconds(60)
-        if let text = environment["WARREN_REDIS_CACHE_TTL"], !text.isEmpty {
-            guard let seconds = Int(text), seconds > 0, seconds <= 86_400 else {
-                throw RedisError(.configuration, "WARREN_REDIS_CACHE_TTL must be 1 to 86400 seconds, got '\(text)'")
-            }
-            cacheTTL = .seconds(seconds)
-        }
-        guard let url = environment["WARREN_REDIS_URL"], !url.isEmpty else { return SharedStore(configuration: nil, cacheTTL: cacheTTL, logger: logger) }
+        guard let url = environment["WARREN_REDIS_URL"], !url.isEmpty else { return SharedStore(configuration: nil, logger: logger) }
         var configuration = try RedisConfiguration(url: url)
         if let text = environment["WARREN_REDIS_TIMEOUT"], !text.isEmpty {
             guard let seconds = Double(text), seconds >= 0.01, seconds <= 60 else {
@@ -58,7 +49,7 @@ public final class SharedStore: Service, Sendable, CustomStringConvertible {
             }
             configuration.timeout = .milliseconds(Int64(seconds * 1000))
         }
-        return SharedStore(configuration: configuration, cacheTTL: cacheTTL, logger: logger)
+        return SharedStore(configuration: configuration, logger: logger)
     }
 
     /// A bucket of `rate` per `per` shared by every process (`name` names the budget),
@@ -68,10 +59,13 @@ public final class SharedStore: Service, Sendable, CustomStringConvertible {
         return SharedRateLimiter(name: name, rate: rate, per: interval, burst: burst, redis: redis)
     }
 
-    /// A cache of `namespace` (`apikeys`, `webhook-subscriptions`), its local entries kept
-    /// `localTTL` (zero: none, every read asks Redis) and dropped on invalidation.
-    public func cache<Value: Codable & Sendable>(_ type: Value.Type = Value.self, namespace: String, localTTL: Duration) -> SharedCache<Value> {
-        let cache = SharedCache<Value>(namespace: namespace, redis: redis, ttl: cacheTTL, localTTL: localTTL)
+    /// A cache of `namespace` (`apikeys`, `webhook-subscriptions`): entries kept `ttl` in
+    /// Redis and `localTTL` in the process (zero: none, every read asks Redis), both
+    /// dropped by ``invalidate(namespace:)``.
+    public func cache<Value: Codable & Sendable>(
+        _ type: Value.Type = Value.self, namespace: String, ttl: Duration, localTTL: Duration
+    ) -> SharedCache<Value> {
+        let cache = SharedCache<Value>(namespace: namespace, redis: redis, ttl: ttl, localTTL: localTTL)
         caches.register(namespace: namespace) { [weak cache] in cache?.dropLocal() }
         return cache
     }
@@ -86,10 +80,14 @@ public final class SharedStore: Service, Sendable, CustomStringConvertible {
         guard let redis else { return true }
         do {
             _ = try await redis.evaluate(
-                SharedCacheScripts.invalidate, keys: [SharedCacheScripts.generationKey(namespace)], arguments: [Self.invalidationChannel, namespace])
+                SharedCacheScripts.invalidate, keys: [SharedCacheScripts.generationKey(namespace)],
+                arguments: [Self.invalidationChannel, namespace, SharedCacheScripts.newGeneration()])
             return true
         } catch {
             SharedStateMetrics.fallback(.cache)
+            logger.warning(
+                "redis.invalidation.failed",
+                metadata: ["cache": "\(namespace)", "error": "\(error)", "redis.fallback": "other processes keep their copies until they expire"])
             return false
         }
     }

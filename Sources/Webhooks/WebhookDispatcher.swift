@@ -1,7 +1,6 @@
 import Foundation
 import Logging
 import Postgres
-import SharedState
 import ServiceLifecycle
 import Synchronization
 import WarrenCore
@@ -93,14 +92,8 @@ public struct WebhookDispatcher: Service {
     let destinations: DestinationGuard
     let logger: Logger
     let metrics = WebhookMetrics()
-    /// Told when subscriptions are disabled (the fan-out's cache).
-    let shared: SharedStore?
 
-    public init(
-        settings: WebhookDispatcherSettings, database: PostgresPool, conninfo: String, destinations: DestinationGuard, shared: SharedStore? = nil,
-        logger: Logger
-    ) {
-        self.shared = shared
+    public init(settings: WebhookDispatcherSettings, database: PostgresPool, conninfo: String, destinations: DestinationGuard, logger: Logger) {
         self.settings = settings
         self.database = database
         self.conninfo = conninfo
@@ -320,7 +313,6 @@ public struct WebhookDispatcher: Service {
             try await WebhookDeliveries.record(finished, policy: settings.policy, on: connection)
         }
         for id in disabled { logger.warning("webhooks.subscription.disabled", metadata: ["webhook.subscription": "\(id)"]) }
-        if !disabled.isEmpty { await shared?.invalidate(namespace: WebhookFanOut.cacheNamespace) }
     }
 
     private func claim(holding: [String: Int], room: Int) async -> [WebhookDeliveries.Claimed] {

@@ -1,4 +1,5 @@
 import Consumers
+import Logging
 import Postgres
 import SharedState
 import WarrenCore
@@ -8,9 +9,11 @@ import WarrenCore
 /// stored with the event's JSON; the dispatcher sends them. An event no subscription
 /// wants leaves nothing. Redelivered events add nothing (the inbox, and the primary keys).
 ///
-/// With Redis (`WARREN_REDIS_URL`), the enabled subscriptions (ids and patterns, never
-/// secrets) are read from a shared cache that every change to a subscription invalidates,
-/// instead of from PostgreSQL for every batch.
+/// The enabled subscriptions (ids and patterns, never secrets) come from a cache keyed by
+/// `warren_webhook_subscriptions_version` (migration 0011, bumped by a trigger on every
+/// change that matters): each batch reads that one row, and the list is loaded from
+/// PostgreSQL once per version, for every process together when Redis is configured. A
+/// change is seen by the next batch, whoever made it, with or without Redis.
 public struct WebhookFanOut: ConsumerModule {
     public let name = "webhooks.delivery"
     /// The namespace of the cache of enabled subscriptions (`SharedStore`).
@@ -22,12 +25,13 @@ public struct WebhookFanOut: ConsumerModule {
         public var patterns: [String]
     }
 
-    let cache: SharedCache<[Enabled]>?
+    let cache: SharedCache<[Enabled]>
 
-    /// `shared`: where the enabled subscriptions are cached (read every batch: no local
-    /// copy, so a subscription created before an event was published is always seen).
+    /// `shared`: Redis, to load each version once for every process (without it, once per process).
     public init(shared: SharedStore? = nil) {
-        cache = shared?.cache([Enabled].self, namespace: Self.cacheNamespace, localTTL: .zero)
+        // Keyed by version: an entry is never stale, the TTLs only free memory.
+        let store = shared ?? SharedStore(configuration: nil, logger: Logger(label: "warren.webhooks"))
+        cache = store.cache([Enabled].self, namespace: Self.cacheNamespace, ttl: .seconds(3600), localTTL: .seconds(3600))
     }
 
     static func enabled(on connection: PostgresConnection) async throws -> [Enabled] {
@@ -39,12 +43,8 @@ public struct WebhookFanOut: ConsumerModule {
     }
 
     public func apply(_ events: [CloudEvent], on connection: PostgresConnection) async throws -> [Int: HandlerFailure] {
-        let subscriptions: [Enabled]
-        if let cache, let cached = try await cache.value(for: "enabled", load: { try await Self.enabled(on: connection) }) {
-            subscriptions = cached
-        } else {
-            subscriptions = try await Self.enabled(on: connection)
-        }
+        let version = try await connection.query("SELECT version FROM warren_webhook_subscriptions_version").first?.decode(Int64.self, "version") ?? 0
+        let subscriptions = try await cache.value(for: "v\(version)") { try await Self.enabled(on: connection) } ?? []
         var fanned: [(subscription: String, event: String)] = []
         var stored: [CloudEvent] = []
         for event in events {
@@ -61,10 +61,16 @@ public struct WebhookFanOut: ConsumerModule {
                                  \(PostgresArrayLiteral.text(stored.map(\.traceparent)))::text[])
             ON CONFLICT (event_id) DO NOTHING
             """)
+        // Joined with the subscriptions as they are now: one deleted or disabled by a
+        // transaction that committed after the version was read gets no delivery (and no
+        // foreign-key error).
         _ = try await connection.execute("""
             INSERT INTO warren_webhook_deliveries (subscription_id, event_id, webhook_id)
-            SELECT * FROM unnest(\(PostgresArrayLiteral.text(fanned.map(\.subscription)))::text[], \(PostgresArrayLiteral.text(fanned.map(\.event)))::text[],
-                                 \(PostgresArrayLiteral.text(fanned.map { WebhookSigning.webhookID(subscription: $0.subscription, event: $0.event) }))::text[])
+            SELECT u.subscription_id, u.event_id, u.webhook_id
+            FROM unnest(\(PostgresArrayLiteral.text(fanned.map(\.subscription)))::text[], \(PostgresArrayLiteral.text(fanned.map(\.event)))::text[],
+                        \(PostgresArrayLiteral.text(fanned.map { WebhookSigning.webhookID(subscription: $0.subscription, event: $0.event) }))::text[])
+                AS u(subscription_id, event_id, webhook_id)
+            JOIN warren_webhook_subscriptions s ON s.id = u.subscription_id AND s.enabled
             ON CONFLICT DO NOTHING
             """)
         _ = try await connection.execute("SELECT pg_notify(\(WebhookDeliveries.notificationChannel), '')")

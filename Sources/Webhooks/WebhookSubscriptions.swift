@@ -1,6 +1,5 @@
 import Foundation
 import Postgres
-import SharedState
 import WarrenCore
 
 /// A refusal of a subscription operation, in one line: `.invalid` names the field to fix
@@ -73,21 +72,13 @@ public struct DeliveryAttempt: Sendable, Equatable {
 public struct WebhookSubscriptions: Sendable {
     let database: PostgresPool
     let destinations: DestinationGuard
-    /// Told after every change that the fan-out's cache must see.
-    let shared: SharedStore?
 
     /// How long a rotated-out secret keeps signing next to the new one.
     public static let rotationOverlap: Duration = .seconds(86_400)
 
-    public init(database: PostgresPool, destinations: DestinationGuard, shared: SharedStore? = nil) {
+    public init(database: PostgresPool, destinations: DestinationGuard) {
         self.database = database
         self.destinations = destinations
-        self.shared = shared
-    }
-
-    /// Every process' fan-out stops using its cached list of enabled subscriptions.
-    func changed() async {
-        await shared?.invalidate(namespace: WebhookFanOut.cacheNamespace)
     }
 
     public struct Changes: Sendable {
@@ -120,7 +111,6 @@ public struct WebhookSubscriptions: Sendable {
                 RETURNING \(sql: Self.columns)
                 """)
         }
-        await changed()
         return (try Self.subscription(rows[0]), secret)
     }
 
@@ -164,7 +154,6 @@ public struct WebhookSubscriptions: Sendable {
                 """)
         }
         guard let row = rows.first else { throw WebhookError.notFound("no webhook subscription '\(id)'") }
-        await changed()
         return try Self.subscription(row)
     }
 
@@ -175,7 +164,6 @@ public struct WebhookSubscriptions: Sendable {
             try await connection.execute("DELETE FROM warren_webhook_subscriptions WHERE id = \(id)")
         }
         guard deleted == 1 else { throw WebhookError.notFound("no webhook subscription '\(id)'") }
-        await changed()
     }
 
     /// A new secret (given or generated) signs from now on; the current one keeps signing

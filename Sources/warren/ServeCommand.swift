@@ -129,9 +129,7 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             try await oneShot {
-                let (revoked, told) = try await withKeyStore(options) { store in
-                    (try await store.revoke(name), store.shared?.redis?.isAvailable ?? true)
-                }
+                let (revoked, told) = try await withKeyStore(options) { try await $0.revoke(name) }
                 guard revoked else { throw ApplicationError("no active key named '\(name)'") }
                 print("revoked \(name)")
                 if !told {

@@ -173,20 +173,14 @@ struct WebhooksCommand: AsyncParsableCommand {
 }
 
 private func withSubscriptions<T: Sendable>(_ options: GlobalOptions, _ body: (WebhookSubscriptions) async throws -> T) async throws -> T {
-    let logger = options.logger("warren.webhooks", oneShot: true)
-    let database = PostgresPool(conninfo: options.databaseURL, maxConnections: 1, logger: logger)
-    // Changes are announced to every process' fan-out cache through Redis, when configured.
-    let shared = try ApplicationError.sharedStore(logger: logger)
-    let store = WebhookSubscriptions(
-        database: database, destinations: DestinationGuard.from(environment: ProcessInfo.processInfo.environment), shared: shared)
+    let database = PostgresPool(conninfo: options.databaseURL, maxConnections: 1, logger: options.logger("warren.webhooks", oneShot: true))
+    let store = WebhookSubscriptions(database: database, destinations: DestinationGuard.from(environment: ProcessInfo.processInfo.environment))
     do {
         let result = try await body(store)
         await database.close()
-        await shared.redis?.close()
         return result
     } catch {
         await database.close()
-        await shared.redis?.close()
         throw error
     }
 }

@@ -177,8 +177,8 @@ extension Integration {
             let runs = [one, two].map { store in Task { try await store.run() } }
             defer { for run in runs { run.cancel() } }
             let namespace = TestEnvironment.uniqueName("cache")
-            let cacheOne = one.cache(String.self, namespace: namespace, localTTL: .seconds(60))
-            let cacheTwo = two.cache(String.self, namespace: namespace, localTTL: .seconds(60))
+            let cacheOne = one.cache(String.self, namespace: namespace, ttl: .seconds(60), localTTL: .seconds(60))
+            let cacheTwo = two.cache(String.self, namespace: namespace, ttl: .seconds(60), localTTL: .seconds(60))
             let loads = Atomic<Int>(0)
             let source = Mutex("v1")
             let load: @Sendable () async throws -> String? = {
@@ -199,6 +199,15 @@ extension Integration {
             try await eventually(timeout: .seconds(1), "condition") { try await cacheTwo.value(for: "k", load: load) == "v2" }
             #expect(try await cacheOne.value(for: "k", load: load) == "v2")
             #expect(loads.load(ordering: .relaxed) == 2)
+
+            // The generation lost (evicted, flushed): never read an entry of an older one again.
+            source.withLock { $0 = "v3" }
+            let before = try await one.redis!.send("GET", "warren:cache:\(namespace):generation")
+            try await one.redis!.send("DEL", "warren:cache:\(namespace):generation")
+            cacheOne.dropLocal()
+            #expect(try await cacheOne.value(for: "k", load: load) == "v3")
+            let after = try await one.redis!.send("GET", "warren:cache:\(namespace):generation")
+            #expect(after != .null && after != before && after != .string(Array("0".utf8)))
         }
     }
 }

@@ -1,5 +1,7 @@
 import Foundation
 import Handlers
+import SharedState
+import Webhooks
 import Synchronization
 import Testing
 import WarrenCore
@@ -157,6 +159,44 @@ extension Integration {
             #expect(server.stop() == 0)
             #expect(server.output.components(separatedBy: "redis.unavailable").count - 1 == 1, "one log line per outage")
             #expect(try await harness.messages(in: harness.spec.queueName) == 4)
+        }
+
+        @Test func theFanOutSeesEverySubscriptionChangeAtTheNextBatchWithoutBeingTold() async throws {
+            let harness = try await ConsumerHarness.make(consumer: "webhooks.delivery", bindings: ["#"])
+            defer { Task { await harness.tearDown() } }
+            // The fan-out caches the subscriptions in Redis; the store changing them tells nobody.
+            let shared = try SharedStore.from(environment: Self.withRedis, logger: TestEnvironment.logger)
+            harness.start(module: WebhookFanOut(shared: shared))
+            let store = WebhookSubscriptions(database: harness.database, destinations: WebhookDeliveryTests.lifted)
+            let type = "stripe.\(TestEnvironment.uniqueName("fan").replacingOccurrences(of: "-", with: "")).ping"
+            func deliveries(_ subscription: String) async throws -> Int {
+                try await harness.count("SELECT count(*) FROM warren_webhook_deliveries WHERE subscription_id = \(subscription)")
+            }
+            func publish(_ n: Int) async throws -> String {
+                let event = CloudEvent(type: type, source: "/tests/fan-out", data: ["n": .number(Double(n))])
+                try await harness.publish([event])
+                try await eventually("event \(n) handled") { harness.events.applied.contains(event.id) }
+                return event.id
+            }
+            let first = try await store.create(url: "http://127.0.0.1:9/first", eventPatterns: [type], secret: nil, description: nil).0.id
+            _ = try await publish(1)
+            #expect(try await deliveries(first) == 1)
+            // Deleted and replaced: the next batch must not use the cached list.
+            try await store.delete(first)
+            let second = try await store.create(url: "http://127.0.0.1:9/second", eventPatterns: [type], secret: nil, description: nil).0.id
+            _ = try await publish(2)
+            #expect(try await deliveries(second) == 1)
+            // Disabled: nothing more for it.
+            _ = try await store.update(second, .init(enabled: false))
+            _ = try await publish(3)
+            #expect(try await deliveries(second) == 1)
+            // Its patterns changed and enabled again: matched under the new pattern only.
+            _ = try await store.update(second, .init(eventPatterns: [type + ".never"], enabled: true))
+            _ = try await publish(4)
+            #expect(try await deliveries(second) == 1)
+            #expect(harness.events.failures.isEmpty, "\(harness.events.failures)")
+            #expect(try await harness.messages(in: harness.spec.deadLetterQueueName) == 0)
+            try await store.delete(second)
         }
     }
 }

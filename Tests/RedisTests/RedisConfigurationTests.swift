@@ -24,7 +24,7 @@ import Testing
         let cases: [(String, String)] = [
             ("rediss://:hunter2@cache:6380", "TLS"),
             ("http://cache:6379", "redis://"),
-            ("redis://:hunter2@cache:6379/zero", "database number"),
+            ("redis://:hunter2@cache:6379/zero", "database number"), ("redis://user:1234/s3cret@cache", "database number"),
             ("redis://:hunter2@cache:99999", "port"),
             ("redis://user@cache", "without a password"),
             ("redis://:hunter2@cache:6379/0?timeout=1", "query"),
@@ -35,7 +35,7 @@ import Testing
                 _ = try RedisConfiguration(url: url)
             } throws: { error in
                 guard let error = error as? RedisError, error.kind == .configuration else { return false }
-                return error.message.contains(expected) && !error.description.contains("hunter2") && !error.description.contains("\n")
+                return error.message.contains(expected) && !error.description.contains("hunter2") && !error.description.contains("s3cret") && !error.description.contains("\n")
             }
         }
     }
@@ -72,6 +72,21 @@ import Testing
         sent.append(machine.maySend(.milliseconds(2000)))
         sent.append(machine.maySend(.milliseconds(2500)))
         #expect(sent == [false, false, true, false, false, true])
+    }
+
+    @Test func lateResultsOfCommandsSentBeforeAChangeAreIgnored() {
+        var machine = Machine()
+        _ = machine.failed(.seconds(10))  // down at 10 s
+        // A reply to a command sent at 9 s, arriving at 11 s: old news, still down.
+        let late = machine.availability.succeeded(at: machine.start + .seconds(11), sentAt: machine.start + .seconds(9))
+        #expect(late == nil && !machine.availability.isUp)
+        let recovered = machine.availability.succeeded(at: machine.start + .seconds(12), sentAt: machine.start + .seconds(12))
+        #expect(recovered == .recovered(outage: .seconds(2)))
+        // A timeout of a command sent during the outage, reported after the recovery: not a new outage.
+        let stale = machine.availability.failed(at: machine.start + .seconds(12.5), sentAt: machine.start + .seconds(11.5))
+        #expect(stale == nil && machine.availability.isUp)
+        let fresh = machine.availability.failed(at: machine.start + .seconds(13), sentAt: machine.start + .seconds(12.8))
+        #expect(fresh == .wentDown)
     }
 
     @Test func aSuccessRecoversAndReportsTheOutage() {
