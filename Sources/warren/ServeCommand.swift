@@ -135,7 +135,7 @@ struct Keys: AsyncParsableCommand {
                 if !told {
                     // The database has it; replicas learn it when their cached copies expire.
                     FileHandle.standardError.write(Data(
-                        "warning: Redis is unreachable: replicas may accept the key until their caches expire (WARREN_HTTP_KEY_CACHE, WARREN_REDIS_CACHE_TTL)\n".utf8))
+                        "warning: Redis could not be told: replicas may accept the key for up to twice WARREN_HTTP_KEY_CACHE\n".utf8))
                 }
             }
         }

@@ -159,6 +159,9 @@ extension Integration {
             #expect(server.stop() == 0)
             #expect(server.output.components(separatedBy: "redis.unavailable").count - 1 == 1, "one log line per outage")
             #expect(try await harness.messages(in: harness.spec.queueName) == 4)
+            // A revocation Redis cannot be told of: done in the database, and said so.
+            let (status, output) = try HTTPServerTests.warren(["keys", "revoke", name], environment: Self.deadRedis)
+            #expect(status == 0 && output.contains("revoked \(name)") && output.contains("warning: Redis could not be told"), "\(output)")
         }
 
         @Test func theFanOutSeesEverySubscriptionChangeAtTheNextBatchWithoutBeingTold() async throws {
