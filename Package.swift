@@ -29,6 +29,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        // OTLP/HTTP only: the gRPC exporter (and grpc-swift) stays out of the build.
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         .systemLibrary(
@@ -93,8 +96,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Events, JSON, the catalog and its schemas, retry policy, rate limiter: no transport.
-        .target(name: "WarrenCore", swiftSettings: swiftSettings),
+        // Events, JSON, the catalog, its schemas, retry policy, rate limiter, trace context
+        // (spans through the swift-distributed-tracing API only): no transport.
+        .target(
+            name: "WarrenCore", dependencies: [.product(name: "Tracing", package: "swift-distributed-tracing")],
+            swiftSettings: swiftSettings),
         // CloudEvent <-> AMQP mapping and the confirming publisher.
         .target(name: "Messaging", dependencies: ["AMQP", "WarrenCore"], swiftSettings: swiftSettings),
         .target(
@@ -188,6 +194,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -53,6 +53,19 @@ struct ProviderCall: Sendable {
     }
 
     private func send(_ path: String, contentType: String, body: [UInt8], headers extra: [(String, String)], attempt: Int) async throws -> Response {
+        // Inside an event's trace, each attempt is a client span of it (exported when span
+        // export is on) and the provider gets it as `traceparent`.
+        guard let parent = TraceContext.current else {
+            return try await send(path, contentType: contentType, body: body, headers: extra, attempt: attempt, trace: nil)
+        }
+        return try await TraceContext.withSpan("\(provider) POST \(path)", ofKind: .client, parent: parent) { trace in
+            try await send(path, contentType: contentType, body: body, headers: extra, attempt: attempt, trace: trace)
+        }
+    }
+
+    private func send(
+        _ path: String, contentType: String, body: [UInt8], headers extra: [(String, String)], attempt: Int, trace: TraceContext?
+    ) async throws -> Response {
         var request = HTTPClientRequest(url: endpoint.url(path))
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer \(endpoint.apiKey.value)")
@@ -60,8 +73,7 @@ struct ProviderCall: Sendable {
         request.headers.add(name: "Accept", value: "application/json")
         request.headers.add(name: "User-Agent", value: "warren")
         for (name, value) in extra { request.headers.add(name: name, value: value) }
-        // The trace of the event being handled, continued by this call.
-        if let trace = TraceContext.current?.child() {
+        if let trace {
             request.headers.add(name: "traceparent", value: trace.traceparent)
             if let state = trace.state { request.headers.add(name: "tracestate", value: state) }
         }

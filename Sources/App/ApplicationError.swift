@@ -2,6 +2,7 @@ import AMQP
 import Foundation
 import Logging
 import ServiceLifecycle
+import Observability
 import SharedState
 
 /// Why a long-running command could not start or stopped with an error, said in one line
@@ -34,6 +35,22 @@ extension ApplicationError {
             return try SharedStore.from(environment: environment, logger: logger)
         } catch {
             throw ApplicationError(error.message)
+        }
+    }
+
+    /// `services` with the span exporter first (when `WarrenTracing` is on): it stops last,
+    /// after flushing the spans of the others.
+    public static func traced(_ services: [any Service]) -> [any Service] {
+        (WarrenTracing.service.map { [$0] } ?? []) + services
+    }
+
+    /// Turns span export on when the environment asks for it (`WarrenTracing`), or says
+    /// in one line why its settings cannot be used.
+    public static func bootstrapTracing(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ApplicationError) {
+        do {
+            try WarrenTracing.bootstrap(environment: environment)
+        } catch {
+            throw ApplicationError("OpenTelemetry export (OTEL_*): \(error)")
         }
     }
 

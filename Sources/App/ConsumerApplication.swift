@@ -102,7 +102,7 @@ public struct ConsumerApplication: Sendable {
         } else if let metrics = configuration.metrics {
             consumers.append(metrics.server(readiness, logger: logger))
         }
-        var group = ServiceGroupConfiguration(services: [amqp, database, shared] + consumers, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        var group = ServiceGroupConfiguration(services: ApplicationError.traced([amqp, database, shared] + consumers), gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = configuration.gracePeriod
         logger.info("warren.started", metadata: ["consumers": "\(specs.map(\.name).joined(separator: ","))", "exchange": "\(topology.exchange.name)"])
         try await ApplicationError.run(ServiceGroup(configuration: group))

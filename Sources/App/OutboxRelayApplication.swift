@@ -32,7 +32,7 @@ public struct OutboxRelayApplication: Sendable {
         var services: [any Service] = [amqp, database, OutboxRelay(settings: settings, amqp: amqp, database: database, conninfo: databaseURL, logger: logger)]
         if let metrics { services.append(metrics.server(Readiness([.broker(amqp), .database(database)]), logger: logger)) }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: ApplicationError.traced(services), gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await ApplicationError.run(group)
     }
 }

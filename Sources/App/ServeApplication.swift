@@ -42,7 +42,7 @@ public struct ServeApplication: Sendable {
             configuration: http, amqp: amqp, database: database, catalog: catalog, exchange: exchange, shared: shared, logger: logger)
         // Shutdown runs backwards: the server drains before Redis, the pool and the broker close.
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [amqp, database, shared, server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: ApplicationError.traced([amqp, database, shared, server]), gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         logger.info("warren.serve.started", metadata: ["http.address": "\(http.host):\(http.port)"])
         try await ApplicationError.run(group)
     }

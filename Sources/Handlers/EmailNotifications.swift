@@ -74,7 +74,7 @@ public struct EmailNotifications: ConsumerModule {
     public func apply(_ events: [CloudEvent], on connection: PostgresConnection) async throws -> [Int: HandlerFailure] {
         var failures: [Int: HandlerFailure] = [:]
         for (index, event) in events.enumerated() {
-            failures[index] = try await event.inTrace { try await send(event, on: connection) }
+            failures[index] = try await event.inTrace("email.notifications \(event.type)") { try await send(event, on: connection) }
         }
         return failures
     }

@@ -32,7 +32,7 @@ public struct PaymentsCustomers: ConsumerModule {
             guard existing.isEmpty else { continue }
             let customerID: String
             do {
-                customerID = try await event.inTrace {
+                customerID = try await event.inTrace("payments.customers \(event.type)") {
                     try await provider.createCustomer(
                         NewCustomer(userID: userID, email: email, name: event.data?["name"]?.stringValue),
                         idempotencyKey: Self.idempotencyKey(eventID: event.id))

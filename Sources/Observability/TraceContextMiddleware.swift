@@ -4,7 +4,8 @@ import Logging
 import WarrenCore
 
 /// Continues the caller's W3C trace (`traceparent`, `tracestate`) with a span of its own
-/// for the request, or starts a new trace, and handles the request in it
+/// for the request (a server span, exported when span export is on), or starts a new
+/// trace, and handles the request in it
 /// (`TraceContext.current`): the events it publishes carry it in their headers and every
 /// log line it writes its `trace_id`. The answer's `traceresponse` header (W3C Trace
 /// Context level 2) names the request's span.
@@ -15,10 +16,13 @@ public struct TraceContextMiddleware<Context: RequestContext>: RouterMiddleware 
         let incoming = request.headers[HTTPField.Name.traceparent].flatMap {
             TraceContext(traceparent: $0, tracestate: request.headers[HTTPField.Name.tracestate])
         }
-        let trace = incoming?.child() ?? .root()
-        var response = try await TraceContext.$current.withValue(trace) { try await next(request, context) }
-        response.headers[HTTPField.Name.traceresponse] = trace.traceparent
-        return response
+        // A server span named by the route template (never an id from the path).
+        let name = "\(request.method.rawValue) \(context.endpointPath ?? "unmatched")"
+        return try await TraceContext.withSpan(name, ofKind: .server, parent: incoming) { trace in
+            var response = try await next(request, context)
+            response.headers[HTTPField.Name.traceresponse] = trace.traceparent
+            return response
+        }
     }
 }
 

@@ -77,11 +77,11 @@ public struct TraceContext: Sendable, Hashable {
 }
 
 extension CloudEvent {
-    /// Runs `body` as a new span of the event's trace (`TraceContext.current`), so its log
-    /// lines carry the event's `trace_id` and its provider calls a `traceparent`; as is
-    /// when the event carries no trace.
-    public func inTrace<T>(_ body: () async throws -> T) async rethrows -> T {
+    /// Runs `body` as a new span `name` of the event's trace (`TraceContext.current`; a
+    /// consumer span, exported when span export is on), so its log lines carry the event's
+    /// `trace_id` and its provider calls a `traceparent`; as is when the event carries no trace.
+    public func inTrace<T>(_ name: String, _ body: () async throws -> T) async rethrows -> T {
         guard let trace = traceContext else { return try await body() }
-        return try await TraceContext.$current.withValue(trace.child()) { try await body() }
+        return try await TraceContext.withSpan(name, ofKind: .consumer, parent: trace) { _ in try await body() }
     }
 }

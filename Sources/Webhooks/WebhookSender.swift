@@ -32,6 +32,9 @@ final class WebhookSender: Sendable {
         configuration.redirectConfiguration = .disallow
         configuration.dnsOverride = pinning
         configuration.timeout = .init(connect: .seconds(10))
+        // The event's `traceparent` is sent as it arrived; the client's own tracing (on
+        // when span export is) would add a second one.
+        configuration.tracing.tracer = nil
         return configuration
     }
 

@@ -81,6 +81,7 @@ struct ConsumerProcess {
     func run(only name: String?, http: HTTPServer.Configuration? = nil, outboxRelay: OutboxRelaySettings? = nil) async throws {
         try await oneShot {
             WarrenMetrics.bootstrap()
+            try ApplicationError.bootstrapTracing()
             let application = ConsumerApplication(
                 configuration: .init(
                     amqpURLs: options.amqpURL, databaseURL: options.databaseURL, topologyPath: consumerOptions.topology,

@@ -41,6 +41,7 @@ extension OutboxCommand {
 
         func run() async throws {
             WarrenMetrics.bootstrap()
+            try ApplicationError.bootstrapTracing()
             let logger = options.logger("warren.outbox")
             var settings = OutboxRelaySettings()
             settings.retention = AgeText.parse(retention)!

@@ -36,6 +36,7 @@ struct Serve: AsyncParsableCommand {
         }
         try await oneShot {
             WarrenMetrics.bootstrap()
+            try ApplicationError.bootstrapTracing()
             let application = ServeApplication(
                 amqpURLs: options.amqpURL, databaseURL: options.databaseURL, catalogDirectory: catalog, exchange: exchange,
                 http: try http.configuration(), logger: options.logger("warren"))

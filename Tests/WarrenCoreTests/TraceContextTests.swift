@@ -37,9 +37,9 @@ import WarrenCore
 
     @Test func anEventRunsItsWorkInANewSpanOfItsTrace() async throws {
         var event = CloudEvent(type: "user.created", source: "/t", data: nil)
-        #expect(await event.inTrace { TraceContext.current } == nil, "no trace: none invented")
+        #expect(await event.inTrace("test") { TraceContext.current } == nil, "no trace: none invented")
         event.traceContext = TraceContext(traceparent: Self.parent)
-        let inside = try #require(await event.inTrace { TraceContext.current })
+        let inside = try #require(await event.inTrace("test") { TraceContext.current })
         #expect(inside.traceID == "4bf92f3577b34da6a3ce929d0e0e4736" && inside.spanID != "00f067aa0ba902b7")
     }
 }
