@@ -32,13 +32,20 @@ final class WebhookSender: Sendable {
         configuration.redirectConfiguration = .disallow
         configuration.dnsOverride = pinning
         configuration.timeout = .init(connect: .seconds(10))
-        // The event's `traceparent` is sent as it arrived; the client's own tracing (on
-        // when span export is) would add a second one.
+        // Warren sends its own span as `traceparent`; the client's own tracing (on when
+        // span export is) would add a second one.
         configuration.tracing.tracer = nil
         return configuration
     }
 
+    /// An event that came with a trace is sent as a client span of it (exported when span
+    /// export is on), which the subscriber gets as `traceparent` (with `tracestate`).
     func send(_ delivery: WebhookDeliveries.Claimed) async -> AttemptResult {
+        guard let parent = delivery.traceparent.flatMap({ TraceContext(traceparent: $0) }) else { return await send(delivery, trace: nil) }
+        return await TraceContext.withSpan("webhook POST", ofKind: .client, parent: parent) { trace in await send(delivery, trace: trace) }
+    }
+
+    private func send(_ delivery: WebhookDeliveries.Claimed, trace: TraceContext?) async -> AttemptResult {
         let deadline = ContinuousClock.now + timeout
         let client: HTTPClient
         let destination: Destination
@@ -58,7 +65,10 @@ final class WebhookSender: Sendable {
         for (name, value) in WebhookSigning.headers(webhookID: delivery.webhookID, timestamp: timestamp, body: body, secrets: delivery.secrets) {
             request.headers.add(name: name, value: value)
         }
-        if let traceparent = delivery.traceparent { request.headers.add(name: "traceparent", value: traceparent) }
+        if let trace {
+            request.headers.add(name: "traceparent", value: trace.traceparent)
+            if let state = trace.state { request.headers.add(name: "tracestate", value: state) }
+        }
         request.body = .bytes(ByteBuffer(bytes: body))
         let response: HTTPClientResponse
         do {

@@ -157,7 +157,9 @@ extension Integration {
                 #expect(request.headers["x-signature"] == (try HTTPServerTests.openssl(text, textKey: secret)))
                 #expect(request.headers["user-agent"] == "Warren/\(WarrenVersion.current)")
                 #expect(request.headers["content-type"] == "application/cloudevents+json")
-                #expect(request.headers["traceparent"] == Rig.traceparent, "the event's trace context, from its AMQP header")
+                let sent = request.headers["traceparent"].flatMap { TraceContext(traceparent: $0) }
+                let event = TraceContext(traceparent: Rig.traceparent)!
+                #expect(sent?.traceID == event.traceID && sent?.spanID != event.spanID, "the event's trace (from its AMQP header), continued by a span of the delivery")
                 #expect(abs((Int64(timestamp) ?? 0) - Int64(Date().timeIntervalSince1970)) < 60)
             }
             let log = try await rig.subscriptions.attempts(subscription.id)
