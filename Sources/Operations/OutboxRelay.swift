@@ -132,7 +132,7 @@ public struct OutboxRelay: Service {
         let (taken, failure, count, parked) = try await database.withConnection { connection in
             try await connection.transaction { connection -> (Int, (any Error)?, Int, Int) in
                 let rows = try await connection.query("""
-                    SELECT id, event FROM warren_outbox WHERE published_at IS NULL AND parked_at IS NULL
+                    SELECT id, event, traceparent, tracestate FROM warren_outbox WHERE published_at IS NULL AND parked_at IS NULL
                     ORDER BY id LIMIT \(settings.batchSize) FOR UPDATE SKIP LOCKED
                     """)
                 var published: [Int64] = []
@@ -141,7 +141,11 @@ public struct OutboxRelay: Service {
                 for row in rows {
                     let id = try row.decode(Int64.self, at: 0)
                     do {
-                        let event = try CloudEvent(jsonBytes: Array(try row.decode(String.self, at: 1).utf8))
+                        var event = try CloudEvent(jsonBytes: Array(try row.decode(String.self, at: 1).utf8))
+                        // The trace it was enqueued in, continued by its consumers.
+                        event.traceContext = try row.decode(String?.self, at: 2).flatMap {
+                            TraceContext(traceparent: $0, tracestate: try row.decode(String?.self, at: 3))
+                        }
                         try event.validateForAMQP()
                         let message = event.amqpMessage()
                         try await channel.publish(

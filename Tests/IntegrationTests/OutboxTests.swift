@@ -135,6 +135,28 @@ extension Integration {
             #expect(try await fixture.drainSink() == [event.id])
         }
 
+        @Test func anEventKeepsTheTraceItWasEnqueuedIn() async throws {
+            let fixture = try await Fixture()
+            defer { Task { await fixture.tearDown() } }
+            let trace = TraceContext(traceparent: "00-6bf92f3577b34da6a3ce929d0e0e4738-20f067aa0ba902b9-01", tracestate: "vendor=2")!
+            let traced = userCreated("outbox-traced")
+            let untraced = userCreated("outbox-untraced")
+            try await TraceContext.$current.withValue(trace) { try await fixture.enqueue([traced]) }
+            try await fixture.enqueue([untraced])
+            try await fixture.startRelay()
+            try await eventually(timeout: .seconds(10), "both published") { try await fixture.sinkDepth() == 2 }
+            var headers: [String: (String?, String?)] = [:]
+            while let delivery = try await fixture.channel.get(queue: Fixture.sink) {
+                func text(_ name: String) -> String? {
+                    if case .string(let value)? = delivery.properties.headers?[name] { value } else { nil }
+                }
+                headers[delivery.properties.messageID ?? ""] = (text("traceparent"), text("tracestate"))
+                try fixture.channel.ack(delivery)
+            }
+            #expect(headers[traced.id]?.0 == trace.traceparent && headers[traced.id]?.1 == "vendor=2", "\(headers)")
+            #expect(headers[untraced.id].map { $0.0 == nil } == true, "no trace invented for an event enqueued outside one")
+        }
+
         /// LISTEN could not be set up at start: the relay tries again once the database is
         /// back, so a new row is published on its notification, not on the next poll.
         @Test func aRelayStartedWhileTheDatabaseIsDownListensOnceItIsBack() async throws {
