@@ -88,7 +88,7 @@ public final class RedisClient: Service, Sendable, CustomStringConvertible {
             logger.warning("redis.unavailable", metadata: ["error": "\(error.map { "\($0)" } ?? "?")", "redis.fallback": "per-process limits and PostgreSQL"])
         case .recovered(let outage):
             upGauge.record(1)
-            logger.info("redis.recovered", metadata: ["redis.outage_seconds": "\(Double(outage.components.seconds) + Double(outage.components.attoseconds) / 1e18)"])
+            logger.info("redis.recovered", metadata: ["redis.outage_seconds": "\(outage / .seconds(1))"])
         case nil:
             break
         }

@@ -4,8 +4,8 @@ import Synchronization
 
 /// A read-through cache shared by every process: values live in Redis under a
 /// namespace's current generation (`warren:cache:{namespace}:{generation}:{key}`, for
-/// `ttl`), and for `localTTL` in the process. `invalidate()` (after a change in
-/// PostgreSQL) bumps the generation, so no process reads an older entry from Redis
+/// `ttl`), and for `localTTL` in the process. `SharedStore.invalidate(namespace:)` (after
+/// a change in PostgreSQL) gives the namespace a new generation, so no process reads an older entry from Redis
 /// again, and publishes the namespace on `warren:invalidate`, so every process drops
 /// its local entries within the message's latency (`SharedStore` subscribes).
 ///
@@ -43,7 +43,7 @@ public final class SharedCache<Value: Codable & Sendable>: Sendable {
         if let redis {
             do {
                 let reply = try await redis.evaluate(
-                    Self.readScript, keys: [generationKey], arguments: ["warren:cache:\(namespace):", key, SharedCacheScripts.newGeneration()])
+                    SharedCacheScripts.read, keys: [generationKey], arguments: ["warren:cache:\(namespace):", key, SharedCacheScripts.newGeneration()])
                 guard case .array(let parts) = reply, let current = parts.first?.text else {
                     throw RedisError(.unexpectedReply, "the cache script answered \(reply)")
                 }
@@ -65,23 +65,6 @@ public final class SharedCache<Value: Codable & Sendable>: Sendable {
         return value
     }
 
-    /// After a change in PostgreSQL: no process uses an older entry from Redis, and every
-    /// subscribed process drops its local ones. False when Redis could not be told (then
-    /// other processes may use theirs for up to `localTTL`, and Redis' for up to `ttl`).
-    @discardableResult
-    public func invalidate() async -> Bool {
-        dropLocal()
-        guard let redis else { return true }
-        do {
-            _ = try await redis.evaluate(
-                Self.invalidateScript, keys: [generationKey], arguments: [SharedStore.invalidationChannel, namespace, SharedCacheScripts.newGeneration()])
-            return true
-        } catch {
-            SharedStateMetrics.fallback(.cache)
-            return false
-        }
-    }
-
     /// Forgets the process' entries (an invalidation message, or a resubscription after
     /// which messages may have been missed).
     public func dropLocal() {
@@ -100,9 +83,6 @@ public final class SharedCache<Value: Codable & Sendable>: Sendable {
             local.entries[key] = (value, until)
         }
     }
-
-    static var readScript: RedisScript { SharedCacheScripts.read }
-    static var invalidateScript: RedisScript { SharedCacheScripts.invalidate }
 }
 
 /// Outside the generic class: a generic type cannot have stored static properties.

@@ -13,8 +13,8 @@ import WarrenCore
 /// the same rate: work continues at the per-process rate until Redis is back.
 public struct SharedRateLimiter: TokenBucket {
     public let key: String
-    private let tokensPerSecond: Double
-    private let burst: Int
+    /// The script's rate and burst arguments, made once.
+    private let limits: [String]
     private let redis: RedisClient
     private let local: RateLimiter
 
@@ -23,8 +23,7 @@ public struct SharedRateLimiter: TokenBucket {
     public init(name: String, rate: Int, per interval: Duration, burst: Int? = nil, redis: RedisClient) {
         precondition(rate > 0 && interval > .zero, "a rate limiter needs a positive rate")
         self.key = "warren:rate:\(name)"
-        self.tokensPerSecond = Double(rate) / (Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18)
-        self.burst = burst ?? rate
+        self.limits = [String(Double(rate) / (interval / .seconds(1))), String(burst ?? rate)]
         self.redis = redis
         self.local = RateLimiter(rate: rate, per: interval, burst: burst)
     }
@@ -63,7 +62,7 @@ public struct SharedRateLimiter: TokenBucket {
     /// Microseconds to wait for the reserved token (0: now), or -1 when `try` found none.
     private func take(_ mode: Mode) async throws(RedisError) -> Int64 {
         let reply = try await redis.evaluate(
-            Self.script, keys: [key], arguments: [String(tokensPerSecond), String(burst), mode.rawValue])
+            Self.script, keys: [key], arguments: limits + [mode.rawValue])
         guard let microseconds = reply.integer else {
             throw RedisError(.unexpectedReply, "the token bucket script answered \(reply)")
         }

@@ -72,8 +72,10 @@ public final class SharedStore: Service, Sendable, CustomStringConvertible {
 
     public var replay: ReplayGuard { ReplayGuard(redis: redis) }
 
-    /// After a change in PostgreSQL to what `namespace`'s caches hold: every process stops
-    /// using its entries (see ``SharedCache/invalidate()``). False if Redis could not be told.
+    /// After a change in PostgreSQL to what `namespace`'s caches hold: a new generation, so
+    /// no process reads an older entry from Redis again, published on `warren:invalidate`,
+    /// so every subscribed process drops its local entries. False if Redis could not be
+    /// told (others keep their copies until they expire).
     @discardableResult
     public func invalidate(namespace: String) async -> Bool {
         caches.drop(namespace: namespace)

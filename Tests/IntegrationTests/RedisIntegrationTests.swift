@@ -194,7 +194,7 @@ extension Integration {
             #expect(try await cacheOne.value(for: "missing", load: { nil }) == nil)
 
             source.withLock { $0 = "v2" }
-            #expect(await cacheOne.invalidate())
+            #expect(await one.invalidate(namespace: namespace))
             // The other process drops its local entry on the message, well within a second.
             try await eventually(timeout: .seconds(1), "condition") { try await cacheTwo.value(for: "k", load: load) == "v2" }
             #expect(try await cacheOne.value(for: "k", load: load) == "v2")
