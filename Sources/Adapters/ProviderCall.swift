@@ -4,12 +4,18 @@ import Logging
 import Metrics
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import WarrenCore
 
 /// One POST to a provider, with what every provider shares: a token from the endpoint's
 /// rate limiter before each attempt, a deadline, the short in-process retry of transient
 /// failures, and network failures turned into transient `ProviderError`s. The provider
 /// turns its own error answers into `ProviderError`s through `rejected`.
+///
+/// A call that is not `idempotent` (SendGrid has no idempotency key) is repeated only when
+/// the request surely never left (no connection could be made) or the provider answered;
+/// a timeout or a dropped connection after the request went out is `.outcomeUnknown`,
+/// never retried here.
 struct ProviderCall: Sendable {
     struct Response: Sendable {
         var status: Int
@@ -21,6 +27,8 @@ struct ProviderCall: Sendable {
     let endpoint: ProviderEndpoint
     let client: HTTPClient
     let logger: Logger
+    /// Safe to repeat once it may have been processed (Stripe's Idempotency-Key).
+    let idempotent: Bool
 
     func post(
         _ path: String, contentType: String, body: [UInt8], headers extra: [(String, String)] = [],
@@ -90,16 +98,31 @@ struct ProviderCall: Sendable {
                     "provider.attempt": "\(attempt)", "duration": "\(ContinuousClock.now - started)",
                 ])
             return Response(status: Int(response.status.code), headers: response.headers, body: Array(buffer: bytes))
-        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
-            record(status: "timeout", since: started)
-            throw ProviderError(.transient, provider: provider, code: "timeout", "no answer from \(path) within \(endpoint.timeout)")
         } catch is CancellationError {
             throw CancellationError()
         } catch {
-            record(status: "connection_error", since: started)
-            // The request may have been processed: only idempotent calls are safe to repeat,
-            // which is why Stripe calls carry an Idempotency-Key and emails are recorded.
-            throw ProviderError(.transient, provider: provider, code: "connection", "connection to \(path) failed or dropped: \(error)")
+            let timeout = (error as? HTTPClientError).map { [.deadlineExceeded, .readTimeout, .connectTimeout].contains($0) } ?? false
+            record(status: timeout ? "timeout" : "connection_error", since: started)
+            let what = timeout ? "no answer from \(path) within \(endpoint.timeout)" : "connection to \(path) failed or dropped: \(error)"
+            if idempotent || Self.neverSent(error) {
+                throw ProviderError(.transient, provider: provider, code: timeout ? "timeout" : "connection", what)
+            }
+            // The request may have been processed, and repeating it is not safe.
+            throw ProviderError(.outcomeUnknown, provider: provider, code: "outcome-unknown", "\(what); it may have been processed")
+        }
+    }
+
+    /// True for the failures that happen before a request is written: no connection could
+    /// be made (refused, unreachable, timed out connecting, or still none when the
+    /// deadline came). Anything else may have happened after the provider got it.
+    static func neverSent(_ error: any Error) -> Bool {
+        switch error {
+        case let error as HTTPClientError: return error == .connectTimeout || error == .getConnectionFromPoolTimeout
+        case is NIOConnectionError: return true
+        // Only a connect can be refused or find no route; a reset after the request is ECONNRESET/EPIPE.
+        case let error as IOError: return [ECONNREFUSED, ENETUNREACH, EHOSTUNREACH].contains(error.errnoCode)
+        case ChannelError.connectTimeout: return true
+        default: return false
         }
     }
 

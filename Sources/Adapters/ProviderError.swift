@@ -11,6 +11,10 @@ public struct ProviderError: Error, Sendable, CustomStringConvertible {
         case permanent
         /// Warren is set up wrongly: a base URL that is not HTTPS, a missing key.
         case configuration
+        /// The request went out and no answer came back (a timeout, a dropped connection)
+        /// from a call that is not idempotent: the provider may have acted on it, so
+        /// sending it again is not safe (code `outcome-unknown`).
+        case outcomeUnknown
     }
 
     public var kind: Kind

@@ -5,14 +5,16 @@ import WarrenCore
 
 /// SendGrid v3 Mail Send (`POST /v3/mail/send`): 202 means accepted, with the message id
 /// in `X-Message-Id`. 429 waits for `X-RateLimit-Reset` (epoch seconds) or Retry-After;
-/// other 4xx are permanent and carry SendGrid's `errors[].message`; 5xx, timeouts and
-/// dropped connections are transient.
+/// other 4xx are permanent and carry SendGrid's `errors[].message`; 5xx and connections
+/// that could not be made are transient. SendGrid has no idempotency key, so a timeout or a
+/// connection dropped after the request went out is `.outcomeUnknown`: the email may have
+/// been accepted, and it is not sent again.
 public struct SendGridProvider: EmailProvider {
     public let name = "sendgrid"
     private let call: ProviderCall
 
     public init(endpoint: ProviderEndpoint, client: HTTPClient = .providers, logger: Logger) {
-        call = ProviderCall(provider: "sendgrid", endpoint: endpoint, client: client, logger: logger)
+        call = ProviderCall(provider: "sendgrid", endpoint: endpoint, client: client, logger: logger, idempotent: false)
     }
 
     public func send(_ email: Email) async throws -> String? {

@@ -13,7 +13,7 @@ public struct StripeProvider: PaymentProvider {
     private let call: ProviderCall
 
     public init(endpoint: ProviderEndpoint, client: HTTPClient = .providers, logger: Logger) {
-        call = ProviderCall(provider: "stripe", endpoint: endpoint, client: client, logger: logger)
+        call = ProviderCall(provider: "stripe", endpoint: endpoint, client: client, logger: logger, idempotent: true)
     }
 
     public func createCustomer(_ customer: NewCustomer, idempotencyKey: String) async throws -> String {

@@ -75,7 +75,7 @@ public struct ConsumerApplication: Sendable {
         let amqp = AMQPConnection(amqpConfiguration, logger: logger)
         let runtimes = specs.map { spec in
             ConsumerRuntime(
-                settings: ConsumerSettings(spec), module: modules[spec.name]!, amqp: amqp, database: database, catalog: catalog,
+                settings: ConsumerSettings(spec), handler: modules[spec.name]!, amqp: amqp, database: database, catalog: catalog,
                 logger: logger)
         }
         let refresh = try MetricsSettings.refreshInterval(ProcessInfo.processInfo.environment)
@@ -112,17 +112,17 @@ public struct ConsumerApplication: Sendable {
     /// Every module, with email.notifications (SendGrid when SENDGRID_API_KEY is set, else
     /// the log provider) and payments.customers (only when STRIPE_SECRET_KEY is set). The
     /// providers' rates are shared by every process through Redis when it is configured.
-    static func modules(database: PostgresPool, shared: SharedStore, logger: Logger) throws(ApplicationError) -> [String: any ConsumerModule] {
+    static func modules(database: PostgresPool, shared: SharedStore, logger: Logger) throws(ApplicationError) -> [String: ConsumerHandler] {
         do {
             var providers = ProviderSettings()
             providers.bucket = { provider, rate in shared.rateLimiter(name: "provider:\(provider)", rate: rate, per: .seconds(1)) }
             let email = try providers.emailProvider(logger: logger, record: EmailNotifications.emailLog(in: database))
             let payments = try providers.paymentProvider(logger: logger)
             var modules = ConsumerModules.make(
-                email: EmailNotifications(provider: email, settings: .init(), records: database, logger: logger),
+                email: EmailNotifications(provider: email, settings: .init(), logger: logger),
                 payments: payments.map { PaymentsCustomers(provider: $0) })
             let webhooks = WebhookFanOut(shared: shared)
-            modules[webhooks.name] = webhooks
+            modules[webhooks.name] = .transactional(webhooks)
             return modules
         } catch {
             throw ApplicationError("\(error)")
@@ -137,7 +137,7 @@ public struct ConsumerApplication: Sendable {
         }
     }
 
-    private func loadConfiguration(modules: [String: any ConsumerModule]) throws(ApplicationError) -> (Topology, EventCatalog, [ConsumerSpec]) {
+    private func loadConfiguration(modules: [String: ConsumerHandler]) throws(ApplicationError) -> (Topology, EventCatalog, [ConsumerSpec]) {
         let topology: Topology
         let catalog: EventCatalog
         do {

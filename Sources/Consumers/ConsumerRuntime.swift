@@ -50,7 +50,7 @@ public struct ConsumerSettings: Sendable {
 /// shutdown the in-flight batch finishes, is settled, and the rest returns to the queue.
 public struct ConsumerRuntime: Service {
     let settings: ConsumerSettings
-    let module: any ConsumerModule
+    let handler: ConsumerHandler
     let amqp: AMQPConnection
     let database: PostgresPool
     let catalog: EventCatalog?
@@ -80,8 +80,17 @@ public struct ConsumerRuntime: Service {
         settings: ConsumerSettings, module: any ConsumerModule, amqp: AMQPConnection, database: PostgresPool,
         catalog: EventCatalog?, logger: Logger, observer: Observer? = nil
     ) {
+        self.init(
+            settings: settings, handler: .transactional(module), amqp: amqp, database: database, catalog: catalog, logger: logger,
+            observer: observer)
+    }
+
+    public init(
+        settings: ConsumerSettings, handler: ConsumerHandler, amqp: AMQPConnection, database: PostgresPool,
+        catalog: EventCatalog?, logger: Logger, observer: Observer? = nil
+    ) {
         self.settings = settings
-        self.module = module
+        self.handler = handler
         self.amqp = amqp
         self.database = database
         self.catalog = catalog
@@ -148,6 +157,7 @@ public struct ConsumerRuntime: Service {
         /// 1 for a first delivery; `x-warren-attempts` + 1 after retries.
         var attempt: Int
         var event: CloudEvent?
+        var info = DeliveryInfo()
         var outcome: Outcome = .pending
     }
 
@@ -169,7 +179,7 @@ public struct ConsumerRuntime: Service {
         case .success(let count): attempt = count
         case .failure(let refusal): return Item(delivery: delivery, attempt: 1, outcome: .failed(refusal))
         }
-        var item = Item(delivery: delivery, attempt: attempt)
+        var item = Item(delivery: delivery, attempt: attempt, info: DeliveryInfo(replayed: FailurePolicy.replayed(delivery.properties.headers)))
         do {
             item.event = try decode(delivery)
         } catch {
@@ -180,7 +190,8 @@ public struct ConsumerRuntime: Service {
 
     private func process(_ batch: Batch, channel: AMQPChannel, publisher: AMQPChannel) async {
         var items = batch.items
-        guard let outcomes = await applyHoldingOnInfrastructureFailure(items.compactMap(\.event)) else {
+        let decoded = items.filter { $0.event != nil }
+        guard let outcomes = await applyHoldingOnInfrastructureFailure(decoded.map { $0.event! }, decoded.map(\.info)) else {
             logger.notice("consumer.batch.abandoned", metadata: ["consumer.batch_size": "\(items.count)"])
             return  // shutting down with the database away: the broker redelivers all of it
         }
@@ -249,12 +260,15 @@ public struct ConsumerRuntime: Service {
 
     /// Applies the events, retrying with backoff while the database is unreachable. Nil
     /// when shutdown began meanwhile.
-    private func applyHoldingOnInfrastructureFailure(_ events: [CloudEvent]) async -> [Outcome]? {
+    private func applyHoldingOnInfrastructureFailure(_ events: [CloudEvent], _ infos: [DeliveryInfo]) async -> [Outcome]? {
         guard !events.isEmpty else { return [] }
         var delay = Duration.milliseconds(100)
         while true {
             do {
-                return try await apply(events)
+                switch handler {
+                case .transactional(let module): return try await apply(events, module)
+                case .calling(let module): return try await handleOneByOne(events, infos, module)
+                }
             } catch let error as PostgresError where error.isInfrastructure {
                 logger.warning("consumer.database.unavailable", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
                 if Task.isShuttingDownGracefully || Task.isCancelled { return nil }
@@ -267,22 +281,22 @@ public struct ConsumerRuntime: Service {
     }
 
     /// One transaction for the batch; if it fails as a whole, each event alone.
-    private func apply(_ events: [CloudEvent]) async throws -> [Outcome] {
+    private func apply(_ events: [CloudEvent], _ module: any ConsumerModule) async throws -> [Outcome] {
         do {
-            return try await applyInTransaction(events)
+            return try await applyInTransaction(events, module)
         } catch let error as PostgresError where error.isInfrastructure {
             throw error
         } catch where events.count > 1 {
             logger.info("consumer.batch.split", metadata: ["error": "\(error)", "consumer.batch_size": "\(events.count)"])
             var outcomes: [Outcome] = []
-            for event in events { outcomes += try await apply([event]) }
+            for event in events { outcomes += try await apply([event], module) }
             return outcomes
         } catch {
             return [.failed(FailurePolicy.classify(error))]
         }
     }
 
-    private func applyInTransaction(_ events: [CloudEvent]) async throws -> [Outcome] {
+    private func applyInTransaction(_ events: [CloudEvent], _ module: any ConsumerModule) async throws -> [Outcome] {
         try await database.withConnection { connection in
             try await connection.transaction { connection in
                 // Claimed first: a duplicate (already recorded, or recorded meanwhile by
@@ -311,6 +325,43 @@ public struct ConsumerRuntime: Service {
                 return outcomes
             }
         }
+    }
+
+    /// A calling module's events: those already in the inbox are duplicates; each fresh one
+    /// is handled alone with no transaction open and no connection held; the handled ones
+    /// are then recorded in the inbox. A database outage (thrown) holds the batch: events
+    /// handled before it are found again by the module's own records.
+    private func handleOneByOne(_ events: [CloudEvent], _ infos: [DeliveryInfo], _ module: any CallingModule) async throws -> [Outcome] {
+        let seen = try await database.withConnection { connection in
+            try await Inbox.seen(consumer: settings.name, ids: events.map(\.id), on: connection)
+        }
+        var outcomes = [Outcome](repeating: .duplicate, count: events.count)
+        var inBatch = Set<String>()
+        var handled: [String] = []
+        for (index, event) in events.enumerated() where !seen.contains(event.id) && inBatch.insert(event.id).inserted {
+            let started = ContinuousClock.now
+            let failure: HandlerFailure?
+            do {
+                failure = try await module.handle(event, delivery: infos[index], database: database)
+            } catch let error as PostgresError where error.isInfrastructure {
+                throw error
+            } catch {
+                failure = FailurePolicy.classify(error)
+            }
+            metrics.handler.record(duration: ContinuousClock.now - started)
+            if let failure {
+                outcomes[index] = .failed(failure)
+            } else {
+                outcomes[index] = .applied
+                handled.append(event.id)
+            }
+        }
+        if !handled.isEmpty {
+            _ = try await database.withConnection { connection in
+                try await Inbox.claim(consumer: settings.name, ids: handled.sorted(), on: connection)
+            }
+        }
+        return outcomes
     }
 
     // MARK: Retry and dead-letter

@@ -53,6 +53,12 @@ public struct FailurePolicy: Sendable {
         return attempt(delivery.properties.headers)
     }
 
+    /// `x-warren-replayed` as a count: 0 when absent, negative or not an integer (the
+    /// header came off the wire; `dlq replay` counts up from any value it finds).
+    static func replayed(_ headers: AMQPTable?) -> Int64 {
+        max(headers?[WarrenHeader.replayed]?.intValue ?? 0, 0)
+    }
+
     /// A transient failure goes to the delay tier of its attempt (the last tier once the
     /// attempts outnumber the tiers) until `maxAttempts`; anything else to the DLQ.
     func destination(of failure: HandlerFailure, attempt: Int) -> Destination {

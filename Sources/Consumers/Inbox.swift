@@ -17,6 +17,15 @@ enum Inbox {
         return Set(try rows.map { try $0.decode(String.self, "message_id") })
     }
 
+    /// The ids already recorded, without claiming any (for calling modules, whose effects
+    /// happen before the inbox is written).
+    static func seen(consumer: String, ids: [String], on connection: PostgresConnection) async throws -> Set<String> {
+        guard !ids.isEmpty else { return [] }
+        let rows = try await connection.query(
+            "SELECT message_id FROM warren_inbox WHERE consumer = \(consumer) AND message_id = ANY(\(PostgresArrayLiteral.text(ids))::text[])")
+        return Set(try rows.map { try $0.decode(String.self, "message_id") })
+    }
+
     /// Takes back claims for events that were not applied (they failed and leave for a
     /// delay tier or the dead-letter queue, and must be processed when they come back).
     static func release(consumer: String, ids: [String], on connection: PostgresConnection) async throws {

@@ -8,12 +8,24 @@ import WarrenCore
 /// `email.notifications`: a welcome email on `user.created`, a receipt on
 /// `payment.succeeded`, a notice on `payment.failed`.
 ///
-/// Each email the provider accepts is recorded in `email_sends` by (event id, kind) on a
-/// connection of its own, right after the provider's answer: the record survives a
-/// rollback of the batch, and a redelivered event finds it and sends nothing again.
+/// SendGrid has no idempotency key, so each email is guarded by its row in `email_sends`
+/// (event id, kind), written in its own short statements and never inside a transaction
+/// held across the call:
+/// 1. before the call, the intent (`state = 'sending'`);
+/// 2. after a 2xx, `sent` with SendGrid's message id: a redelivered event finds it and
+///    sends nothing;
+/// 3. after an answer that is not a 2xx, or a connection that could not be made (nothing
+///    was sent), the intent is deleted and the failure retried or dead-lettered as usual;
+/// 4. after a timeout or a connection dropped once the request was out, `unknown`: the
+///    email may have been sent, so the event is dead-lettered with `x-warren-error-type:
+///    outcome-unknown` for ops to decide. An intent found on a redelivery (a crash during
+///    the call) is treated the same way. Replaying the message from the DLQ is the
+///    decision to send it again: a delivery replayed more often than when the intent was
+///    written sends anew.
+///
 /// Payments name a user; an address not yet in `users` (the projection may lag) is a
 /// transient failure, a deleted user gets no email.
-public struct EmailNotifications: ConsumerModule {
+public struct EmailNotifications: CallingModule {
     public let name = "email.notifications"
 
     /// Sender and templates. A template id (SendGrid dynamic template `d-…`) replaces the
@@ -60,35 +72,26 @@ public struct EmailNotifications: ConsumerModule {
 
     let provider: any EmailProvider
     let settings: Settings
-    /// Where sends are recorded, outside the batch transaction.
-    let records: PostgresPool
     let logger: Logger
 
-    public init(provider: any EmailProvider, settings: Settings, records: PostgresPool, logger: Logger) {
+    public init(provider: any EmailProvider, settings: Settings, logger: Logger) {
         self.provider = provider
         self.settings = settings
-        self.records = records
         self.logger = logger
     }
 
-    public func apply(_ events: [CloudEvent], on connection: PostgresConnection) async throws -> [Int: HandlerFailure] {
-        var failures: [Int: HandlerFailure] = [:]
-        for (index, event) in events.enumerated() {
-            failures[index] = try await event.inTrace("email.notifications \(event.type)") { try await send(event, on: connection) }
-        }
-        return failures
+    public func handle(_ event: CloudEvent, delivery: DeliveryInfo, database: PostgresPool) async throws -> HandlerFailure? {
+        try await event.inTrace("email.notifications \(event.type)") { try await send(event, delivery, database) }
     }
 
     /// One event's email, in the event's trace: nil when sent (or not needed), else why not.
-    private func send(_ event: CloudEvent, on connection: PostgresConnection) async throws -> HandlerFailure? {
+    private func send(_ event: CloudEvent, _ delivery: DeliveryInfo, _ database: PostgresPool) async throws -> HandlerFailure? {
         guard let kind = Kind(eventType: event.type) else {
             return .permanent("event.unhandled", "email.notifications does not handle \(event.type)")
         }
-        let sent = try await connection.query("SELECT 1 FROM email_sends WHERE event_id = \(event.id) AND kind = \(kind.rawValue)")
-        guard sent.isEmpty else { return nil }
         let userID = event.data?[kind == .welcome ? "id" : "user_id"]?.stringValue
         let recipient: EmailAddress
-        switch try await self.recipient(of: event, userID: userID, on: connection) {
+        switch try await self.recipient(of: event, userID: userID, in: database) {
         case .found(let address): recipient = address
         case .deleted:
             logger.notice("email.skipped", metadata: ["message_id": "\(event.id)", "reason": "user deleted"])
@@ -96,26 +99,37 @@ public struct EmailNotifications: ConsumerModule {
         case .failed(let failure):
             return failure
         }
+        let sends = EmailSends(database: database, eventID: event.id, kind: kind)
+        switch try await sends.claim(provider: provider.name, userID: userID, replayed: delivery.replayed) {
+        case .claimed: break
+        case .sent: return nil
+        case .unresolved(let state):
+            return .permanent(
+                Self.outcomeUnknown,
+                "outcome-unknown: an earlier attempt at the \(kind.rawValue) email \(state == "unknown" ? "got no answer" : "was cut off"); it may have been sent. Replay the message to send it again.")
+        }
         let messageID: String?
         do {
             messageID = try await provider.send(Email(to: recipient, from: settings.from, content: content(kind, event, recipient)))
+        } catch let error as ProviderError where error.kind == .outcomeUnknown {
+            try await Self.recordRetry.run { try await sends.markUnknown() }
+            logger.error("email.outcome_unknown", metadata: ["message_id": "\(event.id)", "email.kind": "\(kind.rawValue)", "error": "\(error)"])
+            return .permanent(Self.outcomeUnknown, "outcome-unknown: \(error.description). It is not sent again; replay the message to send it.")
         } catch let error as ProviderError {
+            // Answered, or never sent: nothing went out, the next attempt may send.
+            try await Self.recordRetry.run { try await sends.release() }
             return HandlerFailure(error)
         }
-        // The email is out: losing this record would send it again on redelivery, so a
-        // failing database gets a few tries before the batch fails.
-        _ = try await Self.recordRetry.run {
-            try await records.withConnection { records in
-                try await records.execute("""
-                    INSERT INTO email_sends (event_id, kind, provider, provider_message_id, user_id)
-                    VALUES (\(event.id), \(kind.rawValue), \(provider.name), \(messageID), \(userID))
-                    ON CONFLICT (event_id, kind) DO NOTHING
-                    """)
-            }
-        }
+        // The email is out: without this record a redelivery finds the intent and
+        // dead-letters the event as outcome-unknown (never sends it again), so a failing
+        // database gets a few tries before the batch fails.
+        try await Self.recordRetry.run { try await sends.markSent(messageID: messageID) }
         logger.info("email.sent", metadata: ["message_id": "\(event.id)", "email.kind": "\(kind.rawValue)", "email.provider_message_id": "\(messageID ?? "-")"])
         return nil
     }
+
+    /// `x-warren-error-type` of an email that may or may not have been sent.
+    public static let outcomeUnknown = "outcome-unknown"
 
     private static let recordRetry = RetryPolicy(maxAttempts: 4, initialDelay: .milliseconds(200), maxDelay: .seconds(2))
 
@@ -125,13 +139,15 @@ public struct EmailNotifications: ConsumerModule {
         case failed(HandlerFailure)
     }
 
-    private func recipient(of event: CloudEvent, userID: String?, on connection: PostgresConnection) async throws -> Recipient {
+    private func recipient(of event: CloudEvent, userID: String?, in database: PostgresPool) async throws -> Recipient {
         if event.type == "user.created" {
             guard let email = event.data?["email"]?.stringValue else { return .failed(.permanent("email.invalid", "data.email is missing")) }
             return .found(EmailAddress(email, name: event.data?["name"]?.stringValue))
         }
         guard let userID else { return .failed(.permanent("email.invalid", "data.user_id is missing")) }
-        let rows = try await connection.query("SELECT email, name, deleted_at IS NOT NULL AS deleted FROM users WHERE id = \(userID)")
+        let rows = try await database.withConnection { connection in
+            try await connection.query("SELECT email, name, deleted_at IS NOT NULL AS deleted FROM users WHERE id = \(userID)")
+        }
         guard let row = rows.first, let email = try row.decode(String?.self, "email") else {
             // The users projection may not have seen the user yet: try again later.
             return .failed(.transient("email.recipient_unknown", "no email address for user \(userID) yet"))
@@ -200,7 +216,10 @@ extension HandlerFailure {
     /// request (or Warren is misconfigured), transient otherwise; the provider's message
     /// goes into `x-warren-error`.
     init(_ error: ProviderError) {
-        let permanent = error.kind != .transient
-        self.init(permanent ? .permanent : .transient, type: "\(error.provider).\(permanent ? "rejected" : "unavailable")", error.description)
+        switch error.kind {
+        case .transient: self.init(.transient, type: "\(error.provider).unavailable", error.description)
+        case .permanent, .configuration: self.init(.permanent, type: "\(error.provider).rejected", error.description)
+        case .outcomeUnknown: self.init(.permanent, type: EmailNotifications.outcomeUnknown, error.description)
+        }
     }
 }

@@ -100,16 +100,44 @@ import WarrenCore
         #expect(fake.server.requests.count == 3)
     }
 
-    @Test func aHangingServerIsATransientTimeout() async throws {
+    /// From the client's side a server that hangs may have accepted the email.
+    @Test func aHangingServerIsAnUnknownOutcomeWithinTheTimeout() async throws {
         let fake = try await FakeSendGrid.start()
         defer { fake.stop() }
         fake.server.fail(.hang(.seconds(3)))
         let started = ContinuousClock.now
         let error = try await #require(throws: ProviderError.self) {
-            try await Self.provider(fake, timeout: .milliseconds(300), retry: .never).send(Self.plain)
+            try await Self.provider(fake, timeout: .milliseconds(300)).send(Self.plain)
         }
-        #expect(error.kind == .transient && error.code == "timeout")
+        #expect(error.kind == .outcomeUnknown && error.message.hasPrefix("no answer from /v3/mail/send within"))
+        #expect(fake.server.requests.count == 1)
         #expect(ContinuousClock.now - started < .seconds(2))
+    }
+
+    /// SendGrid has no idempotency key: once the request is out, no answer means the
+    /// email may have been accepted, and the adapter does not send it again.
+    @Test(arguments: [FakeFault.hangAfterProcessing(.seconds(3)), .dropAfterProcessing])
+    func noAnswerAfterTheRequestWentOutIsAnUnknownOutcomeNotARetry(fault: FakeFault) async throws {
+        let fake = try await FakeSendGrid.start()
+        defer { fake.stop() }
+        fake.server.fail(fault)
+        let error = try await #require(throws: ProviderError.self) {
+            try await Self.provider(fake, timeout: .milliseconds(500)).send(Self.plain)
+        }
+        #expect(error.kind == .outcomeUnknown && error.code == "outcome-unknown")
+        #expect(fake.server.requests.count == 1)
+        #expect(fake.mail.count == 1)
+    }
+
+    /// Nothing listens on port 1: the request never left, so it is safe to try again.
+    @Test func aConnectionThatCannotBeMadeIsTransientAsNothingWasSent() async throws {
+        let endpoint = try ProviderEndpoint(
+            provider: "sendgrid", baseURL: "http://127.0.0.1:1", apiKey: APIKey("SG.test"), timeout: .milliseconds(500), retry: .never,
+            rateLimiter: RateLimiter(rate: 1000, per: .seconds(1)))
+        let error = try await #require(throws: ProviderError.self) {
+            try await SendGridProvider(endpoint: endpoint, logger: TestEnvironment.logger).send(Self.plain)
+        }
+        #expect(error.kind == .transient && error.code == "connection", "\(error)")
     }
 
     @Test func theRateLimiterHoldsTheConfiguredRate() async throws {

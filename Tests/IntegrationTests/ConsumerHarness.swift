@@ -28,7 +28,7 @@ final class ConsumerHarness: Sendable {
 
     static func make(
         consumer: String = "users.projection", bindings: [String] = ["user.*"], maxAttempts: Int = 5,
-        retryDelays: [Duration] = [.milliseconds(300), .milliseconds(600)], batchSize: Int = 50
+        retryDelays: [Duration] = [.milliseconds(300), .milliseconds(600)], batchSize: Int = 50, databaseConnections: Int = 4
     ) async throws -> ConsumerHarness {
         let vhost = TestEnvironment.uniqueName("vhost")
         try TestEnvironment.services("ctl", "add_vhost", vhost)
@@ -36,10 +36,10 @@ final class ConsumerHarness: Sendable {
         let spec = ConsumerSpec(
             name: consumer, bindings: bindings, maxAttempts: maxAttempts, retryDelays: retryDelays, prefetch: 100,
             batchSize: batchSize, batchWait: .zero, deliveryLimit: 20)
-        return try await ConsumerHarness(vhost: vhost, spec: spec)
+        return try await ConsumerHarness(vhost: vhost, spec: spec, databaseConnections: databaseConnections)
     }
 
-    private init(vhost: String, spec: ConsumerSpec) async throws {
+    private init(vhost: String, spec: ConsumerSpec, databaseConnections: Int) async throws {
         self.vhost = vhost
         self.spec = spec
         amqpURL = "amqp://guest:guest@127.0.0.1:5672/\(vhost.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)"
@@ -48,7 +48,7 @@ final class ConsumerHarness: Sendable {
         let topology = Topology(exchange: ExchangeSpec(), consumers: [spec])
         let problems = try await TopologyApplier(channel: channel, logger: TestEnvironment.logger).apply(topology.declarations)
         guard problems.isEmpty else { throw TestFailure("topology: \(problems)") }
-        database = PostgresPool(conninfo: TestEnvironment.databaseURL, maxConnections: 4, logger: TestEnvironment.logger)
+        database = PostgresPool(conninfo: TestEnvironment.databaseURL, maxConnections: databaseConnections, logger: TestEnvironment.logger)
         try await database.withConnection { connection in
             _ = try await PostgresMigrator(directory: TestEnvironment.repositoryRoot.appendingPathComponent("migrations").path, logger: TestEnvironment.logger)
                 .migrate(on: connection)
@@ -56,9 +56,13 @@ final class ConsumerHarness: Sendable {
         catalog = try EventCatalog(directory: TestEnvironment.repositoryRoot.appendingPathComponent("events").path)
     }
 
-    func start(module: any ConsumerModule) {
+    func start(module: any ConsumerModule) { start(handler: .transactional(module)) }
+
+    func start(module: any CallingModule) { start(handler: .calling(module)) }
+
+    func start(handler: ConsumerHandler) {
         let runtime = ConsumerRuntime(
-            settings: ConsumerSettings(spec), module: module, amqp: amqp, database: database, catalog: catalog, logger: logs.logger(),
+            settings: ConsumerSettings(spec), handler: handler, amqp: amqp, database: database, catalog: catalog, logger: logs.logger(),
             observer: events.observer)
         let serviceGroup = ServiceGroup(configuration: ServiceGroupConfiguration(services: [runtime], logger: TestEnvironment.logger))
         group.withLock { $0 = (serviceGroup, Task { try await serviceGroup.run() }) }

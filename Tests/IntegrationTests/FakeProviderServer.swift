@@ -19,6 +19,9 @@ enum FakeFault: Sendable {
     /// Process and record the request as usual, then close the connection without a
     /// response: the client cannot know whether it worked.
     case dropAfterProcessing
+    /// Process and record the request as usual, then say nothing for `duration` (longer
+    /// than the client's timeout) before answering.
+    case hangAfterProcessing(Duration)
     /// 307 to `location` (a client must not follow it with the request and its key).
     case redirect(to: String)
 }

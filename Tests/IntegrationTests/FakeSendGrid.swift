@@ -106,7 +106,7 @@ final class FakeSendGrid: Sendable {
         case .hang(let duration):
             try? await Task.sleep(for: duration)
             return Self.error(500, "too late", field: nil)
-        case .dropAfterProcessing, nil:
+        case .dropAfterProcessing, .hangAfterProcessing, nil:
             let id = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
             accepted.withLock {
                 $0.append(Mail(
@@ -115,7 +115,9 @@ final class FakeSendGrid: Sendable {
                     traceparent: request.headers[.init("traceparent")!], tracestate: request.headers[.init("tracestate")!]))
             }
             let response = Response(status: .accepted, headers: [.init("X-Message-Id")!: id])
-            return fault == nil ? response : FakeProviderServer.dropped(response)
+            if case .hangAfterProcessing(let duration) = fault { try? await Task.sleep(for: duration) }
+            if case .dropAfterProcessing = fault { return FakeProviderServer.dropped(response) }
+            return response
         }
     }
 

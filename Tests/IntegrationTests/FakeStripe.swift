@@ -99,9 +99,11 @@ final class FakeStripe: Sendable {
         case .hang(let duration):
             try? await Task.sleep(for: duration)
             return Self.error(500, type: "api_error", message: "too late")
-        case .dropAfterProcessing, nil:
+        case .dropAfterProcessing, .hangAfterProcessing, nil:
             let response = path == "/v1/customers" ? createCustomer(form, key: key) : createIntent(form, key: key)
-            return fault == nil ? response : FakeProviderServer.dropped(response)
+            if case .hangAfterProcessing(let duration) = fault { try? await Task.sleep(for: duration) }
+            if case .dropAfterProcessing = fault { return FakeProviderServer.dropped(response) }
+            return response
         }
     }
 
