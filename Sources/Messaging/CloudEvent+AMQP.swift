@@ -12,8 +12,11 @@ extension CloudEvent {
     /// Routing key = `type`; `message_id` = `id`; `type`; `timestamp`; `app_id` =
     /// `source`; persistent; the structured JSON as body. The `traceparent` and
     /// `tracestate` headers: the one given, else the event's own, else the trace of the
-    /// task publishing it (`TraceContext.current`, e.g. the HTTP request's).
-    public func amqpMessage(correlationID: String? = nil, traceparent: String? = nil, headers: AMQPTable = [:]) -> AMQPMessage {
+    /// task publishing it (`TraceContext.current`, e.g. the HTTP request's). `body`: bytes
+    /// to publish instead of encoding the event again — the JSON it was decoded from, which
+    /// may carry what this type does not keep (extension attributes, a number's exact
+    /// digits, a time's full precision).
+    public func amqpMessage(correlationID: String? = nil, traceparent: String? = nil, headers: AMQPTable = [:], body: [UInt8]? = nil) -> AMQPMessage {
         var headers = headers
         if let traceparent {
             headers["traceparent"] = .string(traceparent)
@@ -25,7 +28,7 @@ extension CloudEvent {
             contentType: Self.contentType, headers: headers.isEmpty ? nil : headers,
             deliveryMode: AMQPProperties.persistentDeliveryMode, correlationID: correlationID, messageID: id,
             timestamp: time.map { UInt64(max(0, $0.timeIntervalSince1970)) }, type: type, appID: source)
-        return AMQPMessage(routingKey: type, properties: properties, body: jsonBytes())
+        return AMQPMessage(routingKey: type, properties: properties, body: body ?? jsonBytes())
     }
 
     /// Throws for an event the AMQP mapping cannot carry: `id` (message_id), `type`

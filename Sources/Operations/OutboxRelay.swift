@@ -30,8 +30,9 @@ public struct OutboxRelaySettings: Sendable {
 }
 
 /// Publishes pending outbox rows in id order, each with a confirm (mandatory, to the
-/// `events` exchange, with `CloudEvent.amqpMessage()`), and marks them published in the
-/// same transaction that locked them, after the broker confirmed them.
+/// `events` exchange, the stored JSON byte for byte as the body and the properties of
+/// `CloudEvent.amqpMessage()`), and marks them published in the same transaction that
+/// locked them, after the broker confirmed them.
 ///
 /// Rows are locked `FOR UPDATE SKIP LOCKED`, so relays running side by side take disjoint
 /// batches and never publish a row twice while both are healthy. A relay that dies between
@@ -141,13 +142,16 @@ public struct OutboxRelay: Service {
                 for row in rows {
                     let id = try row.decode(Int64.self, at: 0)
                     do {
-                        var event = try CloudEvent(jsonBytes: Array(try row.decode(String.self, at: 1).utf8))
+                        // Published as stored: a service writing rows itself may use what
+                        // CloudEvent does not keep (extension attributes, exact numbers).
+                        let stored = Array(try row.decode(String.self, at: 1).utf8)
+                        var event = try CloudEvent(jsonBytes: stored)
                         // The trace it was enqueued in, continued by its consumers.
                         event.traceContext = try row.decode(String?.self, at: 2).flatMap {
                             TraceContext(traceparent: $0, tracestate: try row.decode(String?.self, at: 3))
                         }
                         try event.validateForAMQP()
-                        let message = event.amqpMessage()
+                        let message = event.amqpMessage(body: stored)
                         try await channel.publish(
                             message.body, exchange: settings.exchange, routingKey: message.routingKey, properties: message.properties,
                             mandatory: true, timeout: settings.publishTimeout)

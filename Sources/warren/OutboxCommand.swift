@@ -1,12 +1,100 @@
 import App
 import ArgumentParser
+import Foundation
 import Observability
 import Operations
+import Postgres
+import WarrenCore
 
-/// `warren outbox relay`: publishes what upstream services wrote to `warren_outbox`.
+/// `warren outbox relay`: publishes what upstream services wrote to `warren_outbox`;
+/// `parked` and `retry`: the rows it set aside.
 struct OutboxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "outbox", abstract: "The transactional outbox.", subcommands: [Relay.self])
+        commandName: "outbox", abstract: "The transactional outbox.", subcommands: [Relay.self, Parked.self, Retry.self])
+}
+
+extension OutboxCommand {
+    struct Parked: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Rows the relay parked (unroutable or unpublishable), oldest first, with the reason.")
+
+        @OptionGroup var options: GlobalOptions
+
+        @Option(help: "At most this many rows.")
+        var limit: Int = 100
+
+        @Flag(help: "Print JSON for scripts.")
+        var json = false
+
+        func validate() throws {
+            guard limit > 0 else { throw ValidationError("--limit must be positive") }
+        }
+
+        func run() async throws {
+            try await oneShot {
+                let rows = try await withOutboxDatabase(options) { try await Outbox.parked(limit: limit, in: $0) }
+                if json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                    encoder.dateEncodingStrategy = .custom { date, encoder in
+                        var container = encoder.singleValueContainer()
+                        try container.encode(RFC3339.format(date))
+                    }
+                    print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+                } else if rows.isEmpty {
+                    print("no parked rows")
+                } else {
+                    let header = ["ID", "EVENT ID", "TYPE", "PARKED", "REASON"]
+                    print(textTable([header] + rows.map { ["\($0.id)", $0.eventID, $0.eventType, RFC3339.format($0.parkedAt), $0.reason] }))
+                }
+            }
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Put parked rows back in line for the relay (after fixing what parked them, e.g. a missing binding).",
+            discussion: "They keep their place: the relay publishes in id order. A row that still cannot be published is parked again.")
+
+        @OptionGroup var options: GlobalOptions
+
+        @Option(name: .customLong("id"), help: "A parked row's id, from `warren outbox parked` (repeatable).")
+        var ids: [Int64] = []
+
+        @Flag(help: "Every parked row.")
+        var all = false
+
+        func validate() throws {
+            guard all != !ids.isEmpty else { throw ValidationError("give --id ID (repeatable) or --all") }
+        }
+
+        func run() async throws {
+            try await oneShot {
+                let requeued = try await withOutboxDatabase(options) { try await Outbox.retry(ids: all ? nil : ids, in: $0) }
+                let missing = Set(ids).subtracting(requeued).sorted()
+                print("re-queued \(requeued.count) row\(requeued.count == 1 ? "" : "s")\(requeued.isEmpty ? "" : ": " + requeued.map(String.init).joined(separator: ", "))")
+                if !missing.isEmpty {
+                    throw OutboxCommandError("not parked (or no such row): \(missing.map(String.init).joined(separator: ", "))")
+                }
+            }
+        }
+    }
+}
+
+private struct OutboxCommandError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+private func withOutboxDatabase<T: Sendable>(_ options: GlobalOptions, _ body: (PostgresPool) async throws -> T) async throws -> T {
+    let database = PostgresPool(conninfo: options.databaseURL, maxConnections: 1, logger: options.logger("warren.outbox", oneShot: true))
+    do {
+        let result = try await body(database)
+        await database.close()
+        return result
+    } catch {
+        await database.close()
+        throw error
+    }
 }
 
 extension OutboxCommand {

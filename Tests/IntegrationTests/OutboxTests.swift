@@ -252,6 +252,49 @@ extension Integration {
             #expect(try await fixture.count("event_id = '\(orphan.id)' AND park_reason LIKE 'unroutable%' AND published_at IS NULL") == 1)
             try await Task.sleep(for: .milliseconds(600))
             #expect(try await fixture.sinkDepth() == 0, "a parked event is not retried")
+
+            // Ops list it, fix the cause (a binding), and put it back in line.
+            let (listed, listing) = try HTTPServerTests.warren(["outbox", "parked", "--json"])
+            #expect(listed == 0, "\(listing)")
+            let rows = try JSONSerialization.jsonObject(with: Data(listing.utf8)) as? [[String: Any]] ?? []
+            let row = try #require(rows.first { $0["event_id"] as? String == orphan.id }, "\(listing)")
+            #expect((row["reason"] as? String)?.hasPrefix("unroutable") == true && row["event_type"] as? String == "orphan.happened")
+            let id = try #require(row["id"] as? Int)
+            try await fixture.channel.bindQueue(Fixture.sink, to: "events", routingKey: "orphan.*")
+            let (retried, output) = try HTTPServerTests.warren(["outbox", "retry", "--id", "\(id)"])
+            #expect(retried == 0 && output.contains("re-queued 1 row: \(id)"), "\(output)")
+            try await eventually("the retried row published") { try await fixture.sinkDepth() == 1 }
+            #expect(try await fixture.drainSink() == [orphan.id])
+            #expect(try await fixture.count("event_id = '\(orphan.id)' AND published_at IS NOT NULL AND park_reason IS NULL") == 1)
+
+            // A row that is not parked: one line on stderr, exit 1.
+            let (refused, error) = try HTTPServerTests.warren(["outbox", "retry", "--id", "\(id)"])
+            #expect(refused == 1 && error.contains("warren: not parked (or no such row): \(id)"), "\(error)")
+            let (usage, _) = try HTTPServerTests.warren(["outbox", "retry"])
+            #expect(usage != 0)
+        }
+
+        /// A service in another language writes rows itself: what it wrote is what is
+        /// published, byte for byte — extension attributes, big integers, nanosecond times,
+        /// key order and spacing included (the relay used to encode the event again).
+        @Test func theRelayPublishesTheStoredBytesAsTheyAre() async throws {
+            let fixture = try await Fixture()
+            defer { Task { await fixture.tearDown() } }
+            let id = UUID().uuidString.lowercased()
+            let stored = """
+                {"specversion": "1.0", "type":"user.created","source":"/billing", "id":"\(id)",\
+                "time":"2026-12-01T10:00:00.123456789Z","partnerref":"abc-1","datacontenttype":"application/json",\
+                "data":{"id":"u-\(id)","name":"Ada","email":"ada@example.com","balance":12345678901234567890123,"ratio":0.1000}}
+                """
+            _ = try await fixture.database.withConnection { connection in
+                try await connection.execute("INSERT INTO warren_outbox (event_id, event_type, event) VALUES (\(id), 'user.created', \(stored))")
+            }
+            try await fixture.startRelay()
+            try await eventually("published") { try await fixture.sinkDepth() == 1 }
+            let delivery = try #require(try await fixture.channel.get(queue: Fixture.sink))
+            try fixture.channel.ack(delivery)
+            #expect(String(decoding: delivery.body, as: UTF8.self) == stored)
+            #expect(delivery.properties.messageID == id && delivery.routingKey == "user.created" && delivery.properties.appID == "/billing")
         }
 
         /// An id longer than an AMQP short string cannot be published. enqueue refuses it;
