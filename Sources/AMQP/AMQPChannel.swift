@@ -134,12 +134,17 @@ public struct AMQPChannel: Sendable {
     /// Starts a consumer. Deliveries arrive in order and must be acked, nacked or rejected
     /// on this channel. The sequence ends when the consumer is cancelled or the connection
     /// closed, and throws `consumerCancelled` if the broker cancels it (queue deleted).
-    public func consume(queue: String, prefetch: UInt16? = nil, exclusive: Bool = false, arguments: AMQPTable = [:]) async throws -> AMQPConsumer {
+    /// A body over `maxBodySize` is never held in memory: its frames are dropped as they
+    /// arrive and the delivery comes with an empty body and `discardedBodySize`.
+    public func consume(
+        queue: String, prefetch: UInt16? = nil, exclusive: Bool = false, arguments: AMQPTable = [:], maxBodySize: Int? = nil
+    ) async throws -> AMQPConsumer {
         if let prefetch { try await setPrefetch(prefetch) }
         let tag = "warren.\(queue).\(UUID().uuidString.prefix(8).lowercased())"
         let (deliveries, continuation) = AsyncThrowingStream.makeStream(of: AMQPDelivery.self, throwing: (any Error).self)
         _ = try await call(.consume(ConsumerRegistration(
-            channel: id, queue: queue, tag: tag, exclusive: exclusive, arguments: arguments, deliveries: continuation)))
+            channel: id, queue: queue, tag: tag, exclusive: exclusive, arguments: arguments, maxBodySize: maxBodySize,
+            deliveries: continuation)))
         // A consuming task that is cancelled stops the consumer at the broker too; nobody
         // waits for that, so it is queued straight to the I/O thread.
         let (loop, id) = (self.loop, self.id)

@@ -19,6 +19,10 @@ public struct AMQPDelivery: Sendable {
     /// The headers nested field tables or arrays deeper than Warren decodes (32 levels):
     /// the deeper values read as `.void`. Hostile or broken input; consumers refuse it.
     public var headersTooDeep = false
+
+    /// Set when the body was over the consumer's `maxBodySize`: its frames were read and
+    /// dropped, `body` is empty, and this is the size the broker announced.
+    public var discardedBodySize: Int?
 }
 
 /// A message the broker returned because a mandatory publish matched no queue.

@@ -271,19 +271,25 @@ struct IncomingContent {
     var bodySize: Int?
     var body: [UInt8] = []
     var headersTooDeep = false
+    /// The body is over the consumer's limit: its bytes are counted, not kept.
+    var discarding = false
+    var received = 0
 
     /// True once the header arrived and the body reached the announced size.
-    var isComplete: Bool { bodySize.map { body.count >= $0 } ?? false }
+    var isComplete: Bool { bodySize.map { received >= $0 } ?? false }
 
-    /// Reserves at most 1 MiB up front: the announced size is the sender's word.
-    mutating func header(_ properties: AMQPProperties, bodySize: Int, headersTooDeep: Bool) {
+    /// Reserves at most 1 MiB up front: the announced size is the sender's word. A body
+    /// over `limit` is dropped as it arrives.
+    mutating func header(_ properties: AMQPProperties, bodySize: Int, headersTooDeep: Bool, limit: Int? = nil) {
         self.properties = properties
         self.bodySize = bodySize
         self.headersTooDeep = headersTooDeep
-        body.reserveCapacity(min(bodySize, 1 << 20))
+        discarding = limit.map { bodySize > $0 } ?? false
+        if !discarding { body.reserveCapacity(min(bodySize, 1 << 20)) }
     }
 
     mutating func append(_ fragment: UnsafeRawBufferPointer) {
-        body.append(contentsOf: fragment)
+        received += fragment.count
+        if !discarding { body.append(contentsOf: fragment) }
     }
 }

@@ -76,5 +76,7 @@ struct ConsumerRegistration: Sendable {
     var tag: String
     var exclusive: Bool
     var arguments: AMQPTable
+    /// Bodies larger than this are not kept (see `AMQPDelivery.discardedBodySize`).
+    var maxBodySize: Int?
     var deliveries: AsyncThrowingStream<AMQPDelivery, any Error>.Continuation
 }

@@ -20,7 +20,8 @@ public struct ConsumerSettings: Sendable {
     public var batchSize: Int
     /// How long an idle consumer lingers for a fuller batch (see `Batcher`); zero by default.
     public var batchWait: Duration
-    /// Larger bodies are dead-lettered unread.
+    /// Larger bodies are never held in memory: dropped as they arrive, and the message is
+    /// rejected so the broker dead-letters it (the queue's dead-letter routing).
     public var maxMessageBytes: Int
 
     public init(
@@ -42,8 +43,9 @@ public struct ConsumerSettings: Sendable {
 /// Runs one consumer: deliveries → batches → one PostgreSQL transaction each (inbox +
 /// effects) → ack after commit. Failed events go to the next delay tier (transient, with
 /// `x-warren-attempts` incremented) or the dead-letter queue (permanent, malformed,
-/// invalid, unknown, oversized, or out of attempts); each copy is confirmed by the broker
-/// before the original is acked, so nothing is lost between the two.
+/// invalid, unknown, or out of attempts); each copy is confirmed by the broker before the
+/// original is acked, so nothing is lost between the two. An oversized body is never read
+/// into memory: that message is rejected and the broker dead-letters it.
 ///
 /// Infrastructure failures (database down) hold the batch unacked and retry it with
 /// backoff: no retry attempt is burnt and nothing is requeued in a loop. On graceful
@@ -109,7 +111,7 @@ public struct ConsumerRuntime: Service {
     public func run() async throws {
         let channel = try await amqp.openChannel()
         let publisher = try await amqp.openChannel()
-        let consumer = try await channel.consume(queue: settings.queue, prefetch: settings.prefetch)
+        let consumer = try await channel.consume(queue: settings.queue, prefetch: settings.prefetch, maxBodySize: settings.maxMessageBytes)
         subscription.set(true)
         defer { subscription.set(false) }
         let batcher = Batcher<Item>()
@@ -174,6 +176,10 @@ public struct ConsumerRuntime: Service {
 
     /// A delivery decoded and validated, or failed with the reason it cannot be applied.
     private func item(for delivery: AMQPDelivery) -> Item {
+        if let size = delivery.discardedBodySize {
+            let failure = HandlerFailure.permanent("event.\(EventError.Code.oversized)", "body of \(size) bytes exceeds \(settings.maxMessageBytes)")
+            return Item(delivery: delivery, attempt: 1, outcome: .failed(failure))
+        }
         let attempt: Int
         switch FailurePolicy.attempt(of: delivery) {
         case .success(let count): attempt = count
@@ -219,6 +225,8 @@ public struct ConsumerRuntime: Service {
                 metrics.duplicates.increment()
                 logger.debug("consumer.event.duplicate", metadata: Self.metadata(item))
                 settle { try channel.ack(item.delivery) }
+            case .failed(let failure) where item.delivery.discardedBodySize != nil:
+                rejectOversized(item, failure, channel: channel)
             case .failed(let failure):
                 await retryOrDeadLetter(item, failure, metadata: Self.metadata(item), channel: channel, publisher: publisher)
             }
@@ -238,9 +246,6 @@ public struct ConsumerRuntime: Service {
     }
 
     private func decode(_ delivery: AMQPDelivery) throws(EventError) -> CloudEvent {
-        guard delivery.body.count <= settings.maxMessageBytes else {
-            throw EventError(.oversized, "body of \(delivery.body.count) bytes exceeds \(settings.maxMessageBytes)")
-        }
         let event = try CloudEvent(delivery: delivery)
         try catalog?.validate(event)
         return event
@@ -366,6 +371,24 @@ public struct ConsumerRuntime: Service {
 
     // MARK: Retry and dead-letter
 
+    /// A body over the limit was never read into memory, so there is nothing to publish:
+    /// the delivery is rejected and the broker dead-letters it (the queue routes rejected
+    /// messages to its DLQ; the copy carries `x-death` with reason `rejected`, not
+    /// Warren's failure headers). The reason is logged and counted.
+    private func rejectOversized(_ item: Item, _ failure: HandlerFailure, channel: AMQPChannel) {
+        var metadata = Self.metadata(item)
+        metadata["error"] = "\(failure)"
+        metadata["amqp.target_queue"] = "\(settings.deadLetterQueue)"
+        let destination = FailurePolicy.Destination.deadLetter(queue: settings.deadLetterQueue)
+        failures.note(FailureLog.Failure(
+            messageID: item.delivery.properties.messageID, eventType: item.delivery.properties.type, errorType: failure.type,
+            error: failure.message, destination: destination.queue, at: Date()))
+        observer?(.failed(messageID: item.delivery.properties.messageID, attempt: item.attempt, destination: destination, failure: failure))
+        metrics.rejectedOversize.increment()
+        logger.error("consumer.event.rejected_oversize", metadata: metadata)
+        settle { try channel.reject(item.delivery, requeue: false) }
+    }
+
     private func retryOrDeadLetter(
         _ item: Item, _ failure: HandlerFailure, metadata: Logger.Metadata, channel: AMQPChannel, publisher: AMQPChannel
     ) async {
@@ -404,7 +427,7 @@ public struct ConsumerRuntime: Service {
             metrics.retried.increment()
             logger.warning("consumer.event.retry", metadata: metadata)
         } else {
-            if failure.type == "event.\(EventError.Code.oversized)" { metrics.rejectedOversize.increment() } else { metrics.deadLettered.increment() }
+            metrics.deadLettered.increment()
             logger.error("consumer.event.dead_lettered", metadata: metadata)
         }
         settle { try channel.ack(item.delivery) }

@@ -57,11 +57,12 @@ import Testing
     }
 
     /// Starts a consumer on channel 2 the way `AMQPChannel.consume` does, through a method.
-    private func startConsumer(_ machine: Machine, tag: String = "c1") -> AsyncThrowingStream<AMQPDelivery, any Error> {
+    private func startConsumer(_ machine: Machine, tag: String = "c1", maxBodySize: Int? = nil) -> AsyncThrowingStream<AMQPDelivery, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: AMQPDelivery.self, throwing: (any Error).self)
         let call = Call(
             channel: Self.channel,
-            method: .consume(ConsumerRegistration(channel: Self.channel, queue: "q", tag: tag, exclusive: false, arguments: [:], deliveries: continuation)),
+            method: .consume(ConsumerRegistration(
+                channel: Self.channel, queue: "q", tag: tag, exclusive: false, arguments: [:], maxBodySize: maxBodySize, deliveries: continuation)),
             deadline: .now + .seconds(5), reply: { _ in })
         guard case .run = machine.call(call) else {
             Issue.record("consume was not run")
@@ -357,6 +358,33 @@ import Testing
             return
         }
         #expect(delivery.body == [1, 2, 3, 4, 5] && delivery.redelivered && delivery.properties.type == "t")
+        #expect(delivery.discardedBodySize == nil)
+    }
+
+    /// A body over the consumer's limit is read and dropped frame by frame (never held,
+    /// whatever size the sender announced); one at the limit is kept.
+    @Test func aBodyOverTheConsumersLimitIsDroppedAsItArrives() {
+        let machine = connectedMachine()
+        _ = startConsumer(machine, maxBodySize: 4)
+        _ = machine.receive(.deliver(channel: Self.channel, tag: 1, redelivered: false, exchange: "events", routingKey: "k", consumerTag: "c1"))
+        _ = machine.receive(.header(channel: Self.channel, AMQPProperties(messageID: "big"), bodySize: 5, headersTooDeep: false))
+        let part1: [UInt8] = [1, 2, 3], part2: [UInt8] = [4, 5]
+        if case .deliver = part1.withUnsafeBytes({ machine.receive(.body(channel: Self.channel, $0)) }) { Issue.record("delivered early") }
+        guard case .deliver(_, let big) = part2.withUnsafeBytes({ machine.receive(.body(channel: Self.channel, $0)) }) else {
+            Issue.record("not delivered")
+            return
+        }
+        #expect(big.body.isEmpty && big.discardedBodySize == 5 && big.properties.messageID == "big")
+        #expect(big.body.capacity < 5, "nothing was reserved for it")
+
+        _ = machine.receive(.deliver(channel: Self.channel, tag: 2, redelivered: false, exchange: "events", routingKey: "k", consumerTag: "c1"))
+        _ = machine.receive(.header(channel: Self.channel, AMQPProperties(), bodySize: 4, headersTooDeep: false))
+        let fits: [UInt8] = [9, 8, 7, 6]
+        guard case .deliver(_, let small) = fits.withUnsafeBytes({ machine.receive(.body(channel: Self.channel, $0)) }) else {
+            Issue.record("not delivered")
+            return
+        }
+        #expect(small.body == fits && small.discardedBodySize == nil)
     }
 
     // MARK: Methods and recovery

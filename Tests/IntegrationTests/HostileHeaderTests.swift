@@ -61,6 +61,45 @@ extension Integration {
             #expect(process.kill(SIGTERM) == 0, "the consumer was still running and exited cleanly")
         }
     
+        /// A 64 MiB body (the broker takes up to 128 MiB) is dropped frame by frame as it
+        /// arrives, never held: the message is rejected, the broker dead-letters it, and
+        /// the consumer's peak memory stays far below the body's size.
+        @Test func aBodyOf64MiBIsDeadLetteredUnreadAndNeverHeldInMemory() async throws {
+            let harness = try await ConsumerHarness.make()
+            defer { Task { await harness.tearDown() } }
+            let process = try WarrenProcess.consume(harness)
+            var exited = false
+            defer { if !exited { _ = process.kill(SIGKILL) } }
+            let warmUp = userCreated(TestEnvironment.uniqueName("before-huge"))
+            try await harness.publish([warmUp])
+            try await eventually("the first event applied") { try await harness.inboxCount(ids: [warmUp.id]) == 1 }
+            let before = try Self.peakResidentMiB(process.pid)
+            let id = TestEnvironment.uniqueName("huge")
+            try await harness.publishRaw([UInt8](repeating: 0x20, count: 64 << 20), routingKey: "user.created", messageID: id)
+            let good = userCreated(TestEnvironment.uniqueName("after-huge"))
+            try await harness.publish([good])
+            try await eventually("the next event applied") { try await harness.inboxCount(ids: [good.id]) == 1 }
+            try await eventually("dead-lettered by the broker") { try await harness.messages(in: harness.spec.deadLetterQueueName) == 1 }
+            let after = try Self.peakResidentMiB(process.pid)
+            #expect(after - before < 16, "peak resident memory went from \(before) to \(after) MiB for a 64 MiB body")
+            let dead = try #require(try await harness.drainDeadLetters().first)
+            #expect(dead.properties.messageID == id && dead.body.count == 64 << 20)
+            let death = dead.properties.headers?["x-death"]
+            #expect("\(String(describing: death))".contains("rejected"), "x-death names the reason")
+            #expect(try await harness.messages(in: harness.spec.queueName) == 0)
+            exited = true
+            #expect(process.kill(SIGTERM) == 0)
+        }
+
+        /// `VmHWM` of /proc/PID/status: the most memory the process ever had resident.
+        static func peakResidentMiB(_ pid: pid_t) throws -> Int {
+            let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+                  let kB = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+            else { throw TestFailure("no VmHWM in /proc/\(pid)/status") }
+            return kB / 1024
+        }
+
         /// Headers that fit as published but not once Warren adds its own (or a property the
         /// sender made too long) used to be requeued in a loop: such a message is
         /// dead-lettered with Warren's headers alone and `x-warren-headers-dropped`.
