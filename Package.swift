@@ -271,7 +271,11 @@ let package = Package(
         .testTarget(name: "AMQPTests", dependencies: ["AMQP"], swiftSettings: swiftSettings),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "SharedState", "WarrenCore"], swiftSettings: swiftSettings),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres"], swiftSettings: swiftSettings),
+        // What scripts/fuzz feeds with generated input, and its driver (`warren-fuzz`).
+        .target(name: "FuzzTargets", dependencies: ["AMQP", "Messaging", "Topology", "WarrenCore"], swiftSettings: swiftSettings),
+        .executableTarget(name: "warren-fuzz", dependencies: ["FuzzTargets", "WarrenCore"], swiftSettings: swiftSettings),
         .testTarget(name: "WarrenCoreTests", dependencies: ["WarrenCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "AMQP", "WarrenCore"], swiftSettings: swiftSettings),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "AMQP", "WarrenCore"], swiftSettings: swiftSettings),
         .testTarget(name: "TopologyTests", dependencies: ["Topology", .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
         .testTarget(name: "ConsumersTests", dependencies: ["Consumers", "AMQP", "Postgres", "WarrenCore"], swiftSettings: swiftSettings),

@@ -92,6 +92,11 @@ public struct AMQPEndpoint: Sendable, Equatable {
         case "amqps": tls = TLS()
         default: throw AMQPError(.invalidConfiguration, "unsupported scheme '\(scheme)' (use amqp:// or amqps://)")
         }
+        // Without `//` there is no authority, and what looks like one lands in the path (and
+        // would be echoed in errors below, password included).
+        guard components.host != nil else {
+            throw AMQPError(.invalidConfiguration, "not an AMQP URL: \(scheme): must be followed by // (amqp://[user:password@]host[:port][/vhost])")
+        }
         host = components.host.flatMap { $0.isEmpty ? nil : $0 } ?? "localhost"
         port = components.port ?? (tls == nil ? 5672 : 5671)
         guard (1...65535).contains(port) else { throw AMQPError(.invalidConfiguration, "port \(port) out of range") }
@@ -105,7 +110,8 @@ public struct AMQPEndpoint: Sendable, Equatable {
         } else {
             let name = String(path.dropFirst())
             guard !name.contains("/") else {
-                throw AMQPError(.invalidConfiguration, "vhost '\(name)' must be percent-encoded (%2F for '/')")
+                // Not echoed: a mangled URL (two run together) can put a password here.
+                throw AMQPError(.invalidConfiguration, "the vhost (the path after the host) holds a '/': percent-encode it (%2F for '/')")
             }
             vhost = name.removingPercentEncoding ?? name
         }
@@ -141,7 +147,9 @@ public struct AMQPEndpoint: Sendable, Equatable {
                     .invalidConfiguration,
                     "URL parameter 'server_name_indication' is not supported (rabbitmq-c sends the URL's host); use verify_hostname=false to skip the hostname check")
             default:
-                throw AMQPError(.invalidConfiguration, "unknown URL parameter '\(item.name)'")
+                // Named only when it looks like a parameter name: the query of a mangled URL can hold anything.
+                let plain = item.name.count <= 32 && item.name.allSatisfy { $0.isASCII && ($0.isLetter || $0 == "_") }
+                throw AMQPError(.invalidConfiguration, plain ? "unknown URL parameter '\(item.name)'" : "an unknown URL parameter")
             }
         }
         if let tls, (tls.certFile == nil) != (tls.keyFile == nil) {
@@ -154,7 +162,9 @@ public struct AMQPEndpoint: Sendable, Equatable {
     }
 
     private static func badQuery(_ name: String, _ value: String) -> AMQPError {
-        AMQPError(.invalidConfiguration, "invalid value '\(value)' for URL parameter '\(name)'")
+        // Not echoed when it could hold credentials (two URLs run together without a comma).
+        let plain = value.count <= 200 && !value.contains("@") && !value.contains("://")
+        return AMQPError(.invalidConfiguration, plain ? "invalid value '\(value)' for URL parameter '\(name)'" : "invalid value for URL parameter '\(name)'")
     }
 
     /// The URL with its password hidden, for logs and errors.
@@ -163,17 +173,27 @@ public struct AMQPEndpoint: Sendable, Equatable {
     }
 
     static func redacted(_ url: String) -> String {
-        if var components = URLComponents(string: url) {
+        // Only a URL with a scheme and a host has its parts told apart; anything else (text
+        // Foundation reads as a relative path) goes through the manual masking below.
+        if var components = URLComponents(string: url), components.scheme != nil, components.host != nil {
             guard components.password != nil else { return url }
             components.password = "***"
             return components.string ?? "<unparseable URL>"
         }
         // Not a URL, so its parts cannot be told apart reliably: whatever stands between
         // the scheme and the last '@' may hold a password, and only the user name before
-        // its first ':' is shown.
-        guard let at = url.lastIndex(of: "@") else { return url }
-        guard let scheme = url.range(of: "://"), scheme.upperBound <= at else { return "<unparseable URL>" }
-        let user = url[scheme.upperBound..<at].prefix { $0 != ":" }
-        return url[..<scheme.upperBound] + user + ":***" + url[at...]
+        // its first ':' is shown. Without an '@', what follows a ':' in the authority may
+        // be a password whose '@' was forgotten.
+        guard let scheme = url.range(of: "://"), scheme.lowerBound > url.startIndex, url[..<scheme.lowerBound].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) })
+        else { return url.contains(":") || url.contains("@") ? "<unparseable URL>" : url }
+        if let at = url.lastIndex(of: "@") {
+            guard scheme.upperBound <= at else { return "<unparseable URL>" }
+            let user = url[scheme.upperBound..<at].prefix { $0 != ":" }
+            return url[..<scheme.upperBound] + user + ":***" + url[at...]
+        }
+        let rest = url[scheme.upperBound...]
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+        guard let colon = rest[..<authorityEnd].firstIndex(of: ":") else { return url }
+        return url[..<colon] + ":***" + rest[authorityEnd...]
     }
 }

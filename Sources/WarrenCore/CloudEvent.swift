@@ -124,8 +124,27 @@ extension CloudEvent {
 /// RFC 3339 timestamps: written in UTC with milliseconds, read with or without fractions
 /// and with any offset.
 public enum RFC3339 {
+    /// `2024-05-01T12:00:00.123Z`: UTC, milliseconds, proleptic Gregorian like `parse`,
+    /// so every time `parse` reads comes back as the same instant (Foundation's format style
+    /// switches to the Julian calendar before 1582 and moved such dates by days).
     public static func format(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().dateTimeSeparator(.standard).time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+        // Whole microseconds first, so a time parsed from `.123` does not print as `.122`.
+        let micros = (date.timeIntervalSince1970 * 1e6).rounded()
+        guard micros.isFinite, abs(micros) < 1e18 else { return "\(date)" }
+        func floorDivision(_ a: Int, _ b: Int) -> (Int, Int) {
+            let quotient = a >= 0 ? a / b : -((-a + b - 1) / b)
+            return (quotient, a - quotient * b)
+        }
+        let (seconds, millisecond) = floorDivision(Int((micros / 1000).rounded(.down)), 1000)
+        let (days, time) = floorDivision(seconds, 86_400)
+        let (year, month, day) = civil(daysSince1970: days)
+        guard (0...9999).contains(year) else { return "\(date)" }
+        func pad(_ value: Int, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(time / 3600, 2)):\(pad(time / 60 % 60, 2)):\(pad(time % 60, 2))."
+            + "\(pad(millisecond, 3))Z"
     }
 
     /// `2024-05-01T12:00:00Z`, `2024-05-01T12:00:00.123456+02:00`: read byte by byte (every
@@ -196,6 +215,19 @@ public enum RFC3339 {
         case 4, 6, 9, 11: 30
         default: 31
         }
+    }
+
+    /// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's civil_from_days).
+    private static func civil(daysSince1970 days: Int) -> (year: Int, month: Int, day: Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 
     /// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's days_from_civil).

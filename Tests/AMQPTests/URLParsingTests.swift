@@ -90,6 +90,10 @@ import Testing
     @Test func redactionKeepsWhatHasNoPassword() {
         #expect(AMQPEndpoint.redacted("amqp://host/%2f") == "amqp://host/%2f")
         #expect(AMQPEndpoint.redacted("no url at all") == "no url at all")
+        // Found by the fuzzer: text Foundation reads as a path, and a forgotten '@'.
+        #expect(AMQPEndpoint.redacted("a@qp://user:secret@host:99999/") == "<unparseable URL>")
+        #expect(AMQPEndpoint.redacted("amqp://user:secret-host:5672/v") == "amqp://user:***/v")
+        #expect(AMQPEndpoint.redacted("user:secret") == "<unparseable URL>")
         #expect(AMQPEndpoint.redacted("amqp://u:secret@h") == "amqp://u:***@h")
     }
 

@@ -95,6 +95,32 @@ import WarrenCore
             #expect(RFC3339.parse(text) == nil, "\(text)")
         }
     }
+
+    /// `format` writes what Foundation's ISO 8601 style writes (UTC, milliseconds) for
+    /// modern dates (to the millisecond), and every time `parse` reads formats back to the same instant — also
+    /// before 1582, where Foundation switches to the Julian calendar (found by the fuzzer:
+    /// an event's time of 1013-12-01 came back as another day).
+    @Test func formatIsTheInverseOfParse() throws {
+        var generator = SystemRandomNumberGenerator()
+        let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+        for _ in 0..<2_000 {
+            let date = Date(timeIntervalSince1970: Double(Int64.random(in: -2_208_988_800...7_258_118_400, using: &generator)))
+                .addingTimeInterval(Double(Int.random(in: 0..<1000, using: &generator)) / 1000)
+            // Foundation truncates the Double (`.679` stored as .67899… prints `.678`);
+            // ours rounds to the microsecond first. Same second, same instant within 1 ms.
+            let ours = RFC3339.format(date)
+            #expect(ours.prefix(19) == date.formatted(style).prefix(19), "\(ours)")
+            #expect(abs(try #require(RFC3339.parse(ours)).timeIntervalSince(date)) < 0.001, "\(ours)")
+        }
+        for text in [
+            "1013-12-01T10:00:00.000Z", "0001-01-01T00:00:00.000Z", "1582-10-04T23:59:59.999Z", "1969-12-31T23:59:59.999Z",
+            "1970-01-01T00:00:00.000Z", "2024-02-29T12:00:00.123Z", "9999-12-31T23:59:59.999Z",
+        ] {
+            let date = try #require(RFC3339.parse(text))
+            #expect(RFC3339.format(date) == text)
+        }
+        #expect(RFC3339.format(try #require(RFC3339.parse("2024-05-01T12:00:00.123456+02:00"))) == "2024-05-01T10:00:00.123Z")
+    }
 }
 
 @Suite struct TraceparentTests {
