@@ -67,23 +67,12 @@ struct Publish: AsyncParsableCommand {
         try await oneShot {
             let logger = options.logger("warren.publish", oneShot: true)
             let catalog = try EventCatalog(directory: catalog)
-            let events: [(line: Int, event: CloudEvent)]
-            var broken = 0
-            if ndjson {
-                (events, broken) = readNDJSON()
-            } else {
-                events = [(1, try event(type: type!, dataText: data!, id: id, subject: subject))]
-            }
-            // Invalid events are named and skipped before connecting; the rest still go.
-            var valid: [(line: Int, event: CloudEvent)] = []
-            for entry in events {
-                do {
-                    try catalog.validate(entry.event)
-                    valid.append(entry)
-                } catch {
-                    broken += 1
-                    report(ndjson ? "line \(entry.line): \(entry.event.id): \(error)" : "\(error)")
-                }
+            var single: CloudEvent?
+            if !ndjson {
+                // A bad single event is refused before connecting.
+                let event = try event(type: type!, dataText: data!, id: id, subject: subject)
+                try catalog.validate(event)
+                single = event
             }
             var configuration = try AMQPConfiguration(urls: options.amqpURL, connectionName: "warren publish")
             configuration.publishTimeout = .seconds(timeout)
@@ -94,24 +83,88 @@ struct Publish: AsyncParsableCommand {
                     exchange: exchange, timeout: .seconds(timeout),
                     retry: RetryPolicy(maxAttempts: attempts, initialDelay: .milliseconds(200), backoff: .exponential(), maxDelay: .seconds(5)),
                     rateLimit: rate.map { RateLimiter(rate: $0, per: .seconds(1)) }))
-            let results = await publisher.publish(valid.map(\.event), window: window)
-            await connection.close()
-            var confirmed = 0
-            for (entry, result) in zip(valid, results) {
-                switch result {
-                case .success:
-                    confirmed += 1
-                    print(entry.event.id)
-                case .failure(let error):
-                    report("not confirmed: \(entry.event.id)\(ndjson ? " (line \(entry.line))" : ""): \(error)")
+            var tally = Tally()
+            if let single {
+                await publish([(1, single)], with: publisher, into: &tally)
+            } else {
+                // Streamed: `window` events are read, published and confirmed at a time, so
+                // memory stays bounded and the first are confirmed before stdin ends.
+                var reader = LineReader(fileDescriptor: 0, maxLineBytes: Self.maxLineBytes)
+                var batch: [(line: Int, event: CloudEvent)] = []
+                while let (number, line) = reader.next() {
+                    if let event = parse(number, line, catalog: catalog, tally: &tally) { batch.append((number, event)) }
+                    if batch.count == window {
+                        await publish(batch, with: publisher, into: &tally)
+                        batch.removeAll(keepingCapacity: true)
+                    }
                 }
+                await publish(batch, with: publisher, into: &tally)
             }
-            let failed = broken + valid.count - confirmed
-            if ndjson || failed > 0 {
-                FileHandle.standardError.write(Data("published \(confirmed), failed \(failed)\n".utf8))
+            await connection.close()
+            if ndjson || tally.failed > 0 {
+                FileHandle.standardError.write(Data("published \(tally.confirmed), failed \(tally.failed)\n".utf8))
             }
-            if failed > 0 { throw ExitCode.failure }
+            if tally.failed > 0 { throw ExitCode.failure }
         }
+    }
+
+    /// A line longer than this is reported and skipped without being held.
+    static let maxLineBytes = 1 << 20
+
+    private struct Tally {
+        var confirmed = 0
+        var failed = 0
+    }
+
+    /// One NDJSON line as an event valid for the catalog, or nil (reported and counted).
+    private func parse(_ number: Int, _ line: LineReader.Line, catalog: EventCatalog, tally: inout Tally) -> CloudEvent? {
+        let bytes: [UInt8]
+        switch line {
+        case .tooLong(let length):
+            tally.failed += 1
+            report("line \(number): \(length) bytes, longer than \(Self.maxLineBytes)")
+            return nil
+        case .bytes(let content): bytes = content
+        }
+        guard bytes.contains(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0D }) else { return nil }
+        do {
+            // The line's own bytes: invalid UTF-8 is an error, never silently repaired.
+            let event = try CloudEvent(input: try JSONValue(parsing: bytes), defaultSource: source)
+            do {
+                try catalog.validate(event)
+                return event
+            } catch {
+                tally.failed += 1
+                report("line \(number): \(event.id): \(error)")
+            }
+        } catch let error as EventError {
+            tally.failed += 1
+            report("line \(number): \(error)")
+        } catch let error as JSONValue.ParseError {
+            tally.failed += 1
+            report("line \(number): not valid JSON (\(error))")
+        } catch {
+            tally.failed += 1
+            report("line \(number): \(error)")
+        }
+        return nil
+    }
+
+    /// Publishes, then prints each confirmed id on stdout and names each failure.
+    private func publish(_ entries: [(line: Int, event: CloudEvent)], with publisher: EventPublisher, into tally: inout Tally) async {
+        guard !entries.isEmpty else { return }
+        let results = await publisher.publish(entries.map(\.event), window: window)
+        for (entry, result) in zip(entries, results) {
+            switch result {
+            case .success:
+                tally.confirmed += 1
+                print(entry.event.id)
+            case .failure(let error):
+                tally.failed += 1
+                report("not confirmed: \(entry.event.id)\(ndjson ? " (line \(entry.line))" : ""): \(error)")
+            }
+        }
+        fflush(nil)  // the ids so far, for a reader of the pipe
     }
 
     private func event(type: String, dataText: String, id: String?, subject: String?) throws -> CloudEvent {
@@ -122,27 +175,6 @@ struct Publish: AsyncParsableCommand {
             throw ValidationError("--data is not valid JSON")
         }
         return CloudEvent(type: type, source: source, data: data, id: id ?? UUID().uuidString.lowercased(), subject: subject)
-    }
-
-    /// Events from stdin; a line that is no event is reported with its number and skipped.
-    private func readNDJSON() -> ([(line: Int, event: CloudEvent)], broken: Int) {
-        var events: [(Int, CloudEvent)] = []
-        var broken = 0
-        var number = 0
-        while let line = readLine(strippingNewline: true) {
-            number += 1
-            guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
-            do {
-                events.append((number, try CloudEvent(input: try JSONValue(parsing: Array(line.utf8)), defaultSource: source)))
-            } catch let error as EventError {
-                broken += 1
-                report("line \(number): \(error)")
-            } catch {
-                broken += 1
-                report("line \(number): not valid JSON")
-            }
-        }
-        return (events, broken)
     }
 
     private func report(_ message: String) {

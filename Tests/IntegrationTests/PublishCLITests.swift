@@ -42,10 +42,14 @@ extension Integration {
 
         /// Runs `warren publish ARGS` with `stdin` as its input.
         static func publish(_ arguments: [String], url: String, stdin: String = "") throws -> Result {
+            try publish(arguments, url: url, stdinBytes: Array(stdin.utf8))
+        }
+
+        static func publish(_ arguments: [String], url: String, stdinBytes: [UInt8]) throws -> Result {
             let directory = NSTemporaryDirectory() + "warren-cli-\(UUID().uuidString)"
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: directory) }
-            try stdin.write(toFile: directory + "/in", atomically: true, encoding: .utf8)
+            try Data(stdinBytes).write(to: URL(fileURLWithPath: directory + "/in"))
             let root = TestEnvironment.repositoryRoot.path
             let command = "'\(TestEnvironment.warrenBinary)' publish \(arguments.map { "'\($0)'" }.joined(separator: " ")) < '\(directory)/in' > '\(directory)/out' 2> '\(directory)/err'"
             var environment = ProcessInfo.processInfo.environment
@@ -108,6 +112,53 @@ extension Integration {
             #expect(result.stderr.contains("published 2, failed 3"))
             #expect(result.stdout.split(separator: "\n").count == 2)
             #expect(try await broker.depth("users.projection") == 2)
+        }
+
+        /// A line is parsed from its own bytes: invalid UTF-8 is reported, never repaired
+        /// into U+FFFD and published; an overlong line is skipped without being held.
+        @Test func aLineOfInvalidUTF8OrOverOneMiBIsRefusedNotRepaired() async throws {
+            let broker = try await Broker.make()
+            defer { Task { await broker.tearDown() } }
+            var input = Array(#"{"type":"user.deleted","data":{"id":"ok-1"}}"#.utf8) + [0x0A]
+            input += Array(#"{"type":"user.deleted","data":{"id":"bad-"#.utf8) + [0xFF, 0xFE] + Array(#""}}"#.utf8) + [0x0A]
+            input += [UInt8](repeating: 0x20, count: (1 << 20) + 10) + [0x0A]
+            input += Array(#"{"type":"user.deleted","data":{"id":"ok-2"}}"#.utf8)
+            let result = try Self.publish(["--ndjson"], url: broker.url, stdinBytes: input)
+            #expect(result.status == 1)
+            #expect(result.stderr.contains("line 2: not valid JSON") && result.stderr.contains("invalid UTF-8"), "\(result.stderr)")
+            #expect(result.stderr.contains("line 3: 1048586 bytes, longer than 1048576"), "\(result.stderr)")
+            #expect(result.stderr.contains("published 2, failed 2"))
+            #expect(try await broker.depth("users.projection") == 2)
+        }
+
+        /// NDJSON is streamed: the first window is confirmed (its ids printed) while stdin
+        /// is still open, so a producer piping events in sees progress and memory stays flat.
+        @Test func theFirstEventsAreConfirmedBeforeStdinEnds() async throws {
+            let broker = try await Broker.make()
+            defer { Task { await broker.tearDown() } }
+            let directory = NSTemporaryDirectory() + "warren-stream-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            #expect(mkfifo(directory + "/in", 0o600) == 0)
+            var environment = ProcessInfo.processInfo.environment
+            environment["WARREN_AMQP_URL"] = broker.url
+            environment["WARREN_CATALOG"] = TestEnvironment.repositoryRoot.path + "/events"
+            let command = "exec '\(TestEnvironment.warrenBinary)' publish --ndjson --window 3 < '\(directory)/in' > '\(directory)/out'"
+            let pid = try spawn("/bin/sh", ["-c", command], environment: environment, output: directory + "/err")
+            let writer = try #require(FileHandle(forWritingAtPath: directory + "/in"))
+            func line(_ id: String) -> Data { Data((#"{"type":"user.deleted","data":{"id":"\#(id)"}}"# + "\n").utf8) }
+            for id in ["s1", "s2", "s3"] { writer.write(line(id)) }
+            try await eventually("the first window confirmed while stdin is open") {
+                ((try? String(contentsOfFile: directory + "/out", encoding: .utf8)) ?? "").split(separator: "\n").count == 3
+            }
+            #expect(try await broker.depth("users.projection") == 3)
+            for id in ["s4", "s5"] { writer.write(line(id)) }
+            try writer.close()
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            #expect((status >> 8) & 0xFF == 0)
+            #expect(((try? String(contentsOfFile: directory + "/out", encoding: .utf8)) ?? "").split(separator: "\n").count == 5)
+            try await eventually("all five in the queue") { try await broker.depth("users.projection") == 5 }
         }
 
         @Test func withNoBrokerPublishFailsWithExitOneWithinItsTimeout() throws {
