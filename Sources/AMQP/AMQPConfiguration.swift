@@ -81,6 +81,16 @@ public struct AMQPEndpoint: Sendable, Equatable {
         public var verifyPeer: Bool = true
         /// `verify_hostname=false` turns off the hostname check alone.
         public var verifyHostname: Bool = true
+
+        /// The CA bundle that verifies the broker when no `cacertfile` is given (rabbitmq-c
+        /// 0.11 loads none by itself): `SSL_CERT_FILE`, else the system's bundle (Debian's
+        /// `ca-certificates`, RHEL's, Alpine's). Nil when there is none.
+        public static func systemCAFile(
+            environment: [String: String], exists: (String) -> Bool = { access($0, R_OK) == 0 }
+        ) -> String? {
+            if let file = environment["SSL_CERT_FILE"], !file.isEmpty { return file }
+            return ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"].first(where: exists)
+        }
     }
 
     public init(url: String) throws(AMQPError) {

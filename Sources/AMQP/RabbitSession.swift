@@ -16,7 +16,14 @@ final class RabbitSession {
         if let tls = endpoint.tls {
             socket = amqp_ssl_socket_new(state)
             guard let socket else { throw AMQPError(.tls, "cannot create a TLS socket") }
-            if let ca = tls.caFile {
+            var ca = tls.caFile
+            if ca == nil && tls.verifyPeer {
+                guard let system = AMQPEndpoint.TLS.systemCAFile(environment: ["SSL_CERT_FILE": getenv("SSL_CERT_FILE").map { String(cString: $0) } ?? ""]) else {
+                    throw AMQPError(.tls, "amqps:// without cacertfile= needs the system CA bundle (install ca-certificates, or set SSL_CERT_FILE); none was found")
+                }
+                ca = system
+            }
+            if let ca {
                 let status = amqp_ssl_socket_set_cacert(socket, ca)
                 if status != 0 { throw AMQPError.library(status, "loading CA file \(ca)") }
             }

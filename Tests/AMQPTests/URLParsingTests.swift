@@ -62,6 +62,16 @@ import Testing
         #expect(!error.description.contains("hunter2"))
     }
 
+    /// amqps:// without cacertfile verifies against SSL_CERT_FILE or the system bundle
+    /// (rabbitmq-c 0.11 loads no CA by itself, so it used to fail every time).
+    @Test func withoutACAFileTheSystemBundleIsUsed() {
+        let debian = "/etc/ssl/certs/ca-certificates.crt", rhel = "/etc/pki/tls/certs/ca-bundle.crt"
+        #expect(AMQPEndpoint.TLS.systemCAFile(environment: ["SSL_CERT_FILE": "/x/ca.pem"], exists: { _ in false }) == "/x/ca.pem")
+        #expect(AMQPEndpoint.TLS.systemCAFile(environment: [:], exists: { $0 == rhel || $0 == debian }) == debian)
+        #expect(AMQPEndpoint.TLS.systemCAFile(environment: ["SSL_CERT_FILE": ""], exists: { $0 == rhel }) == rhel)
+        #expect(AMQPEndpoint.TLS.systemCAFile(environment: [:], exists: { _ in false }) == nil)
+    }
+
     @Test func backoffIsCappedAndJittered() {
         let policy = ReconnectPolicy(initialDelay: .milliseconds(100), maxDelay: .seconds(2))
         for attempt in 0..<40 {

@@ -518,6 +518,20 @@ extension Integration {
             #expect(error.description.lowercased().contains("verif"))
         }
 
+        /// No cacertfile: the broker is verified against SSL_CERT_FILE (here the project's
+        /// CA) or the system bundle, which does not know the project's CA.
+        @Test func tlsWithoutACAFileVerifiesAgainstTheSystemBundle() async throws {
+            func dlqList(_ extra: [String: String]) throws -> (Int32, String) {
+                try HTTPServerTests.warren(
+                    ["dlq", "list", "--file", TestEnvironment.repositoryRoot.appendingPathComponent("topology/topology.yaml").path],
+                    environment: ["WARREN_AMQP_URL": "amqps://guest:guest@localhost:5671/%2f?connection_timeout=5000"].merging(extra) { $1 })
+            }
+            let (trusted, output) = try dlqList(["SSL_CERT_FILE": "\(TestEnvironment.tlsDirectory)/ca.pem"])
+            #expect(trusted == 0, "\(output)")
+            let (untrusted, error) = try dlqList(["SSL_CERT_FILE": ""])
+            #expect(untrusted == 1 && error.lowercased().contains("verif"), "\(error)")
+        }
+
         @Test func tlsWithTheWrongHostnameFailsClearly() async throws {
             let error = try await #require(throws: AMQPError.self) {
                 _ = try await AMQPConnection.forTests(url: "amqps://guest:guest@127.0.0.1:5671/%2f?cacertfile=\(TestEnvironment.tlsDirectory)/ca.pem")
