@@ -19,7 +19,7 @@ final class RabbitSession {
             var ca = tls.caFile
             if ca == nil && tls.verifyPeer {
                 guard let system = AMQPEndpoint.TLS.systemCAFile(environment: ["SSL_CERT_FILE": getenv("SSL_CERT_FILE").map { String(cString: $0) } ?? ""]) else {
-                    throw AMQPError(.tls, "amqps:// without cacertfile= needs the system CA bundle (install ca-certificates, or set SSL_CERT_FILE); none was found")
+                    throw AMQPError(.tls, "cannot verify the broker: amqps:// without cacertfile= needs the system CA bundle (install ca-certificates, or set SSL_CERT_FILE); none was found")
                 }
                 ca = system
             }
