@@ -1,5 +1,6 @@
 import Blocking
 import CLibPQ
+import Glibc
 import Logging
 import Synchronization
 
@@ -21,6 +22,10 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Open transaction plus savepoints; see PostgresConnection+Transaction.swift.
     var transactionDepth = 0
     private let broken = Atomic<Bool>(false)
+    /// The socket of the call in flight (-1 when none), for `interrupt()`: set on the
+    /// connection's thread around each call, under the lock, so a cancelling task never
+    /// shuts down a descriptor the connection no longer owns.
+    private let inFlightSocket = Mutex<Int32>(-1)
     private let notices: LibPQNotices
     let logger: Logger
 
@@ -106,19 +111,43 @@ public final class PostgresConnection: @unchecked Sendable {
         _ binds: [PostgresValue?],
         _ read: @escaping @Sendable (borrowing LibPQResult) -> T
     ) async throws -> T {
-        try await thread.run { [self] in
-            let result = try execute(sql, binds)
-            return read(result)
+        try await withTaskCancellationHandler {
+            try await thread.run { [self] in
+                let result = try execute(sql, binds)
+                return read(result)
+            }
+        } onCancel: {
+            interrupt()
+        }
+    }
+
+    /// True while a statement is on its way to or from the server (for tests).
+    var hasCallInFlight: Bool { inFlightSocket.withLock { $0 >= 0 } }
+
+    /// Ends the call in flight now, whatever the server or the network does: its socket is
+    /// shut down, so the blocked read or write returns, the call fails with
+    /// `connectionLost` and the session (and any transaction, which the server rolls back)
+    /// is gone; the next call reconnects. Called when the task waiting for the call is
+    /// cancelled — e.g. when the grace period of a shutdown ends during a network
+    /// partition, where a cancel request (`PQcancel`) could not reach the server either.
+    public func interrupt() {
+        inFlightSocket.withLock { socket in
+            guard socket >= 0 else { return }
+            _ = Glibc.shutdown(socket, Int32(SHUT_RDWR))
         }
     }
 
     /// Runs `sql` with the simple query protocol: several statements allowed, no binds. For
     /// trusted SQL only (migration files, transaction control).
     func executeScript(_ sql: String, context: String) async throws {
-        try await thread.run { [self] in
-            _ = try withLiveConnection(context: context, query: sql) { pgconn in
-                PQexec(pgconn, sql)
+        try await withTaskCancellationHandler {
+            try await thread.run { [self] in
+                _ = try withLiveConnection(context: context, query: sql) { pgconn in
+                    PQexec(pgconn, sql)
+                }
             }
+        } onCancel: {
+            interrupt()
         }
     }
 
@@ -175,7 +204,10 @@ public final class PostgresConnection: @unchecked Sendable {
             }
             broken.store(false, ordering: .relaxed)
         }
-        guard let pointer = call(pgconn) else {
+        inFlightSocket.withLock { $0 = PQsocket(pgconn) }
+        let answer = call(pgconn)
+        inFlightSocket.withLock { $0 = -1 }
+        guard let pointer = answer else {
             throw PostgresError(
                 code: failureCode(pgconn), message: Self.errorMessage(pgconn), context: context, query: query)
         }

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import Postgres
+@testable import Postgres
 import Testing
 
 extension Integration {
@@ -33,6 +33,32 @@ extension Integration {
             #expect(settings["statement_timeout"] == "5s")
             #expect(settings["lock_timeout"] == "0", "options given in the URL replace Warren's whole")
             #expect(settings["application_name"] == "ops")
+        }
+
+        /// A network partition (the proxy passes nothing either way): the query in flight
+        /// ends as soon as its task is cancelled — as when a shutdown's grace period ends —
+        /// instead of waiting for TCP to give up; the connection reconnects afterwards.
+        @Test func aQueryBlockedByAPartitionEndsWhenItsTaskIsCancelled() async throws {
+            let proxy = try StallingProxy(upstreamPort: 5432)
+            defer { proxy.stop() }
+            let connection = try await PostgresConnection.connect(
+                to: "host=127.0.0.1 port=\(proxy.port) user=warren password=warren dbname=warren", logger: Self.logger)
+            #expect(try await connection.query("SELECT 1").count == 1)
+            proxy.stall()
+            let task = Task { try await connection.query("SELECT pg_sleep(0.1)") }
+            try await eventually("the query is on the wire") { connection.hasCallInFlight }
+            let cancelled = ContinuousClock.now
+            task.cancel()
+            let result = await task.result
+            #expect(ContinuousClock.now - cancelled < .seconds(2))
+            guard case .failure(let error as PostgresError) = result else {
+                Issue.record("the blocked query did not fail: \(result)")
+                return
+            }
+            #expect(error.code == .connectionLost, "\(error)")
+            proxy.resume()
+            #expect(try await connection.query("SELECT 3").count == 1, "the next call reconnects")
+            await connection.close()
         }
 
         @Test func aStatementPastTheTimeoutFailsInsteadOfHanging() async throws {
