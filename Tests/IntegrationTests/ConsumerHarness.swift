@@ -160,7 +160,7 @@ func userCreated(_ id: String, name: String = "Ada", email: String = "ada@exampl
 struct WarrenProcess {
     let pid: pid_t
 
-    static func consume(_ harness: ConsumerHarness, environment extra: [String: String] = [:]) throws -> WarrenProcess {
+    static func consume(_ harness: ConsumerHarness, environment extra: [String: String] = [:], arguments: [String] = []) throws -> WarrenProcess {
         let root = TestEnvironment.repositoryRoot.path
         var environment = ProcessInfo.processInfo.environment
         environment["WARREN_AMQP_URL"] = harness.amqpURL
@@ -170,7 +170,7 @@ struct WarrenProcess {
         for (key, value) in extra { environment[key] = value }
         let log = NSTemporaryDirectory() + "warren-consume-\(harness.vhost).log"
         return WarrenProcess(pid: try spawn(
-            TestEnvironment.warrenBinary, ["consume", harness.spec.name, "--log-format", "json"], environment: environment, output: log))
+            TestEnvironment.warrenBinary, ["consume", harness.spec.name, "--log-format", "json"] + arguments, environment: environment, output: log))
     }
 
     /// Sends `signal` and returns the exit status (the signal number + 128 if killed by it).

@@ -61,6 +61,39 @@ extension Integration {
             await connection.close()
         }
 
+        /// SIGTERM while the database is cut off mid-batch: `warren consume` exits within
+        /// its grace period (it used to wait for TCP to give up), and the event it was
+        /// applying is not lost: unacked, it is back in the queue.
+        @Test func sigtermDuringADatabasePartitionExitsWithinTheGracePeriodAndLosesNothing() async throws {
+            let harness = try await ConsumerHarness.make()
+            defer { Task { await harness.tearDown() } }
+            let proxy = try StallingProxy(upstreamPort: 5432)
+            defer { proxy.stop() }
+            let process = try WarrenProcess.consume(
+                harness, environment: ["WARREN_DATABASE_URL": "postgresql://warren:warren@127.0.0.1:\(proxy.port)/warren"],
+                arguments: ["--grace-period", "2"])
+            var exited = false
+            defer { if !exited { _ = process.kill(SIGKILL) } }
+            let first = userCreated(TestEnvironment.uniqueName("before-partition"))
+            try await harness.publish([first])
+            try await eventually("the first event applied") { try await harness.inboxCount(ids: [first.id]) == 1 }
+            proxy.stall()
+            let second = userCreated(TestEnvironment.uniqueName("during-partition"))
+            try await harness.publish([second])
+            try await eventually("the second event taken by the consumer") {
+                let info = try await harness.channel.queueInfo(harness.spec.queueName)
+                return info.messageCount == 0
+            }
+            let signalled = ContinuousClock.now
+            exited = true
+            let status = process.kill(SIGTERM)
+            #expect(ContinuousClock.now - signalled < .seconds(8), "exited \(ContinuousClock.now - signalled) after SIGTERM")
+            #expect(status == 0 || status == 1, "exit status \(status)")
+            try await eventually("the unacked event is back in the queue") { try await harness.messages(in: harness.spec.queueName) == 1 }
+            proxy.resume()
+            #expect(try await harness.inboxCount(ids: [second.id]) == 0)
+        }
+
         @Test func aStatementPastTheTimeoutFailsInsteadOfHanging() async throws {
             let options = "-c statement_timeout=200ms".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
             let connection = try await PostgresConnection.connect(to: TestEnvironment.databaseURL + "?options=\(options)", logger: Self.logger)
