@@ -29,6 +29,14 @@ final class ConsumerEventRecorder: Sendable {
         }
     }
 
+    /// Message ids whose retry or dead-letter copy the broker did not take (the original
+    /// was put back).
+    var republishFailures: [String?] {
+        events.withLock { events in
+            events.compactMap { event -> String?? in if case .republishFailed(let id, _) = event { id } else { nil } }
+        }
+    }
+
     /// Failed events republished to a delay tier or the DLQ, in order.
     var failures: [Failure] {
         events.withLock { events in

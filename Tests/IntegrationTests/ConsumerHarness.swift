@@ -45,15 +45,22 @@ final class ConsumerHarness: Sendable {
         amqpURL = "amqp://guest:guest@127.0.0.1:5672/\(vhost.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)"
         amqp = try await AMQPConnection.forTests(url: amqpURL)
         channel = try await amqp.openChannel()
-        let topology = Topology(exchange: ExchangeSpec(), consumers: [spec])
-        let problems = try await TopologyApplier(channel: channel, logger: TestEnvironment.logger).apply(topology.declarations)
-        guard problems.isEmpty else { throw TestFailure("topology: \(problems)") }
+        try await Self.applyTopology(spec, on: channel)
         database = PostgresPool(conninfo: TestEnvironment.databaseURL, maxConnections: databaseConnections, logger: TestEnvironment.logger)
         try await database.withConnection { connection in
             _ = try await PostgresMigrator(directory: TestEnvironment.repositoryRoot.appendingPathComponent("migrations").path, logger: TestEnvironment.logger)
                 .migrate(on: connection)
         }
         catalog = try EventCatalog(directory: TestEnvironment.repositoryRoot.appendingPathComponent("events").path)
+    }
+
+    /// Declares (again) the consumer's queues and bindings in the harness's vhost.
+    func applyTopology() async throws { try await Self.applyTopology(spec, on: channel) }
+
+    private static func applyTopology(_ spec: ConsumerSpec, on channel: AMQPChannel) async throws {
+        let topology = Topology(exchange: ExchangeSpec(), consumers: [spec])
+        let problems = try await TopologyApplier(channel: channel, logger: TestEnvironment.logger).apply(topology.declarations)
+        guard problems.isEmpty else { throw TestFailure("topology: \(problems)") }
     }
 
     func start(module: any ConsumerModule) { start(handler: .transactional(module)) }

@@ -91,6 +91,30 @@ extension Integration {
             #expect(process.kill(SIGTERM) == 0)
         }
 
+        /// A delay tier or the DLQ deleted under a running consumer: the broker does not
+        /// take the failed event's copy, so the original is put back, never acked; once the
+        /// queue is declared again the event goes where it should. Nothing is lost.
+        @Test func aRetryOrDeadLetterQueueDeletedUnderTheConsumerLosesNothing() async throws {
+            let harness = try await ConsumerHarness.make()
+            defer { Task { await harness.tearDown() } }
+            let flaky = userCreated(TestEnvironment.uniqueName("no-tier"))
+            _ = try await harness.channel.deleteQueue(harness.spec.retryQueueName(tier: 1))
+            _ = try await harness.channel.deleteQueue(harness.spec.deadLetterQueueName)
+            harness.start(module: FlakyUsers(failing: [flaky.id: 1]))
+            try await harness.publish([flaky])
+            let garbage = TestEnvironment.uniqueName("no-dlq")
+            try await harness.publishRaw(Array("not json".utf8), routingKey: "user.created", messageID: garbage)
+            try await eventually("both copies refused by the broker") {
+                Set(harness.events.republishFailures.compactMap { $0 }).isSuperset(of: [flaky.id, garbage])
+            }
+            try await harness.applyTopology()
+            try await eventually("the flaky event applied after its retry") { try await harness.inboxCount(ids: [flaky.id]) == 1 }
+            try await eventually("the garbage dead-lettered") { try await harness.messages(in: harness.spec.deadLetterQueueName) == 1 }
+            let dead = try #require(try await harness.drainDeadLetters().first)
+            #expect(dead.properties.messageID == garbage)
+            try await eventually("nothing left in the queue") { try await harness.messages(in: harness.spec.queueName) == 0 }
+        }
+
         /// `VmHWM` of /proc/PID/status: the most memory the process ever had resident.
         static func peakResidentMiB(_ pid: pid_t) throws -> Int {
             let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
