@@ -30,6 +30,7 @@ public enum FieldTableCodec {
         let arena = CArena()
         var input = arena.table(table)
         var capacity = 4096
+        return withExtendedLifetime(arena) { () -> [UInt8]? in
         while capacity <= 1 << 28 {
             var output = [UInt8](repeating: 0, count: capacity)
             var offset = 0
@@ -41,5 +42,6 @@ public enum FieldTableCodec {
             capacity *= 4
         }
         return nil
+        }
     }
 }

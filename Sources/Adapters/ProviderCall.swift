@@ -89,7 +89,13 @@ struct ProviderCall: Sendable {
         let started = ContinuousClock.now
         do {
             let response = try await client.execute(request, deadline: .now() + .nanoseconds(endpoint.timeout.nanosecondsTotal))
-            let bytes = try await response.body.collect(upTo: 1 << 20)
+            let bytes: ByteBuffer
+            do {
+                bytes = try await response.body.collect(upTo: 1 << 20)
+            } catch where (200..<300).contains(Int(response.status.code)) {
+                // Accepted: the status is the outcome, whatever happens to the body.
+                bytes = ByteBuffer()
+            }
             record(status: "\(response.status.code)", since: started)
             logger.debug(
                 "provider.request.answered",
@@ -119,8 +125,9 @@ struct ProviderCall: Sendable {
         switch error {
         case let error as HTTPClientError: return error == .connectTimeout || error == .getConnectionFromPoolTimeout
         case is NIOConnectionError: return true
-        // Only a connect can be refused or find no route; a reset after the request is ECONNRESET/EPIPE.
-        case let error as IOError: return [ECONNREFUSED, ENETUNREACH, EHOSTUNREACH].contains(error.errnoCode)
+        // Only a connect is refused (a reset after the request is ECONNRESET/EPIPE); an
+        // unreachable host or network can also be reported on an established socket.
+        case let error as IOError: return error.errnoCode == ECONNREFUSED
         case ChannelError.connectTimeout: return true
         default: return false
         }

@@ -337,13 +337,21 @@ public struct ConsumerRuntime: Service {
     /// are then recorded in the inbox. A database outage (thrown) holds the batch: events
     /// handled before it are found again by the module's own records.
     private func handleOneByOne(_ events: [CloudEvent], _ infos: [DeliveryInfo], _ module: any CallingModule) async throws -> [Outcome] {
-        let seen = try await database.withConnection { connection in
-            try await Inbox.seen(consumer: settings.name, ids: events.map(\.id), on: connection)
+        let seen: Set<String>
+        do {
+            seen = try await database.withConnection { connection in
+                try await Inbox.seen(consumer: settings.name, ids: events.map(\.id), on: connection)
+            }
+        } catch let error as PostgresError where !error.isInfrastructure {
+            // A statement that failed (a timeout): every event fails alike and is retried.
+            return [Outcome](repeating: .failed(FailurePolicy.classify(error)), count: events.count)
         }
         var outcomes = [Outcome](repeating: .duplicate, count: events.count)
         var inBatch = Set<String>()
-        var handled: [String] = []
+        var handled: [Int] = []
         for (index, event) in events.enumerated() where !seen.contains(event.id) && inBatch.insert(event.id).inserted {
+            // Past the grace period of a shutdown: what is left goes back to the queue.
+            if Task.isCancelled { throw CancellationError() }
             let started = ContinuousClock.now
             let failure: HandlerFailure?
             do {
@@ -358,13 +366,17 @@ public struct ConsumerRuntime: Service {
                 outcomes[index] = .failed(failure)
             } else {
                 outcomes[index] = .applied
-                handled.append(event.id)
+                handled.append(index)
             }
         }
-        if !handled.isEmpty {
+        guard !handled.isEmpty else { return outcomes }
+        do {
             _ = try await database.withConnection { connection in
-                try await Inbox.claim(consumer: settings.name, ids: handled.sorted(), on: connection)
+                try await Inbox.claim(consumer: settings.name, ids: handled.map { events[$0].id }.sorted(), on: connection)
             }
+        } catch let error as PostgresError where !error.isInfrastructure {
+            // The effects are recorded by the module itself: retried, they are found there.
+            for index in handled { outcomes[index] = .failed(FailurePolicy.classify(error)) }
         }
         return outcomes
     }

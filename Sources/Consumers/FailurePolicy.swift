@@ -96,6 +96,9 @@ public struct FailurePolicy: Sendable {
         for name in [WarrenHeader.firstFailedAt, WarrenHeader.originalExchange, WarrenHeader.originalRoutingKey] {
             if let value = delivery.properties.headers?[name]?.stringValue, value.utf8.count <= 1000 { kept[name] = .string(value) }
         }
+        // The replay count decides whether a replayed email may be sent again.
+        let replayed = Self.replayed(delivery.properties.headers)
+        if replayed > 0 { kept[WarrenHeader.replayed] = .int64(replayed) }
         stripped.properties.headers = kept
         var headers = self.headers(for: stripped, attempt: attempt, failure: failure, at: date)
         headers[WarrenHeader.headersDropped] = .string(Self.prefix(reason, bytes: 200))

@@ -99,10 +99,11 @@ public struct EmailNotifications: CallingModule {
         case .failed(let failure):
             return failure
         }
-        let sends = EmailSends(database: database, eventID: event.id, kind: kind)
-        switch try await sends.claim(provider: provider.name, userID: userID, replayed: delivery.replayed) {
+        let sends = EmailSends(database: database, eventID: event.id, kind: kind, replayed: delivery.replayed)
+        switch try await sends.claim(provider: provider.name, userID: userID) {
         case .claimed: break
         case .sent: return nil
+        case .released: return .transient("email.intent_released", "a concurrent attempt at the \(kind.rawValue) email just gave up; trying again")
         case .unresolved(let state):
             return .permanent(
                 Self.outcomeUnknown,
@@ -121,9 +122,9 @@ public struct EmailNotifications: CallingModule {
             return HandlerFailure(error)
         }
         // The email is out: without this record a redelivery finds the intent and
-        // dead-letters the event as outcome-unknown (never sends it again), so a failing
-        // database gets a few tries before the batch fails.
-        try await Self.recordRetry.run { try await sends.markSent(messageID: messageID) }
+        // dead-letters the event as outcome-unknown (and a replay would send it again), so
+        // a failing database gets minutes of tries before the batch fails.
+        try await Self.sentRecordRetry.run { try await sends.markSent(provider: provider.name, userID: userID, messageID: messageID) }
         logger.info("email.sent", metadata: ["message_id": "\(event.id)", "email.kind": "\(kind.rawValue)", "email.provider_message_id": "\(messageID ?? "-")"])
         return nil
     }
@@ -132,6 +133,8 @@ public struct EmailNotifications: CallingModule {
     public static let outcomeUnknown = "outcome-unknown"
 
     private static let recordRetry = RetryPolicy(maxAttempts: 4, initialDelay: .milliseconds(200), maxDelay: .seconds(2))
+    /// About five minutes.
+    private static let sentRecordRetry = RetryPolicy(maxAttempts: 64, initialDelay: .milliseconds(200), maxDelay: .seconds(5))
 
     private enum Recipient {
         case found(EmailAddress)

@@ -47,7 +47,9 @@ public struct PaymentsCustomers: CallingModule {
                     NewCustomer(userID: userID, email: email, name: event.data?["name"]?.stringValue),
                     idempotencyKey: Self.idempotencyKey(userID: userID))
             }
-        } catch let error as ProviderError where error.code.hasPrefix("idempotency_error") {
+        } catch let error as ProviderError where error.code.hasPrefix("idempotency_error") || error.status == 409 {
+            // Another event for this user used the key with other details (400
+            // idempotency_error) or is using it right now (409 idempotency_key_in_use).
             return .transient(
                 "stripe.idempotency_conflict",
                 "another event for user \(userID) created its customer with other details and is not recorded yet: \(error.message)")

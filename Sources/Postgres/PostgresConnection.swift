@@ -22,9 +22,10 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Open transaction plus savepoints; see PostgresConnection+Transaction.swift.
     var transactionDepth = 0
     private let broken = Atomic<Bool>(false)
-    /// The socket of the call in flight (-1 when none), for `interrupt()`: set on the
-    /// connection's thread around each call, under the lock, so a cancelling task never
-    /// shuts down a descriptor the connection no longer owns.
+    /// A duplicate of the socket of the call in flight (-1 when none), for `interrupt()`:
+    /// made and closed on the connection's thread around each call, under the lock. Being
+    /// our own descriptor, it is never reused for something else while set, even if libpq
+    /// closes its own during the call; shutting it down ends the connection's socket.
     private let inFlightSocket = Mutex<Int32>(-1)
     private let notices: LibPQNotices
     let logger: Logger
@@ -204,9 +205,13 @@ public final class PostgresConnection: @unchecked Sendable {
             }
             broken.store(false, ordering: .relaxed)
         }
-        inFlightSocket.withLock { $0 = PQsocket(pgconn) }
+        let socket = PQsocket(pgconn)
+        inFlightSocket.withLock { $0 = socket >= 0 ? dup(socket) : -1 }
         let answer = call(pgconn)
-        inFlightSocket.withLock { $0 = -1 }
+        inFlightSocket.withLock { descriptor in
+            if descriptor >= 0 { Glibc.close(descriptor) }
+            descriptor = -1
+        }
         guard let pointer = answer else {
             throw PostgresError(
                 code: failureCode(pgconn), message: Self.errorMessage(pgconn), context: context, query: query)

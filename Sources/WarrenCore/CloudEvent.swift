@@ -128,14 +128,19 @@ public enum RFC3339 {
     /// so every time `parse` reads comes back as the same instant (Foundation's format style
     /// switches to the Julian calendar before 1582 and moved such dates by days).
     public static func format(_ date: Date) -> String {
-        // Whole microseconds first, so a time parsed from `.123` does not print as `.122`.
-        let micros = (date.timeIntervalSince1970 * 1e6).rounded()
-        guard micros.isFinite, abs(micros) < 1e18 else { return "\(date)" }
+        let instant = date.timeIntervalSince1970
+        guard instant.isFinite, abs(instant) < 1e12 else { return "\(date)" }
+        // Whole seconds and the fraction (exact in binary); the milliseconds are cut with a
+        // tolerance of the Double's own precision, so `.123` read by `parse` (stored as
+        // .12299…) prints as `.123` again, in year 9999 too.
+        let whole = instant.rounded(.down)
+        let tolerance = max(1e-3, 2 * instant.ulp * 1000)
+        let millis = min(999, Int(((instant - whole) * 1000 + tolerance).rounded(.down)))
         func floorDivision(_ a: Int, _ b: Int) -> (Int, Int) {
             let quotient = a >= 0 ? a / b : -((-a + b - 1) / b)
             return (quotient, a - quotient * b)
         }
-        let (seconds, millisecond) = floorDivision(Int((micros / 1000).rounded(.down)), 1000)
+        let (seconds, millisecond) = (Int(whole), millis)
         let (days, time) = floorDivision(seconds, 86_400)
         let (year, month, day) = civil(daysSince1970: days)
         guard (0...9999).contains(year) else { return "\(date)" }
@@ -205,6 +210,8 @@ public enum RFC3339 {
         }
         guard index == bytes.count else { return nil }
         let seconds = daysSince1970(year: year, month: month, day: day) * 86_400 + hour * 3600 + minute * 60 + second - offset
+        // An offset can push the instant out of the years 0000-9999 that `format` writes.
+        guard (-62_167_219_200...253_402_300_799).contains(seconds) else { return nil }
         // From the reference date, as Foundation counts: the same Double for the same text.
         return Date(timeIntervalSinceReferenceDate: Double(seconds - 978_307_200) + Double(nanoseconds) / 1e9)
     }

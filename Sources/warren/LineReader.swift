@@ -16,11 +16,16 @@ struct LineReader {
     private var end = 0
     private var atEnd = false
     private var number = 0
+    /// Set when reading failed (not the end of input): the errno.
+    private(set) var failure: Int32?
 
     init(fileDescriptor: Int32, maxLineBytes: Int) {
         self.fileDescriptor = fileDescriptor
         self.maxLineBytes = maxLineBytes
     }
+
+    /// Lines returned so far.
+    var lineCount: Int { number }
 
     /// The next line (1-based number, without its `\n`), or nil at the end of input.
     mutating func next() -> (Int, Line)? {
@@ -50,6 +55,7 @@ struct LineReader {
     private mutating func fill() -> Bool {
         let count = buffer.withUnsafeMutableBytes { Glibc.read(fileDescriptor, $0.baseAddress, $0.count) }
         if count < 0 && errno == EINTR { return fill() }
+        if count < 0 { failure = errno }
         guard count > 0 else {
             atEnd = true
             return false

@@ -99,6 +99,10 @@ struct Publish: AsyncParsableCommand {
                     }
                 }
                 await publish(batch, with: publisher, into: &tally)
+                if let failure = reader.failure {
+                    tally.failed += 1
+                    report("reading stdin failed after line \(reader.lineCount): \(String(cString: strerror(failure)))")
+                }
             }
             await connection.close()
             if ndjson || tally.failed > 0 {

@@ -151,6 +151,7 @@ extension Result {
         let long = String(repeating: "t", count: 300)
         var delivery = FailurePolicyTests.delivery(headers: [
             "big": .string(String(repeating: "h", count: 200_000)), WarrenHeader.originalRoutingKey: "user.created",
+            WarrenHeader.replayed: .int64(2),
         ])
         delivery.properties.type = long
         delivery.properties.messageID = "m-1"
@@ -164,6 +165,7 @@ extension Result {
         #expect(stripped.headers?[WarrenHeader.errorType] == "event.malformed")
         #expect(stripped.headers?[WarrenHeader.attempts] == .int64(2))
         #expect(stripped.headers?[WarrenHeader.originalRoutingKey] == "user.created")
+        #expect(stripped.headers?[WarrenHeader.replayed] == .int64(2), "the replay count decides whether an email may be resent")
         #expect(stripped.type == nil && stripped.messageID == "m-1" && stripped.userID == nil)
     }
 

@@ -160,7 +160,7 @@ extension Integration {
             #expect(fake.server.requests.isEmpty)
         }
 
-        @Test func aConnectionThatCannotBeMadeIsRetriedAndSendsOnce() async throws {
+        @Test func aConnectionThatCannotBeMadeIsATransientFailureNotOutcomeUnknown() async throws {
             let harness = try await Self.harness()
             defer { Task { await harness.tearDown() } }
             // Nothing listens on port 1: SendGrid never got anything, so trying again is safe.

@@ -115,11 +115,15 @@ import WarrenCore
         for text in [
             "1013-12-01T10:00:00.000Z", "0001-01-01T00:00:00.000Z", "1582-10-04T23:59:59.999Z", "1969-12-31T23:59:59.999Z",
             "1970-01-01T00:00:00.000Z", "2024-02-29T12:00:00.123Z", "9999-12-31T23:59:59.999Z",
+            // Far from 1970 a Double holds milliseconds only roughly (found by review).
+            "1700-06-15T01:00:00.001Z", "9999-06-15T01:00:00.003Z", "0042-03-01T00:00:00.999Z",
         ] {
             let date = try #require(RFC3339.parse(text))
             #expect(RFC3339.format(date) == text)
         }
         #expect(RFC3339.format(try #require(RFC3339.parse("2024-05-01T12:00:00.123456+02:00"))) == "2024-05-01T10:00:00.123Z")
+        // An offset that moves the instant out of 0000-9999 is refused, not written oddly.
+        #expect(RFC3339.parse("0000-01-01T00:00:00+01:00") == nil && RFC3339.parse("9999-12-31T23:00:00-01:00") == nil)
     }
 }
 
