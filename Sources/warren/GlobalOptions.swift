@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Postgres
 
 /// Options every command shares. Each falls back to its environment variable (see the
 /// README's configuration table), then to the local services `scripts/services` starts.
@@ -43,5 +44,18 @@ func oneShot(_ body: () async throws -> Void) async throws {
     } catch {
         FileHandle.standardError.write(Data("warren: \(error)\n".utf8))
         throw ExitCode.failure
+    }
+}
+
+/// A one-connection pool for a one-shot command's `body`, closed afterwards whatever happens.
+func withDatabase<T: Sendable>(_ options: GlobalOptions, label: String, _ body: (PostgresPool) async throws -> T) async throws -> T {
+    let database = PostgresPool(conninfo: options.databaseURL, maxConnections: 1, logger: options.logger(label, oneShot: true))
+    do {
+        let result = try await body(database)
+        await database.close()
+        return result
+    } catch {
+        await database.close()
+        throw error
     }
 }

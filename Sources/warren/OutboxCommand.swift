@@ -31,7 +31,7 @@ extension OutboxCommand {
 
         func run() async throws {
             try await oneShot {
-                let rows = try await withOutboxDatabase(options) { try await Outbox.parked(limit: limit, in: $0) }
+                let rows = try await withDatabase(options, label: "warren.outbox") { try await Outbox.parked(limit: limit, in: $0) }
                 if json {
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -69,7 +69,7 @@ extension OutboxCommand {
 
         func run() async throws {
             try await oneShot {
-                let requeued = try await withOutboxDatabase(options) { try await Outbox.retry(ids: all ? nil : ids, in: $0) }
+                let requeued = try await withDatabase(options, label: "warren.outbox") { try await Outbox.retry(ids: all ? nil : ids, in: $0) }
                 let missing = Set(ids).subtracting(requeued).sorted()
                 print("re-queued \(requeued.count) row\(requeued.count == 1 ? "" : "s")\(requeued.isEmpty ? "" : ": " + requeued.map(String.init).joined(separator: ", "))")
                 if !missing.isEmpty {
@@ -83,18 +83,6 @@ extension OutboxCommand {
 private struct OutboxCommandError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
-}
-
-private func withOutboxDatabase<T: Sendable>(_ options: GlobalOptions, _ body: (PostgresPool) async throws -> T) async throws -> T {
-    let database = PostgresPool(conninfo: options.databaseURL, maxConnections: 1, logger: options.logger("warren.outbox", oneShot: true))
-    do {
-        let result = try await body(database)
-        await database.close()
-        return result
-    } catch {
-        await database.close()
-        throw error
-    }
 }
 
 extension OutboxCommand {

@@ -173,15 +173,8 @@ struct WebhooksCommand: AsyncParsableCommand {
 }
 
 private func withSubscriptions<T: Sendable>(_ options: GlobalOptions, _ body: (WebhookSubscriptions) async throws -> T) async throws -> T {
-    let database = PostgresPool(conninfo: options.databaseURL, maxConnections: 1, logger: options.logger("warren.webhooks", oneShot: true))
-    let store = WebhookSubscriptions(database: database, destinations: DestinationGuard.from(environment: ProcessInfo.processInfo.environment))
-    do {
-        let result = try await body(store)
-        await database.close()
-        return result
-    } catch {
-        await database.close()
-        throw error
+    try await withDatabase(options, label: "warren.webhooks") { database in
+        try await body(WebhookSubscriptions(database: database, destinations: DestinationGuard.from(environment: ProcessInfo.processInfo.environment)))
     }
 }
 
