@@ -294,3 +294,13 @@ let package = Package(
         ),
     ]
 )
+
+// `WARREN_SANITIZE=thread` or `=address` (scripts/sanitize): Warren's own targets are
+// compiled and linked with that sanitizer; the dependencies are left as they are
+// (swift-otel does not compile with `swift build --sanitize=thread`, which covers all).
+if let sanitizer = Context.environment["WARREN_SANITIZE"], !sanitizer.isEmpty {
+    for target in package.targets where target.type != .system {
+        target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-sanitize=\(sanitizer)"])]
+        target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-sanitize=\(sanitizer)"])]
+    }
+}

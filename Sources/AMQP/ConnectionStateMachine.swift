@@ -236,6 +236,12 @@ final class ConnectionStateMachine {
             heldCalls.append(call)
             return .hold
         }
+        if case .get = call.method, !channel.unconfirmed.isEmpty || !channel.consumers.isEmpty {
+            // rabbitmq-c reads get-ok's content as the next frames on the channel; a confirm
+            // or delivery received meanwhile would be taken for it and cost the connection.
+            return .fail(AMQPError(
+                .library, "\(call.method.context): channel \(call.channel) has publishes awaiting confirms or a consumer; use basic.get on a channel of its own"))
+        }
         return .run(epoch: channel.epoch)
     }
 

@@ -12,42 +12,44 @@ public struct DeadLetterOperations: Sendable {
         self.queues = queues
     }
 
-    /// One dead-letter queue's messages; nil when the queue is not declared on the broker.
-    public struct Listing: Sendable, Encodable {
-        public var queue: String
-        public var messages: [DeadLetterMessage]?
-
-        enum CodingKeys: String, CodingKey { case queue, declared, count, messages }
-
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(queue, forKey: .queue)
-            try container.encode(messages != nil, forKey: .declared)
-            try container.encode(messages?.count ?? 0, forKey: .count)
-            try container.encode(messages ?? [], forKey: .messages)
-        }
+    /// What a listing reports, in order: for each queue, `queue` (with the number of
+    /// messages the pass examines, or nil when the queue is not declared), then each of
+    /// its messages, then `end` with how many were examined.
+    public enum ListingItem: Sendable {
+        case queue(String, count: Int?)
+        case message(DeadLetterMessage)
+        case end(String, examined: Int)
     }
 
-    /// The messages of each queue. With `missingAllowed` (listing every consumer's DLQ) a
+    /// The messages of each queue, streamed to `body` one at a time (constant memory
+    /// whatever the queues hold). With `missingAllowed` (listing every consumer's DLQ) a
     /// queue that was never declared is reported as such; otherwise it is `notFound`.
-    public func list(_ names: [String], missingAllowed: Bool) async throws -> [Listing] {
-        var listings: [Listing] = []
+    public func list(_ names: [String], missingAllowed: Bool, _ body: (ListingItem) async throws -> Void) async throws {
         for name in names {
+            var examined = 0
             do {
-                listings.append(Listing(queue: name, messages: try await queues.browse(name).map(DeadLetterMessage.init)))
+                try await queues.browse(name, started: { try await body(.queue(name, count: $0)) }) { delivery in
+                    examined += 1
+                    try await body(.message(DeadLetterMessage(delivery)))
+                }
             } catch let error as OperationsError where error.code == .notFound && missingAllowed {
-                listings.append(Listing(queue: name, messages: nil))
+                try await body(.queue(name, count: nil))
+                continue
             }
+            try await body(.end(name, examined: examined))
         }
-        return listings
     }
 
-    /// The dead-lettered message with this id, whole.
+    /// The dead-lettered message with this id, whole (the first if several have it). The
+    /// pass still goes over the whole queue, holding only that message, so that the
+    /// others keep their order.
     public func show(_ queue: String, id: String) async throws -> AMQPDelivery {
-        guard let delivery = try await queues.browse(queue).first(where: { $0.properties.messageID == id }) else {
-            throw OperationsError(.notFound, "no message \(id) in \(queue)")
+        var found: AMQPDelivery?
+        try await queues.browse(queue) { delivery in
+            if found == nil, delivery.properties.messageID == id { found = delivery }
         }
-        return delivery
+        guard let found else { throw OperationsError(.notFound, "no message \(id) in \(queue)") }
+        return found
     }
 
     /// What a replay or purge is asked to do, and who asks.

@@ -1,5 +1,6 @@
 import Blocking
 import CLibPQ
+import Dispatch
 import Glibc
 import Logging
 import Synchronization
@@ -22,11 +23,25 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Open transaction plus savepoints; see PostgresConnection+Transaction.swift.
     var transactionDepth = 0
     private let broken = Atomic<Bool>(false)
-    /// A duplicate of the socket of the call in flight (-1 when none), for `interrupt()`:
-    /// made and closed on the connection's thread around each call, under the lock. Being
-    /// our own descriptor, it is never reused for something else while set, even if libpq
-    /// closes its own during the call; shutting it down ends the connection's socket.
-    private let inFlightSocket = Mutex<Int32>(-1)
+    /// What `interrupt()` needs to end the current job (one `interruptible` run on the
+    /// thread, which may make several libpq calls, e.g. a commit and its rollback).
+    private struct Job {
+        /// Numbers the jobs; `interrupted` names the one that must not block any longer.
+        var number: UInt64 = 0
+        var running = false
+        var interrupted: UInt64 = 0
+        /// A duplicate of the socket of the call in flight (-1 when none): made and closed
+        /// on the connection's thread around each call, under the lock. Being our own
+        /// descriptor, it is never reused for something else while set, even if libpq
+        /// closes its own during the call; shutting it down ends the connection's socket.
+        var socket: Int32 = -1
+    }
+    private let job = Mutex(Job())
+    /// Thread-confined counter behind `Job.number`.
+    private var jobs: UInt64 = 0
+    /// How long a job started by an already-cancelled task may take (a quick rollback on
+    /// a healthy network) before it is interrupted like a call whose task is cancelled.
+    static let cancelledJobBound: Duration = .seconds(2)
     private let notices: LibPQNotices
     let logger: Logger
 
@@ -112,10 +127,34 @@ public final class PostgresConnection: @unchecked Sendable {
         _ binds: [PostgresValue?],
         _ read: @escaping @Sendable (borrowing LibPQResult) -> T
     ) async throws -> T {
-        try await withTaskCancellationHandler {
+        try await interruptible { [self] in
+            let result = try execute(sql, binds)
+            return read(result)
+        }
+    }
+
+    /// Runs `body` on the connection's thread as one job that the task's cancellation
+    /// interrupts (`interrupt()`). A job started by a task that is already cancelled gets
+    /// `cancelledJobBound` before it is interrupted, so a quick rollback still goes through
+    /// but nothing blocks on a partition for long.
+    private func interruptible<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        let cancelledBefore = Task.isCancelled
+        return try await withTaskCancellationHandler {
             try await thread.run { [self] in
-                let result = try execute(sql, binds)
-                return read(result)
+                jobs &+= 1
+                let number = jobs
+                job.withLock {
+                    $0.number = number
+                    $0.running = true
+                }
+                defer { job.withLock { $0.running = false } }
+                if cancelledBefore {
+                    let milliseconds = Int(Self.cancelledJobBound / .milliseconds(1))
+                    DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(milliseconds)) { [self] in
+                        interrupt(job: number)
+                    }
+                }
+                return try body()
             }
         } onCancel: {
             interrupt()
@@ -123,38 +162,45 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     /// True while a statement is on its way to or from the server (for tests).
-    var hasCallInFlight: Bool { inFlightSocket.withLock { $0 >= 0 } }
+    var hasCallInFlight: Bool { job.withLock { $0.socket >= 0 } }
 
-    /// Ends the call in flight now, whatever the server or the network does: its socket is
-    /// shut down, so the blocked read or write returns, the call fails with
-    /// `connectionLost` and the session (and any transaction, which the server rolls back)
-    /// is gone; the next call reconnects. Called when the task waiting for the call is
-    /// cancelled — e.g. when the grace period of a shutdown ends during a network
-    /// partition, where a cancel request (`PQcancel`) could not reach the server either.
+    /// Ends the current job now, whatever the server or the network does: the socket of
+    /// its call in flight is shut down, so the blocked read or write returns, the call
+    /// fails with `connectionLost` and the session (and any transaction, which the server
+    /// rolls back) is gone; a later call of the same job fails at once the same way, and
+    /// the next job reconnects. Called when the task waiting for the job is cancelled —
+    /// e.g. when the grace period of a shutdown ends during a network partition, where a
+    /// cancel request (`PQcancel`) could not reach the server either.
     public func interrupt() {
-        inFlightSocket.withLock { socket in
-            guard socket >= 0 else { return }
-            _ = Glibc.shutdown(socket, Int32(SHUT_RDWR))
+        job.withLock { job in
+            guard job.running else { return }
+            job.interrupted = job.number
+            if job.socket >= 0 { _ = Glibc.shutdown(job.socket, Int32(SHUT_RDWR)) }
+        }
+    }
+
+    private func interrupt(job number: UInt64) {
+        job.withLock { job in
+            guard job.running, job.number == number else { return }
+            job.interrupted = number
+            if job.socket >= 0 { _ = Glibc.shutdown(job.socket, Int32(SHUT_RDWR)) }
         }
     }
 
     /// Runs `sql` with the simple query protocol: several statements allowed, no binds. For
     /// trusted SQL only (migration files, transaction control).
     func executeScript(_ sql: String, context: String) async throws {
-        try await withTaskCancellationHandler {
-            try await thread.run { [self] in
-                _ = try withLiveConnection(context: context, query: sql) { pgconn in
-                    PQexec(pgconn, sql)
-                }
+        try await interruptible { [self] in
+            _ = try withLiveConnection(context: context, query: sql) { pgconn in
+                PQexec(pgconn, sql)
             }
-        } onCancel: {
-            interrupt()
         }
     }
 
-    /// Runs `body` on the connection's thread, where it may use the thread-confined members below.
+    /// Runs `body` on the connection's thread, where it may use the thread-confined members
+    /// below, as one job the task's cancellation interrupts.
     func onThread<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
-        try await thread.run { [self] in try body(self) }
+        try await interruptible { [self] in try body(self) }
     }
 
     /// Thread-confined, like `transactionDepth`.
@@ -187,6 +233,10 @@ public final class PostgresConnection: @unchecked Sendable {
             throw PostgresError(code: .invalidValue, message: "the SQL text contains a NUL byte", context: context)
         }
         if PQstatus(pgconn) != CONNECTION_OK {
+            // An interrupted job does not reconnect: that could block as long as the call did.
+            guard !job.withLock({ $0.interrupted == $0.number }) else {
+                throw PostgresError(code: .connectionLost, message: "the call was interrupted (its task was cancelled)", context: context)
+            }
             guard transactionDepth == 0 else {
                 throw PostgresError(
                     code: .connectionLost,
@@ -206,11 +256,15 @@ public final class PostgresConnection: @unchecked Sendable {
             broken.store(false, ordering: .relaxed)
         }
         let socket = PQsocket(pgconn)
-        inFlightSocket.withLock { $0 = socket >= 0 ? dup(socket) : -1 }
+        job.withLock { job in
+            job.socket = socket >= 0 ? dup(socket) : -1
+            // Interrupted between two calls of the job: this one must not block either.
+            if job.interrupted == job.number, job.running, job.socket >= 0 { _ = Glibc.shutdown(job.socket, Int32(SHUT_RDWR)) }
+        }
         let answer = call(pgconn)
-        inFlightSocket.withLock { descriptor in
-            if descriptor >= 0 { Glibc.close(descriptor) }
-            descriptor = -1
+        job.withLock { job in
+            if job.socket >= 0 { Glibc.close(job.socket) }
+            job.socket = -1
         }
         guard let pointer = answer else {
             throw PostgresError(

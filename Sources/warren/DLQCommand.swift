@@ -36,36 +36,69 @@ extension DLQCommand {
             try await oneShot {
                 let queues = try queue.map { [$0] } ?? Topology.load(path: topology).consumers.map(\.deadLetterQueueName)
                 try await withDeadLetterQueues(options) { dlq in
-                    let listings = try await dlq.list(queues, missingAllowed: queue == nil)
-                    if json {
-                        printJSON(listings)
-                    } else {
-                        for (index, listing) in listings.enumerated() {
-                            if index > 0 { print() }
-                            guard let messages = listing.messages else {
-                                print("\(listing.queue): not declared on the broker (warren topology apply declares it)")
-                                continue
-                            }
-                            print("\(listing.queue): \(messages.count) message\(messages.count == 1 ? "" : "s")")
-                            if !messages.isEmpty { printTable(messages) }
-                        }
-                    }
+                    if json { try await listJSON(dlq, queues) } else { try await listText(dlq, queues) }
                 }
             }
         }
 
-        private func printTable(_ messages: [DeadLetterMessage]) {
-            let now = Date()
-            let header = ["ID", "TYPE", "CONSUMER", "ERROR", "ATTEMPTS", "FIRST FAILED", "LAST FAILED", "AGE"]
-            let rows = messages.map { message in
-                [
-                    message.id, message.type ?? "-", message.consumer ?? "-",
-                    clip([message.errorType, message.error].compactMap { $0 }.joined(separator: ": "), 60),
-                    message.attempts.map(String.init) ?? "-", message.firstFailedAt.map(RFC3339.format) ?? "-",
-                    message.lastFailedAt.map(RFC3339.format) ?? "-", message.age(now: now).map(ageText) ?? "-",
-                ]
+        /// `[{"queue", "declared", "messages": [...], "count"}, …]`, one message per line,
+        /// written as the pass goes (nothing is held).
+        private func listJSON(_ dlq: DeadLetterOperations, _ queues: [String]) async throws {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            func json(_ value: some Encodable) -> String { String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self) }
+            var queuesWritten = 0, messagesWritten = 0
+            print("[")
+            try await dlq.list(queues, missingAllowed: queue == nil) { item in
+                switch item {
+                case .queue(let name, let count):
+                    print((queuesWritten > 0 ? "," : "") + #"{"queue":\#(json(name)),"declared":\#(count != nil),"messages":["#, terminator: "")
+                    queuesWritten += 1
+                    messagesWritten = 0
+                    if count == nil { print(#"],"count":0}"#) }
+                case .message(let message):
+                    print((messagesWritten > 0 ? ",\n" : "\n") + json(message), terminator: "")
+                    messagesWritten += 1
+                case .end(_, let examined):
+                    print((messagesWritten > 0 ? "\n" : "") + #"],"count":\#(examined)}"#)
+                }
             }
-            print(textTable([header] + rows))
+            print("]")
+        }
+
+        /// Per queue a count line and a table, printed as the pass goes: the columns are
+        /// sized from the first rows (`StreamingTable`), so memory stays constant.
+        private func listText(_ dlq: DeadLetterOperations, _ queues: [String]) async throws {
+            let now = Date()
+            var table: StreamingTable?
+            var expected = 0, listed = 0
+            try await dlq.list(queues, missingAllowed: queue == nil) { item in
+                switch item {
+                case .queue(let name, let count):
+                    if listed > 0 { print() }
+                    listed += 1
+                    guard let count else {
+                        print("\(name): not declared on the broker (warren topology apply declares it)")
+                        return
+                    }
+                    print("\(name): \(count) message\(count == 1 ? "" : "s")")
+                    expected = count
+                    table = StreamingTable(header: ["ID", "TYPE", "CONSUMER", "ERROR", "ATTEMPTS", "FIRST FAILED", "LAST FAILED", "AGE"])
+                case .message(let message):
+                    table?.add([
+                        message.id, message.type ?? "-", message.consumer ?? "-",
+                        clip([message.errorType, message.error].compactMap { $0 }.joined(separator: ": "), 60),
+                        message.attempts.map(String.init) ?? "-", message.firstFailedAt.map(RFC3339.format) ?? "-",
+                        message.lastFailedAt.map(RFC3339.format) ?? "-", message.age(now: now).map(ageText) ?? "-",
+                    ])
+                case .end(let name, let examined):
+                    table?.finish()
+                    table = nil
+                    if examined != expected {
+                        print("(\(examined) of \(expected) examined: \(name) changed during the listing)")
+                    }
+                }
+            }
         }
 
         private func clip(_ text: String, _ length: Int) -> String {

@@ -230,6 +230,28 @@ import Testing
         #expect(publishes.allSatisfy { publish(machine, $0) })
     }
 
+    /// Guard: the `.get` check in `call`. A confirm arriving between get-ok and its content
+    /// used to be read as the content ("unexpected protocol state") and end the connection.
+    @Test func basicGetIsRefusedOnAChannelWithPublishesAwaitingConfirms() {
+        let machine = connectedMachine(), outcomes = Outcomes()
+        let get = Call(channel: Self.channel, method: .get(queue: "q"), deadline: .now + .seconds(1), reply: { _ in })
+        guard case .run = machine.call(get) else {
+            Issue.record("a get on an idle channel must run")
+            return
+        }
+        publish(machine, request(1, outcomes))
+        guard case .fail(let error) = machine.call(get) else {
+            Issue.record("a get with a publish awaiting its confirm ran")
+            return
+        }
+        #expect(error.context.contains("channel of its own"), "\(error)")
+        run(machine.receive(.confirm(channel: Self.channel, tag: 1, multiple: false, nacked: false)))
+        guard case .run = machine.call(get) else {
+            Issue.record("once confirmed, a get runs again")
+            return
+        }
+    }
+
     @Test func aMethodHeldPastItsDeadlineFailsWithTimeout() {
         let machine = Machine()
         _ = machine.register(Self.channel, confirms: true, handle: ChannelHandle())

@@ -255,6 +255,79 @@ extension Integration {
             #expect(arrived.count - Set(arrived).count <= 1, "at most the message in flight at the kill is duplicated")
         }
 
+        /// `dlq list` and `show` stream: over a DLQ of 100,000 messages (1 KiB bodies, the
+        /// consumer's failure headers) their peak memory stays within 24 MiB of what they
+        /// take over an empty queue, instead of growing with the queue (they used to hold
+        /// every message). The text table streams the same way; `listingShows…` checks its
+        /// form. The count can be lowered for a quick run with WARREN_TEST_DLQ_MESSAGES.
+        @Test func listAndShowOverAHundredThousandMessagesRunInConstantMemory() async throws {
+            let harness = try await ConsumerHarness.make()
+            defer { Task { await harness.tearDown() } }
+            let total = Int(ProcessInfo.processInfo.environment["WARREN_TEST_DLQ_MESSAGES"] ?? "") ?? 100_000
+            let filler = String(repeating: "x", count: 1_024)
+            var confirmations: [PublishConfirmation] = []
+            var lastID = ""
+            for index in 0..<total {
+                let event = CloudEvent(type: "user.created", source: "/tests", data: ["id": .string("big-\(index)"), "note": .string(filler)])
+                let message = event.amqpMessage(headers: [
+                    WarrenHeader.attempts: .int64(5), WarrenHeader.consumer: "users.projection", WarrenHeader.errorType: "provider.timeout",
+                    WarrenHeader.error: "smtp timeout after 30s", WarrenHeader.lastFailedAt: .string(RFC3339.format(Date())),
+                    WarrenHeader.originalExchange: "events", WarrenHeader.originalRoutingKey: "user.created",
+                ])
+                confirmations.append(harness.channel.send(message.body, exchange: "", routingKey: Self.queue, properties: message.properties))
+                if confirmations.count == 2_000 {
+                    for confirmation in confirmations { try await confirmation.confirmed() }
+                    confirmations = []
+                }
+                lastID = event.id
+            }
+            for confirmation in confirmations { try await confirmation.confirmed() }
+            _ = try await harness.channel.declareQueue("empty.dlq", durable: true, autoDelete: false)
+
+            let (empty, baseline) = try Self.peakMemory(["dlq", "list", "empty.dlq", "--json"], harness)
+            #expect(empty.status == 0, "\(empty.stderr)")
+            let started = ContinuousClock.now
+            let (listing, listed) = try Self.peakMemory(["dlq", "list", Self.queue, "--json"], harness)
+            let took = ContinuousClock.now - started
+            #expect(listing.status == 0, "\(listing.stderr)")
+            let parsed = try JSONDecoder().decode([Listing].self, from: Data(listing.stdout.utf8))
+            #expect(parsed.first?.count == total && parsed.first?.messages.count == total)
+            #expect(parsed.first?.messages.last?.id == lastID, "in queue order")
+            let (show, shown) = try Self.peakMemory(["dlq", "show", Self.queue, lastID], harness)
+            #expect(show.status == 0 && show.stdout.contains("big-\(total - 1)"), "\(show.stderr)")
+            print("dlq over \(total) messages: peak RSS list --json \(listed) KiB, show \(shown) KiB, empty queue \(baseline) KiB; list took \(took)")
+            for (what, peak) in [("list --json", listed), ("show", shown)] {
+                #expect(peak - baseline < 24 << 10, "\(what): \(peak) KiB at peak against \(baseline) KiB over an empty queue")
+            }
+            #expect(try await harness.messages(in: Self.queue) == total, "the queue keeps every message")
+        }
+
+        /// Runs `warren ARGS` and returns its result and its peak resident memory in KiB:
+        /// `VmHWM` read every 10 ms while it runs (the high-water mark only grows, and it is
+        /// the process's own; `ru_maxrss` from `wait4` would report this test process's
+        /// size, which a spawned child inherits).
+        static func peakMemory(_ arguments: [String], _ harness: ConsumerHarness) throws -> (Result, Int) {
+            let (pid, directory) = try start(arguments, harness)
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            var status: Int32 = 0
+            var peak = 0
+            while true {
+                let waited = waitpid(pid, &status, WNOHANG)
+                if waited == pid || (waited == -1 && errno != EINTR) { break }
+                if let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+                   let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+                   let kB = Int(line.split(separator: " ").dropFirst().first ?? "") {
+                    peak = max(peak, kB)
+                }
+                usleep(10_000)
+            }
+            let result = Result(
+                status: status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F),
+                stdout: (try? String(contentsOfFile: directory + "/out", encoding: .utf8)) ?? "",
+                stderr: (try? String(contentsOfFile: directory + "/err", encoding: .utf8)) ?? "")
+            return (result, peak)
+        }
+
         /// `dlq list` over the topology reports consumers whose DLQ was never declared
         /// (here: every consumer but users.projection) instead of failing; a queue named
         /// explicitly must exist, and a replay of a missing queue writes no audit row.

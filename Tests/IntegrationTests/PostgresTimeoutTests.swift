@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 @testable import Postgres
+import Synchronization
 import Testing
 
 extension Integration {
@@ -56,6 +57,38 @@ extension Integration {
                 return
             }
             #expect(error.code == .connectionLost, "\(error)")
+            proxy.resume()
+            #expect(try await connection.query("SELECT 3").count == 1, "the next call reconnects")
+            await connection.close()
+        }
+
+        /// A task that is already cancelled when it calls (a rollback or commit on the way
+        /// out of a shutdown that ran out of time) gets `cancelledJobBound`, not forever:
+        /// the transaction's BEGIN below hangs on the partition and is interrupted.
+        @Test func aCallStartedByACancelledTaskIsInterruptedAfterABound() async throws {
+            let proxy = try StallingProxy(upstreamPort: 5432)
+            defer { proxy.stop() }
+            let connection = try await PostgresConnection.connect(
+                to: "host=127.0.0.1 port=\(proxy.port) user=warren password=warren dbname=warren", logger: Self.logger)
+            #expect(try await connection.query("SELECT 1").count == 1)
+            proxy.stall()
+            let outcome = Mutex<(Duration, (any Error)?)?>(nil)
+            let task = Task {
+                withUnsafeCurrentTask { $0?.cancel() }
+                let started = ContinuousClock.now
+                do {
+                    _ = try await connection.transaction { try await $0.query("SELECT 2") }
+                    outcome.withLock { $0 = (ContinuousClock.now - started, nil) }
+                } catch {
+                    outcome.withLock { $0 = (ContinuousClock.now - started, error) }
+                }
+            }
+            // Polled: without the bound the task never ends (until the proxy stops).
+            try await eventually(timeout: .seconds(15), "the cancelled task's call ended") { outcome.withLock { $0 != nil } }
+            await task.value
+            let (took, error) = try #require(outcome.withLock { $0 })
+            #expect(took >= PostgresConnection.cancelledJobBound && took < .seconds(6), "ended after \(took)")
+            #expect((error as? PostgresError)?.code == .connectionLost, "\(String(describing: error))")
             proxy.resume()
             #expect(try await connection.query("SELECT 3").count == 1, "the next call reconnects")
             await connection.close()
