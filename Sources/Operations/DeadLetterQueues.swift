@@ -77,8 +77,9 @@ public struct DeadLetterQueues: Sendable {
         return deliveries
     }
 
-    /// Hands each message in `queue` to `body`, in queue order, one at a time (at most one
-    /// is held, so any queue browses in constant memory); the queue is left as it was.
+    /// Hands each message in `queue` to `body`, in queue order, one at a time (besides it,
+    /// only the `putBackWindow` copies awaiting their confirm are held, so any queue
+    /// browses in constant memory); the queue is left as it was.
     /// `started` learns how many messages the pass will examine before the first one.
     public func browse(
         _ queue: String, started: (_ count: Int) async throws -> Void = { _ in }, _ body: (AMQPDelivery) async throws -> Void
@@ -158,6 +159,8 @@ public struct DeadLetterQueues: Sendable {
             }
             try await putBack.drain(keeping: 0)
         } catch {
+            // Copies already published keep their originals from coming back as duplicates.
+            await putBack.settleWhatWasConfirmed()
             await channel.close()
             await publisher.close()
             throw error
@@ -192,6 +195,15 @@ public struct DeadLetterQueues: Sendable {
                 try await confirmation.confirmed()
                 try channel.ack(delivery)
             }
+        }
+
+        /// After a failure: acks each original whose copy was confirmed, leaves the rest
+        /// to come back (a copy that failed is not in the queue).
+        mutating func settleWhatWasConfirmed() async {
+            for (delivery, confirmation) in inFlight {
+                if (try? await confirmation.confirmed()) != nil { try? channel.ack(delivery) }
+            }
+            inFlight = []
         }
     }
 

@@ -30,6 +30,8 @@ public final class PostgresConnection: @unchecked Sendable {
         var number: UInt64 = 0
         var running = false
         var interrupted: UInt64 = 0
+        /// Started by a task already cancelled: it may finish a quick call, never reconnect.
+        var cancelledAtStart = false
         /// A duplicate of the socket of the call in flight (-1 when none): made and closed
         /// on the connection's thread around each call, under the lock. Being our own
         /// descriptor, it is never reused for something else while set, even if libpq
@@ -146,8 +148,17 @@ public final class PostgresConnection: @unchecked Sendable {
                 job.withLock {
                     $0.number = number
                     $0.running = true
+                    $0.cancelledAtStart = cancelledBefore
                 }
-                defer { job.withLock { $0.running = false } }
+                defer {
+                    let interrupted = job.withLock { job in
+                        job.running = false
+                        return job.interrupted == number
+                    }
+                    // Its socket was shut down, maybe after the last reply came in: the
+                    // connection must not be handed out again as if it were sound.
+                    if interrupted { broken.store(true, ordering: .relaxed) }
+                }
                 if cancelledBefore {
                     let milliseconds = Int(Self.cancelledJobBound / .milliseconds(1))
                     DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(milliseconds)) { [self] in
@@ -234,8 +245,8 @@ public final class PostgresConnection: @unchecked Sendable {
         }
         if PQstatus(pgconn) != CONNECTION_OK {
             // An interrupted job does not reconnect: that could block as long as the call did.
-            guard !job.withLock({ $0.interrupted == $0.number }) else {
-                throw PostgresError(code: .connectionLost, message: "the call was interrupted (its task was cancelled)", context: context)
+            guard !job.withLock({ $0.interrupted == $0.number || $0.cancelledAtStart }) else {
+                throw PostgresError(code: .connectionLost, message: "the connection is lost and its task was cancelled: no reconnect", context: context)
             }
             guard transactionDepth == 0 else {
                 throw PostgresError(

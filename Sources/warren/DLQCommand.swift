@@ -33,6 +33,9 @@ extension DLQCommand {
         var json = false
 
         func run() async throws {
+            // Printed while the pass runs: a reader that goes away (`| head`) must not kill
+            // the pass between a put-back and its ack; it runs to the end, unread.
+            signal(SIGPIPE, SIG_IGN)
             try await oneShot {
                 let queues = try queue.map { [$0] } ?? Topology.load(path: topology).consumers.map(\.deadLetterQueueName)
                 try await withDeadLetterQueues(options) { dlq in
@@ -48,11 +51,12 @@ extension DLQCommand {
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             func json(_ value: some Encodable) -> String { String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self) }
             var queuesWritten = 0, messagesWritten = 0
-            print("[")
+            // "[" comes with the first queue, so a queue that does not exist prints nothing
+            // on stdout. An error later in the pass leaves the JSON incomplete (exit 1).
             try await dlq.list(queues, missingAllowed: queue == nil) { item in
                 switch item {
                 case .queue(let name, let count):
-                    print((queuesWritten > 0 ? "," : "") + #"{"queue":\#(json(name)),"declared":\#(count != nil),"messages":["#, terminator: "")
+                    print((queuesWritten > 0 ? "," : "[\n") + #"{"queue":\#(json(name)),"declared":\#(count != nil),"messages":["#, terminator: "")
                     queuesWritten += 1
                     messagesWritten = 0
                     if count == nil { print(#"],"count":0}"#) }
@@ -63,7 +67,7 @@ extension DLQCommand {
                     print((messagesWritten > 0 ? "\n" : "") + #"],"count":\#(examined)}"#)
                 }
             }
-            print("]")
+            print(queuesWritten > 0 ? "]" : "[]")
         }
 
         /// Per queue a count line and a table, printed as the pass goes: the columns are

@@ -36,9 +36,9 @@ struct StreamingTable {
         print(tableLine(row, widths))
     }
 
-    /// Prints what is still held.
+    /// Prints what is still held; nothing, not even the header, when no row came.
     mutating func finish() {
-        if widths == nil { flush() }
+        if widths == nil, held.count > 1 { flush() }
     }
 
     private mutating func flush() {

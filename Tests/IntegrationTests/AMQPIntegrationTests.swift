@@ -333,9 +333,11 @@ extension Integration {
             #expect(delivery.properties.messageID == "p1")
             try channel.reject(delivery, requeue: false)
 
+            // basic.get on a channel of its own: `channel` has a consumer (refused there).
+            let reader = try await connection.openChannel()
             var deadLettered: AMQPDelivery?
             try await eventually("the message reaches the dead-letter queue") {
-                deadLettered = try await channel.get(queue: dlq)
+                deadLettered = try await reader.get(queue: dlq)
                 return deadLettered != nil
             }
             #expect(deadLettered?.body == Array("poison".utf8))

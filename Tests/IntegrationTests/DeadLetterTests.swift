@@ -205,6 +205,27 @@ extension Integration {
             #expect(rows.first?.selectors.contains("\"type\": \"user.created\"") == true)
         }
 
+        /// A replay that fails midway (here: a message without its original exchange)
+        /// first acks the originals whose put-back copies were confirmed, so the DLQ keeps
+        /// each message once: the ones replayed before the failure are gone, none doubled.
+        @Test func aReplayThatFailsMidwayLeavesNoDuplicates() async throws {
+            let harness = try await ConsumerHarness.make()
+            defer { Task { await harness.tearDown() } }
+            let first = try await Self.seed(harness, count: 40)
+            let broken = CloudEvent(type: "user.updated", source: "/tests", data: ["id": "no-origin", "name": "Ada"])
+            let message = broken.amqpMessage(headers: [WarrenHeader.attempts: .int64(5)])
+            try await harness.channel.publish(message.body, exchange: "", routingKey: Self.queue, properties: message.properties, mandatory: true)
+            let rest = try await Self.seed(harness, count: 10)
+
+            let result = try Self.warren(["dlq", "replay", Self.queue, "--type", "user.updated", "--actor", "midway"], harness)
+            #expect(result.status == 1)
+            #expect(result.stderr.contains("no x-warren-original-exchange"), "\(result.stderr)")
+            let replayed = first.ids(ofType: "user.updated")
+            let remaining = try await Self.browse(harness).compactMap(\.properties.messageID)
+            #expect(remaining.count == Set(remaining).count, "no message twice in the DLQ")
+            #expect(Set(remaining) == Set(first.ids + [broken.id] + rest.ids).subtracting(replayed))
+        }
+
         @Test func aReplayedMessageCountsItsReplayAndStartsAFreshAttemptCount() async throws {
             let harness = try await ConsumerHarness.make()
             defer { Task { await harness.tearDown() } }
@@ -286,6 +307,7 @@ extension Integration {
 
             let (empty, baseline) = try Self.peakMemory(["dlq", "list", "empty.dlq", "--json"], harness)
             #expect(empty.status == 0, "\(empty.stderr)")
+            #expect(try Self.warren(["dlq", "list", "empty.dlq"], harness).stdout == "empty.dlq: 0 messages\n", "no table header without rows")
             let started = ContinuousClock.now
             let (listing, listed) = try Self.peakMemory(["dlq", "list", Self.queue, "--json"], harness)
             let took = ContinuousClock.now - started
@@ -344,6 +366,8 @@ extension Integration {
             #expect(json.first { $0.queue == "users.projection.dlq" }.map { ($0.declared, $0.count) } ?? (false, 0) == (true, 3))
             #expect(json.first { $0.queue == "payments.ledger.dlq" }?.declared == false)
 
+            let namedJSON = try Self.warren(["dlq", "list", "nothing.dlq", "--json"], harness)
+            #expect(namedJSON.status == 1 && namedJSON.stdout.isEmpty, "no partial JSON: \(namedJSON.stdout)")
             let named = try Self.warren(["dlq", "list", "nothing.dlq"], harness)
             #expect(named.status == 1)
             #expect(named.stderr.split(separator: "\n").count == 1)
