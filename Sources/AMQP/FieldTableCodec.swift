@@ -31,17 +31,17 @@ public enum FieldTableCodec {
         var input = arena.table(table)
         var capacity = 4096
         return withExtendedLifetime(arena) { () -> [UInt8]? in
-        while capacity <= 1 << 28 {
-            var output = [UInt8](repeating: 0, count: capacity)
-            var offset = 0
-            let status = output.withUnsafeMutableBytes { buffer in
-                amqp_encode_table(amqp_bytes_t(len: buffer.count, bytes: buffer.baseAddress), &input, &offset)
+            while capacity <= 1 << 28 {
+                var output = [UInt8](repeating: 0, count: capacity)
+                var offset = 0
+                let status = output.withUnsafeMutableBytes { buffer in
+                    amqp_encode_table(amqp_bytes_t(len: buffer.count, bytes: buffer.baseAddress), &input, &offset)
+                }
+                if status == AMQP_STATUS_OK.rawValue { return Array(output[..<offset]) }
+                guard status == AMQP_STATUS_TABLE_TOO_BIG.rawValue else { return nil }
+                capacity *= 4
             }
-            if status == AMQP_STATUS_OK.rawValue { return Array(output[..<offset]) }
-            guard status == AMQP_STATUS_TABLE_TOO_BIG.rawValue else { return nil }
-            capacity *= 4
-        }
-        return nil
+            return nil
         }
     }
 }

@@ -182,18 +182,13 @@ public final class PostgresConnection: @unchecked Sendable {
     /// the next job reconnects. Called when the task waiting for the job is cancelled —
     /// e.g. when the grace period of a shutdown ends during a network partition, where a
     /// cancel request (`PQcancel`) could not reach the server either.
-    public func interrupt() {
-        job.withLock { job in
-            guard job.running else { return }
-            job.interrupted = job.number
-            if job.socket >= 0 { _ = Glibc.shutdown(job.socket, Int32(SHUT_RDWR)) }
-        }
-    }
+    public func interrupt() { interrupt(job: nil) }
 
-    private func interrupt(job number: UInt64) {
+    /// Interrupts the running job if it is `number` (any job for nil).
+    private func interrupt(job number: UInt64?) {
         job.withLock { job in
-            guard job.running, job.number == number else { return }
-            job.interrupted = number
+            guard job.running, number == nil || job.number == number else { return }
+            job.interrupted = job.number
             if job.socket >= 0 { _ = Glibc.shutdown(job.socket, Int32(SHUT_RDWR)) }
         }
     }

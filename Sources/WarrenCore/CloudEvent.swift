@@ -140,8 +140,7 @@ public enum RFC3339 {
             let quotient = a >= 0 ? a / b : -((-a + b - 1) / b)
             return (quotient, a - quotient * b)
         }
-        let (seconds, millisecond) = (Int(whole), millis)
-        let (days, time) = floorDivision(seconds, 86_400)
+        let (days, time) = floorDivision(Int(whole), 86_400)
         let (year, month, day) = civil(daysSince1970: days)
         guard (0...9999).contains(year) else { return "\(date)" }
         func pad(_ value: Int, _ width: Int) -> String {
@@ -149,7 +148,7 @@ public enum RFC3339 {
             return String(repeating: "0", count: max(0, width - text.count)) + text
         }
         return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(time / 3600, 2)):\(pad(time / 60 % 60, 2)):\(pad(time % 60, 2))."
-            + "\(pad(millisecond, 3))Z"
+            + "\(pad(millis, 3))Z"
     }
 
     /// `2024-05-01T12:00:00Z`, `2024-05-01T12:00:00.123456+02:00`: read byte by byte (every

@@ -291,23 +291,21 @@ extension DLQCommand {
 private func settle(
     _ queue: String, action: DeadLetterQueues.Action, selection: DLQCommand.SelectionOptions, rate: Int?, options: GlobalOptions
 ) async throws {
-    let logger = options.logger("warren.dlq", oneShot: true)
-    let database = PostgresPool(conninfo: options.databaseURL, maxConnections: 1, logger: logger)
     let request = DeadLetterOperations.Request(
         queue: queue, action: action, selector: selection.selector, actor: selection.actor, dryRun: selection.dryRun, rate: rate)
     let messages: [DeadLetterMessage]
     let reporter = ProgressReporter(verb: action.auditName, json: selection.json)
     do {
-        messages = try await withDeadLetterQueues(options) { dlq in
-            try await dlq.settle(request, auditIn: database, progress: reporter.report)
+        messages = try await withDatabase(options, label: "warren.dlq") { database in
+            try await withDeadLetterQueues(options) { dlq in
+                try await dlq.settle(request, auditIn: database, progress: reporter.report)
+            }
         }
-        reporter.finish()
     } catch {
         reporter.finish()
-        await database.close()
         throw error
     }
-    await database.close()
+    reporter.finish()
     if selection.json {
         printJSON(messages)
     } else {

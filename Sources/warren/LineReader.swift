@@ -33,22 +33,21 @@ struct LineReader {
         var length = 0
         while true {
             if start == end {
-                guard !atEnd, fill() else {
-                    guard length > 0 else { return nil }
-                    number += 1
-                    return (number, length > maxLineBytes ? .tooLong(length) : .bytes(line))
-                }
+                // The last line may lack its newline.
+                guard !atEnd, fill() else { return length > 0 ? finish(line, length) : nil }
             }
             let newline = buffer[start..<end].firstIndex(of: 0x0A)
             let stop = newline ?? end
             length += stop - start
             if length <= maxLineBytes { line.append(contentsOf: buffer[start..<stop]) } else { line = [] }
             start = newline.map { $0 + 1 } ?? end
-            if newline != nil {
-                number += 1
-                return (number, length > maxLineBytes ? .tooLong(length) : .bytes(line))
-            }
+            if newline != nil { return finish(line, length) }
         }
+    }
+
+    private mutating func finish(_ line: [UInt8], _ length: Int) -> (Int, Line) {
+        number += 1
+        return (number, length > maxLineBytes ? .tooLong(length) : .bytes(line))
     }
 
     /// Reads the next block; false at the end of input (or on a read error).

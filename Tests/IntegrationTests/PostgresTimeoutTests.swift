@@ -36,16 +36,27 @@ extension Integration {
             #expect(settings["application_name"] == "ops")
         }
 
+        /// A connection through a proxy that worked once and now passes nothing either way.
+        static func partitionedConnection() async throws -> (StallingProxy, PostgresConnection) {
+            let proxy = try StallingProxy(upstreamPort: 5432)
+            do {
+                let connection = try await PostgresConnection.connect(
+                    to: "host=127.0.0.1 port=\(proxy.port) user=warren password=warren dbname=warren", logger: Self.logger)
+                #expect(try await connection.query("SELECT 1").count == 1)
+                proxy.stall()
+                return (proxy, connection)
+            } catch {
+                proxy.stop()
+                throw error
+            }
+        }
+
         /// A network partition (the proxy passes nothing either way): the query in flight
         /// ends as soon as its task is cancelled — as when a shutdown's grace period ends —
         /// instead of waiting for TCP to give up; the connection reconnects afterwards.
         @Test func aQueryBlockedByAPartitionEndsWhenItsTaskIsCancelled() async throws {
-            let proxy = try StallingProxy(upstreamPort: 5432)
+            let (proxy, connection) = try await Self.partitionedConnection()
             defer { proxy.stop() }
-            let connection = try await PostgresConnection.connect(
-                to: "host=127.0.0.1 port=\(proxy.port) user=warren password=warren dbname=warren", logger: Self.logger)
-            #expect(try await connection.query("SELECT 1").count == 1)
-            proxy.stall()
             let task = Task { try await connection.query("SELECT pg_sleep(0.1)") }
             try await eventually("the query is on the wire") { connection.hasCallInFlight }
             let cancelled = ContinuousClock.now
@@ -66,12 +77,8 @@ extension Integration {
         /// out of a shutdown that ran out of time) gets `cancelledJobBound`, not forever:
         /// the transaction's BEGIN below hangs on the partition and is interrupted.
         @Test func aCallStartedByACancelledTaskIsInterruptedAfterABound() async throws {
-            let proxy = try StallingProxy(upstreamPort: 5432)
+            let (proxy, connection) = try await Self.partitionedConnection()
             defer { proxy.stop() }
-            let connection = try await PostgresConnection.connect(
-                to: "host=127.0.0.1 port=\(proxy.port) user=warren password=warren dbname=warren", logger: Self.logger)
-            #expect(try await connection.query("SELECT 1").count == 1)
-            proxy.stall()
             let outcome = Mutex<(Duration, (any Error)?)?>(nil)
             let task = Task {
                 withUnsafeCurrentTask { $0?.cancel() }
