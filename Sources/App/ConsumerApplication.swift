@@ -151,17 +151,28 @@ public struct ConsumerApplication: Sendable {
                 throw ApplicationError(
                     "no consumer '\(name)' in \(configuration.topologyPath); known: \(topology.consumers.map(\.name).joined(separator: ", "))")
             }
+            guard spec.enabled else {
+                throw ApplicationError(
+                    "consumer '\(name)' is disabled in \(configuration.topologyPath) (enabled: false), so its queue is bound to nothing; set enabled: true and run 'warren topology apply' first")
+            }
             guard modules[name] != nil else {
                 if name == "payments.customers" { throw ApplicationError("consumer 'payments.customers' needs STRIPE_SECRET_KEY") }
                 throw ApplicationError("consumer '\(name)' has no module in this release; implemented: \(modules.keys.sorted().joined(separator: ", "))")
             }
             return (topology, catalog, [spec])
         }
-        for skipped in topology.consumers where modules[skipped.name] == nil {
-            let reason = skipped.name == "payments.customers" ? "STRIPE_SECRET_KEY is not set" : "no module in this release"
-            logger.notice("warren.consumer.skipped", metadata: ["consumer": "\(skipped.name)", "reason": "\(reason)"])
+        for skipped in topology.consumers where !skipped.enabled {
+            logger.notice("warren.consumer.skipped", metadata: ["consumer": "\(skipped.name)", "reason": "disabled in the topology (enabled: false)"])
         }
-        return (topology, catalog, topology.consumers.filter { modules[$0.name] != nil })
+        // Enabled but not runnable here: its queue is bound and fills until it runs
+        // somewhere (`warren consume`) or is disabled.
+        for skipped in topology.consumers where skipped.enabled && modules[skipped.name] == nil {
+            let reason = skipped.name == "payments.customers" ? "STRIPE_SECRET_KEY is not set" : "no module in this release"
+            logger.warning("warren.consumer.skipped", metadata: [
+                "consumer": "\(skipped.name)", "reason": "\(reason); its queue stays bound and grows unless another process consumes it or the topology sets enabled: false",
+            ])
+        }
+        return (topology, catalog, topology.consumers.filter { $0.enabled && modules[$0.name] != nil })
     }
 }
 

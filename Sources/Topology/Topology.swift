@@ -77,10 +77,14 @@ public struct ConsumerSpec: Sendable, Equatable {
     /// The broker-side redelivery limit (`x-delivery-limit`) of the main queue: a message
     /// redelivered this often (consumer crashes, requeues) goes to the DLQ.
     public var deliveryLimit: Int
+    /// `enabled: false`: `apply` declares the queues but leaves the main queue unbound
+    /// (and removes its live bindings), so nothing piles up for a consumer that does not
+    /// run; `warren run` skips it and `warren consume` refuses it.
+    public var enabled: Bool
 
     public init(
         name: String, bindings: [String], maxAttempts: Int, retryDelays: [Duration], prefetch: Int,
-        batchSize: Int, batchWait: Duration, deliveryLimit: Int
+        batchSize: Int, batchWait: Duration, deliveryLimit: Int, enabled: Bool = true
     ) {
         self.name = name
         self.bindings = bindings
@@ -90,6 +94,7 @@ public struct ConsumerSpec: Sendable, Equatable {
         self.batchSize = batchSize
         self.batchWait = batchWait
         self.deliveryLimit = deliveryLimit
+        self.enabled = enabled
     }
 
     /// The queue the consumer reads: `<name>`.

@@ -13,7 +13,8 @@ public struct TopologyApplier: Sendable {
         self.logger = logger
     }
 
-    /// Declares the exchange, the queues and the bindings. Returns one `inequivalent` error
+    /// Declares the exchange, the queues and the bindings, and removes the bindings of
+    /// disabled consumers. Returns one `inequivalent` error
     /// per live object that differs from the file; throws for anything else (permissions,
     /// a missing vhost, a lost connection).
     public func apply(_ declarations: TopologyDeclarations) async throws -> [TopologyError] {
@@ -40,6 +41,10 @@ public struct TopologyApplier: Sendable {
         for binding in declarations.bindings {
             try await channel.bindQueue(binding.queue, to: binding.exchange, routingKey: binding.routingKey, arguments: binding.arguments.fieldTable)
         }
+        // A disabled consumer's patterns (unbinding what is not bound is a no-op); other
+        // live bindings to its queue need the management API's list: see the plan's
+        // `bindingsOfDisabledConsumers`.
+        try await removeBindings(declarations.unbound)
         logger.debug("topology.applied", metadata: [
             "topology.queues": "\(declarations.queues.count)", "topology.bindings": "\(declarations.bindings.count)",
             "topology.conflicts": "\(conflicts.count)",
@@ -47,7 +52,8 @@ public struct TopologyApplier: Sendable {
         return conflicts
     }
 
-    /// Removes bindings (what `apply --prune` found the file no longer has).
+    /// Removes bindings (what `apply --prune` found the file no longer has, or what binds a
+    /// disabled consumer's queue).
     public func removeBindings(_ bindings: [BindingDeclaration]) async throws {
         for binding in bindings {
             try await channel.unbindQueue(binding.queue, from: binding.exchange, routingKey: binding.routingKey, arguments: binding.arguments.fieldTable)

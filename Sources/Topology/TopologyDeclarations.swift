@@ -7,12 +7,19 @@ public struct TopologyDeclarations: Sendable, Equatable {
     public var exchange: ExchangeDeclaration
     public var queues: [QueueDeclaration]
     public var bindings: [BindingDeclaration]
+    /// The file's bindings of disabled consumers (`enabled: false`): `apply` removes them,
+    /// and `plan` shows any live binding to such a queue as one that `apply` removes.
+    public var unbound: [BindingDeclaration]
 
-    public init(exchange: ExchangeDeclaration, queues: [QueueDeclaration], bindings: [BindingDeclaration]) {
+    public init(exchange: ExchangeDeclaration, queues: [QueueDeclaration], bindings: [BindingDeclaration], unbound: [BindingDeclaration] = []) {
         self.exchange = exchange
         self.queues = queues
         self.bindings = bindings
+        self.unbound = unbound
     }
+
+    /// The main queues of disabled consumers.
+    public var disabledQueues: Set<String> { Set(unbound.map(\.queue)) }
 }
 
 public struct ExchangeDeclaration: Sendable, Hashable {
@@ -124,6 +131,9 @@ extension Topology {
     /// The broker objects this topology needs. Per consumer, in declaration order: the
     /// dead-letter queue, the delay tiers, then the main queue (targets before sources).
     ///
+    /// A disabled consumer's queues are declared (its DLQ stays browsable, and enabling it
+    /// later needs only its bindings) but its main queue is bound to nothing.
+    ///
     /// Every queue is a quorum queue. Dead-lettering is `at-least-once` (the source keeps
     /// a message until the target queue confirms it), which RabbitMQ only enables together
     /// with `x-overflow: reject-publish`. Quorum queues honour `x-message-ttl` since 3.10,
@@ -132,6 +142,7 @@ extension Topology {
     public var declarations: TopologyDeclarations {
         var queues: [QueueDeclaration] = []
         var bindings: [BindingDeclaration] = []
+        var unbound: [BindingDeclaration] = []
         let deadLettering: [String: ArgumentValue] = [
             "x-queue-type": .string("quorum"),
             "x-dead-letter-exchange": .string(""),
@@ -151,10 +162,11 @@ extension Topology {
             arguments["x-dead-letter-routing-key"] = .string(consumer.deadLetterQueueName)
             queues.append(QueueDeclaration(name: consumer.queueName, arguments: arguments))
             for pattern in consumer.bindings {
-                bindings.append(BindingDeclaration(exchange: exchange.name, queue: consumer.queueName, routingKey: pattern))
+                let binding = BindingDeclaration(exchange: exchange.name, queue: consumer.queueName, routingKey: pattern)
+                if consumer.enabled { bindings.append(binding) } else { unbound.append(binding) }
             }
         }
         return TopologyDeclarations(
-            exchange: ExchangeDeclaration(name: exchange.name, type: exchange.type), queues: queues, bindings: bindings)
+            exchange: ExchangeDeclaration(name: exchange.name, type: exchange.type), queues: queues, bindings: bindings, unbound: unbound)
     }
 }

@@ -7,6 +7,8 @@ struct TopologyParser {
     let file: String
 
     private static let settingKeys = ["max_attempts", "retry_delays", "prefetch", "batch_size", "batch_wait", "delivery_limit"]
+    /// What only a consumer (not `defaults`) may set.
+    static let consumerKeys = ["bindings", "enabled"] + settingKeys
     private static let durationHint = "use 500ms, 5s, 2m, 1h"
 
     func parse(_ yaml: String) throws(TopologyError) -> Topology {
@@ -73,7 +75,7 @@ struct TopologyParser {
         guard !name.hasSuffix(".dlq"), !name.contains(".retry.") else {
             throw error(field.keyNode, path, "a consumer name may not end in '.dlq' or contain '.retry.' (Warren names its own queues so)")
         }
-        let map = try fields(of: field.value, at: path, allowed: ["bindings"] + Self.settingKeys)
+        let map = try fields(of: field.value, at: path, allowed: Self.consumerKeys)
         var settings = defaults
         try settings.read(field.value, at: path, self)
 
@@ -93,6 +95,9 @@ struct TopologyParser {
             bindings.append(pattern)
         }
 
+        var enabled = true
+        if let field = map["enabled"] { enabled = try bool(field.value, at: "\(path).enabled") }
+
         if settings.maxAttempts.value > 1, settings.retryDelays.value.isEmpty {
             throw error(at: settings.retryDelays.line, "\(settings.retryDelays.path)", "empty, but max_attempts is \(settings.maxAttempts.value) (give at least one delay)")
         }
@@ -107,7 +112,7 @@ struct TopologyParser {
         return ConsumerSpec(
             name: name, bindings: bindings, maxAttempts: settings.maxAttempts.value, retryDelays: settings.retryDelays.value,
             prefetch: settings.prefetch.value, batchSize: settings.batchSize.value, batchWait: settings.batchWait.value,
-            deliveryLimit: settings.deliveryLimit.value)
+            deliveryLimit: settings.deliveryLimit.value, enabled: enabled)
     }
 
     /// Why `pattern` is not a topic binding key: words are separated by single dots, and
@@ -141,7 +146,7 @@ struct TopologyParser {
 
         /// Overrides the settings `node` (a `defaults` or consumer mapping) sets.
         mutating func read(_ node: Node, at path: String, _ parser: TopologyParser) throws(TopologyError) {
-            let allowed = path == "defaults" ? TopologyParser.settingKeys : ["bindings"] + TopologyParser.settingKeys
+            let allowed = path == "defaults" ? TopologyParser.settingKeys : TopologyParser.consumerKeys
             let map = try parser.fields(of: node, at: path, allowed: allowed)
             func set<T>(_ setting: inout Located<T>, _ key: String, _ read: (Node, String) throws(TopologyError) -> T) throws(TopologyError) {
                 guard let field = map[key] else { return }
@@ -215,6 +220,13 @@ struct TopologyParser {
         }
         guard range.contains(value) else {
             throw error(node, path, "\(value) is out of range (\(range.lowerBound)...\(range.upperBound))")
+        }
+        return value
+    }
+
+    func bool(_ node: Node, at path: String) throws(TopologyError) -> Bool {
+        guard has(node, .bool), let value = node.bool else {
+            throw error(node, path, "expected true or false, found \(describe(node))")
         }
         return value
     }

@@ -2,7 +2,8 @@
 ///
 /// Creations are what `apply` does; conflicts (`!`) are objects that exist with other
 /// settings, which `apply` reports and leaves alone; removals (`-`) are bindings from the
-/// exchange to queues that the file no longer has, which only `apply --prune` removes.
+/// exchange to queues that the file no longer has, which only `apply --prune` removes, and
+/// bindings to a disabled consumer's queue, which `apply` always removes.
 public struct TopologyPlan: Sendable, Equatable {
     public enum Change: Sendable, Hashable {
         case createExchange(ExchangeDeclaration)
@@ -10,6 +11,8 @@ public struct TopologyPlan: Sendable, Equatable {
         case createBinding(BindingDeclaration)
         case conflict(Conflict)
         case removeBinding(BindingDeclaration)
+        /// A live binding to the queue of a consumer with `enabled: false`.
+        case unbindDisabled(BindingDeclaration)
     }
 
     /// A live object that differs from the file in one setting.
@@ -77,8 +80,9 @@ public struct TopologyPlan: Sendable, Equatable {
             }
         }
         let desiredBindings = Set(desired.bindings)
+        let disabled = desired.disabledQueues
         for binding in live.bindings.sorted() where binding.exchange == desired.exchange.name && !desiredBindings.contains(binding) {
-            changes.append(.removeBinding(binding))
+            changes.append(disabled.contains(binding.queue) ? .unbindDisabled(binding) : .removeBinding(binding))
         }
 
         self.changes = changes
@@ -97,8 +101,14 @@ public struct TopologyPlan: Sendable, Equatable {
         changes.compactMap { if case .conflict(let conflict) = $0 { conflict } else { nil } }
     }
 
+    /// What only `apply --prune` removes.
     public var bindingsToRemove: [BindingDeclaration] {
         changes.compactMap { if case .removeBinding(let binding) = $0 { binding } else { nil } }
+    }
+
+    /// What `apply` removes because the queue's consumer is disabled.
+    public var bindingsOfDisabledConsumers: [BindingDeclaration] {
+        changes.compactMap { if case .unbindDisabled(let binding) = $0 { binding } else { nil } }
     }
 
     /// One line per change, then `= N unchanged`:
@@ -107,6 +117,7 @@ public struct TopologyPlan: Sendable, Equatable {
     ///     + binding events -> users.projection (user.*)
     ///     ! queue X: x-delivery-limit differs (live 10, file 20) — needs manual action
     ///     - binding events -> old.consumer (user.*) — kept; apply --prune removes it
+    ///     - binding events -> payments.customers (user.created) — consumer disabled
     ///     = 12 unchanged
     public func lines(prune: Bool = false) -> [String] {
         changes.map { $0.line(prune: prune) } + ["= \(unchanged) unchanged"]
@@ -127,6 +138,8 @@ extension TopologyPlan.Change {
             "! \(conflict.object): \(conflict.argument) differs (live \(conflict.live ?? "not set"), file \(conflict.file ?? "not set")) — needs manual action"
         case .removeBinding(let binding):
             "- binding \(binding.label)" + (prune ? "" : " — kept; apply --prune removes it")
+        case .unbindDisabled(let binding):
+            "- binding \(binding.label) — consumer disabled"
         }
     }
 }

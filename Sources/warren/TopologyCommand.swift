@@ -87,6 +87,7 @@ struct TopologyCommand: AsyncParsableCommand {
                 do {
                     let applier = TopologyApplier(channel: try await connection.openChannel(confirms: false), logger: logger)
                     conflicts = try await applier.apply(declarations)
+                    if let plan { try await applier.removeBindings(plan.bindingsOfDisabledConsumers) }
                     if prune, let plan { try await applier.removeBindings(plan.bindingsToRemove) }
                 } catch {
                     await connection.close()
@@ -101,7 +102,8 @@ struct TopologyCommand: AsyncParsableCommand {
                     }
                     print("= \(plan.unchanged) unchanged")
                 } else if let unreachable {
-                    print("declared exchange \(declarations.exchange.name), \(declarations.queues.count) queues, \(declarations.bindings.count) bindings (cannot show what changed: \(unreachable))")
+                    let disabled = declarations.unbound.isEmpty ? "" : ", unbound \(declarations.unbound.count) of disabled consumers"
+                    print("declared exchange \(declarations.exchange.name), \(declarations.queues.count) queues, \(declarations.bindings.count) bindings\(disabled) (cannot show what changed: \(unreachable))")
                 }
                 guard conflicts.isEmpty else {
                     for conflict in conflicts { FileHandle.standardError.write(Data("warren: \(conflict)\n".utf8)) }

@@ -14,7 +14,7 @@ extension Integration {
                 #expect(try await vhost.apply().isEmpty)
                 let plan = try await vhost.plan()
                 #expect(plan.isEmpty(prune: true))
-                #expect(plan.lines() == ["= 38 unchanged"])  // 1 exchange, 5 × (main + 4 tiers + dlq) queues, 7 bindings
+                #expect(plan.lines() == ["= 37 unchanged"])  // 1 exchange, 5 × (main + 4 tiers + dlq) queues, 6 bindings (payments.customers disabled)
                 #expect(try await vhost.apply().isEmpty)
                 #expect(try await vhost.plan() == plan)
             }
@@ -35,15 +35,15 @@ extension Integration {
                 #expect(plan.conflicts == [TopologyPlan.Conflict(object: "queue payments.ledger", argument: "x-delivery-limit", live: "10", file: "20")])
                 // Everything else was applied, the ledger's binding included.
                 #expect(plan.changes.count == 1)
-                #expect(plan.unchanged == 37)
+                #expect(plan.unchanged == 36)
             }
         }
 
         @Test func pruneRemovesOnlyBindingsTheFileNoLongerHas() async throws {
             try await TopologyVhost.with { vhost in
                 _ = try await vhost.apply()
-                try await vhost.channel.bindQueue("payments.customers", to: "events", routingKey: "customer.*")
-                let stale = BindingDeclaration(exchange: "events", queue: "payments.customers", routingKey: "customer.*")
+                try await vhost.channel.bindQueue("payments.ledger", to: "events", routingKey: "customer.*")
+                let stale = BindingDeclaration(exchange: "events", queue: "payments.ledger", routingKey: "customer.*")
                 let plan = try await vhost.plan()
                 #expect(plan.bindingsToRemove == [stale])
                 #expect(plan.isEmpty() && !plan.isEmpty(prune: true))
@@ -52,6 +52,42 @@ extension Integration {
                 try await TopologyApplier(channel: vhost.channel, logger: TestEnvironment.logger).removeBindings(plan.bindingsToRemove)
                 #expect(try await vhost.plan().isEmpty(prune: true))
             }
+        }
+
+        /// The shipped file disables payments.customers: `warren topology apply` unbinds
+        /// what an earlier apply (or a hand) bound to it, so its queue stops filling, and
+        /// keeps the queue.
+        @Test func applyUnbindsADisabledConsumerAndItsQueueStopsFilling() async throws {
+            try await TopologyVhost.with { vhost in
+                _ = try await vhost.apply()
+                try await vhost.channel.bindQueue("payments.customers", to: "events", routingKey: "user.created")
+                try await vhost.channel.bindQueue("payments.customers", to: "events", routingKey: "customer.*")
+                #expect(try await vhost.plan().bindingsOfDisabledConsumers.map(\.routingKey) == ["customer.*", "user.created"])
+
+                let (status, output) = try Integration.HTTPServerTests.warren(["topology", "apply"], environment: [
+                    "WARREN_AMQP_URL": vhost.url, "WARREN_MANAGEMENT_URL": ManagementAPI.base,
+                    "WARREN_TOPOLOGY": TestEnvironment.repositoryRoot.appendingPathComponent("topology/topology.yaml").path,
+                ])
+                #expect(status == 0, "\(output)")
+                #expect(output.contains("- binding events -> payments.customers (customer.*) — consumer disabled"), "\(output)")
+                #expect(try await vhost.plan().isEmpty(prune: true))
+                #expect(try await vhost.channel.queueInfo("payments.customers.dlq").messageCount == 0, "its queues are kept")
+
+                try await vhost.channel.publish(Array("{}".utf8), exchange: "events", routingKey: "user.created")
+                try await vhost.channel.publish(Array("{}".utf8), exchange: "events", routingKey: "customer.updated")
+                try await eventually("user.created is routed") { try await vhost.channel.queueInfo("users.projection").messageCount == 1 }
+                #expect(try await vhost.channel.queueInfo("payments.customers").messageCount == 0)
+            }
+        }
+
+        @Test func consumeRefusesADisabledConsumer() throws {
+            let (status, output) = try Integration.HTTPServerTests.warren(["consume", "payments.customers"], environment: [
+                "STRIPE_SECRET_KEY": "sk_test_x",
+                "WARREN_TOPOLOGY": TestEnvironment.repositoryRoot.appendingPathComponent("topology/topology.yaml").path,
+            ])
+            #expect(status == 1)
+            #expect(output.contains("consumer 'payments.customers' is disabled in "), "\(output)")
+            #expect(output.contains("set enabled: true and run 'warren topology apply' first"), "\(output)")
         }
 
         @Test func exportImportsIntoAFreshVhostAsApplyWouldDeclare() async throws {
@@ -76,7 +112,7 @@ extension Integration {
                 _ = try await vhost.apply()
                 try await vhost.channel.publish(Array("{}".utf8), exchange: "events", routingKey: "user.created")
                 let expected: [String: UInt32] = [
-                    "users.projection": 1, "email.notifications": 1, "payments.customers": 1, "webhooks.delivery": 1, "payments.ledger": 0,
+                    "users.projection": 1, "email.notifications": 1, "payments.customers": 0, "webhooks.delivery": 1, "payments.ledger": 0,
                 ]
                 var counts: [String: UInt32] = [:]
                 try await eventually("user.created is routed") {
@@ -113,6 +149,11 @@ extension Integration {
 /// client on it; deleted afterwards.
 private struct TopologyVhost {
     let name: String
+    var url: String { Self.url(name) }
+
+    static func url(_ vhost: String) -> String {
+        "amqp://guest:guest@127.0.0.1:5672/\(vhost.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)"
+    }
     let connection: AMQPConnection
     let channel: AMQPChannel
     let management: ManagementClient
@@ -122,8 +163,7 @@ private struct TopologyVhost {
         try TestEnvironment.services("ctl", "add_vhost", name)
         defer { _ = try? TestEnvironment.services("ctl", "delete_vhost", name) }
         try TestEnvironment.services("ctl", "set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-        let url = "amqp://guest:guest@127.0.0.1:5672/\(name.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)"
-        let connection = try await AMQPConnection.forTests(url: url)
+        let connection = try await AMQPConnection.forTests(url: url(name))
         do {
             let vhost = TopologyVhost(
                 name: name, connection: connection, channel: try await connection.openChannel(),

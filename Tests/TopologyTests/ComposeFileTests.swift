@@ -37,6 +37,17 @@ import Yams
         #expect(names.count == Set(names).count, "a consumer with more than one service: \(names.sorted())")
     }
 
+    /// `warren consume` refuses a consumer the topology disables, so its service must not
+    /// start with a plain `up` (it would restart forever): it belongs to a profile.
+    @Test func aDisabledConsumersServiceStartsOnlyWithAProfile() throws {
+        let disabled = try Topology.load(path: Self.path("topology/topology.yaml")).consumers.filter { !$0.enabled }.map(\.name)
+        #expect(!disabled.isEmpty, "the shipped topology disables payments.customers")
+        for service in try Self.services() where service.arguments.first == "consume" {
+            guard let consumer = service.arguments.dropFirst().first, disabled.contains(consumer) else { continue }
+            #expect(!((service.fields["profiles"] as? [Any]) ?? []).isEmpty, "\(service.name) consumes disabled \(consumer) but has no profile")
+        }
+    }
+
     @Test func warrenServicesAreRestartedHealthCheckedAndStartAfterTheSetup() throws {
         let warren = try Self.services().filter(\.isWarren)
         let oneShots = warren.filter(\.isOneShot)

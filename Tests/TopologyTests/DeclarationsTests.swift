@@ -48,6 +48,48 @@ import Testing
         ])
     }
 
+    static let withDisabled = try! Topology.parse("""
+        consumers:
+          users.projection:
+            bindings: ["user.*"]
+          payments.customers:
+            bindings: [user.created, user.deleted]
+            enabled: false
+        """)
+
+    @Test func aDisabledConsumerKeepsItsQueuesButIsBoundToNothing() {
+        let declarations = Self.withDisabled.declarations
+        #expect(declarations.queues.map(\.name).filter { $0.hasPrefix("payments.customers") } == [
+            "payments.customers.dlq", "payments.customers.retry.1", "payments.customers.retry.2", "payments.customers.retry.3",
+            "payments.customers.retry.4", "payments.customers",
+        ])
+        #expect(declarations.bindings == [BindingDeclaration(exchange: "events", queue: "users.projection", routingKey: "user.*")])
+        #expect(declarations.unbound == [
+            BindingDeclaration(exchange: "events", queue: "payments.customers", routingKey: "user.created"),
+            BindingDeclaration(exchange: "events", queue: "payments.customers", routingKey: "user.deleted"),
+        ])
+        let export = String(decoding: DefinitionsExport(declarations, vhost: "/").json(), as: UTF8.self)
+        #expect(!export.contains("\"destination\":\"payments.customers\""), "export binds nothing to a disabled consumer")
+    }
+
+    @Test func planRemovesEveryLiveBindingToADisabledConsumerWithoutPrune() {
+        let declarations = Self.withDisabled.declarations
+        var live = Self.applied(declarations)
+        let fromTheFile = BindingDeclaration(exchange: "events", queue: "payments.customers", routingKey: "user.created")
+        let byHand = BindingDeclaration(exchange: "events", queue: "payments.customers", routingKey: "customer.*")
+        live.bindings += [fromTheFile, byHand]
+        let plan = TopologyPlan(desired: declarations, live: live)
+        #expect(plan.bindingsOfDisabledConsumers == [byHand, fromTheFile])
+        #expect(plan.bindingsToRemove.isEmpty, "not left to --prune")
+        #expect(!plan.isEmpty(), "apply has work to do")
+        #expect(plan.lines().dropLast() == [
+            "- binding events -> payments.customers (customer.*) — consumer disabled",
+            "- binding events -> payments.customers (user.created) — consumer disabled",
+        ])
+        // Once they are gone, nothing is left to do.
+        #expect(TopologyPlan(desired: declarations, live: Self.applied(declarations)).isEmpty(prune: true))
+    }
+
     @Test func exportWritesDefinitionsRabbitMQImports() throws {
         let data = DefinitionsExport(Self.topology.declarations, vhost: "prod").json()
         let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])

@@ -19,6 +19,9 @@ import Testing
             "payments.customers": ["user.created"],
             "webhooks.delivery": ["#"],
         ])
+        // payments.customers needs STRIPE_SECRET_KEY, which a first run does not have: its
+        // queue would fill unconsumed.
+        #expect(topology.consumers.filter { !$0.enabled }.map(\.name) == ["payments.customers"])
         let ledger = try #require(topology.consumer(named: "payments.ledger"))
         #expect(ledger.maxAttempts == 5)
         #expect(ledger.retryDelays == [.seconds(5), .seconds(30), .seconds(120), .seconds(600)])
