@@ -286,7 +286,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "App", "AMQP", "Postgres", "WarrenCore", "Messaging", "Topology", "Consumers", "Handlers", "Adapters", "Operations", "Webhooks",
-                "Redis", "SharedState",
+                "Redis", "SharedState", "CRabbitMQ",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],

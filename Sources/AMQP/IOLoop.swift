@@ -82,6 +82,10 @@ final class IOLoop: @unchecked Sendable {
                 threadMain { continuation.resume(returning: $0) }
             }
             thread.name = "warren-amqp"
+            // rabbitmq-c 0.11 decodes nested header tables recursively (0.14 caps it at
+            // 100), and a content header may nest ~26,000 arrays within frame_max: a few MB
+            // of C frames. Set, not inherited from `ulimit -s`, which may be smaller.
+            thread.stackSize = 16 << 20
             thread.start()
         }
         try result.get()

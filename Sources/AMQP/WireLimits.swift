@@ -38,7 +38,7 @@ enum WireLimits {
         if properties.deliveryMode != nil { size += 1 }
         if properties.priority != nil { size += 1 }
         if properties.timestamp != nil { size += 8 }
-        if let headers = properties.headers { size += try encodedSize(headers) }
+        if let headers = properties.headers { size += try encodedSize(headers, depth: 0) }
         return size
     }
 
@@ -52,20 +52,22 @@ enum WireLimits {
     }
 
     /// Field names are short strings too, in nested tables and in tables inside arrays.
-    private static func encodedSize(_ table: AMQPTable) throws(AMQPError) -> Int {
+    /// Nesting is refused past `maxFieldDepth` (what Warren reads back too), before the
+    /// recursion here or in rabbitmq-c's encoder can run deep on a thread's stack.
+    private static func encodedSize(_ table: AMQPTable, depth: Int) throws(AMQPError) -> Int {
         var size = 4
         for (key, value) in table {
             let name = key.utf8.count
             guard name <= shortString else {
                 throw AMQPError(.invalidMessage, "a header name is \(name) bytes; AMQP allows at most \(shortString)")
             }
-            size += 1 + name + (try encodedSize(value))
+            size += 1 + name + (try encodedSize(value, depth: depth))
         }
         return size
     }
 
     /// A field value's size: its type byte and its payload.
-    private static func encodedSize(_ value: AMQPFieldValue) throws(AMQPError) -> Int {
+    private static func encodedSize(_ value: AMQPFieldValue, depth: Int) throws(AMQPError) -> Int {
         switch value {
         case .bool, .int8, .uint8: return 2
         case .int16, .uint16: return 3
@@ -75,11 +77,20 @@ enum WireLimits {
         case .string(let text): return 5 + text.utf8.count
         case .bytes(let bytes): return 5 + bytes.count
         case .array(let items):
+            try nest(depth)
             var size = 5
-            for item in items { size += try encodedSize(item) }
+            for item in items { size += try encodedSize(item, depth: depth + 1) }
             return size
-        case .table(let table): return 1 + (try encodedSize(table))
+        case .table(let table):
+            try nest(depth)
+            return 1 + (try encodedSize(table, depth: depth + 1))
         case .void: return 1
+        }
+    }
+
+    private static func nest(_ depth: Int) throws(AMQPError) {
+        guard depth < maxFieldDepth else {
+            throw AMQPError(.invalidMessage, "the headers nest tables or arrays more than \(maxFieldDepth) levels deep")
         }
     }
 }

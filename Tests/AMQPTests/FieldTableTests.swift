@@ -98,4 +98,19 @@ import Testing
         _ = AMQPFieldValue(amqp: deep.levels[0].pointee, tooDeep: &tooDeep)
         #expect(!tooDeep)
     }
+
+    /// A publish accepts what Warren would read back whole, and refuses deeper headers
+    /// before anything recurses over them (its own size check, rabbitmq-c's encoder).
+    @Test(arguments: ["A", "F"] as [Character])
+    func publishesRefuseHeadersDeeperThanTheLimit(_ kind: Character) throws {
+        func nested(_ levels: Int) -> AMQPFieldValue {
+            var value = AMQPFieldValue.int64(1)
+            for _ in 0..<levels { value = kind == "A" ? .array([value]) : .table(["k": value]) }
+            return value
+        }
+        try WireLimits.checkPublish(exchange: "events", routingKey: "k", properties: AMQPProperties(headers: ["deep": nested(maxFieldDepth)]))
+        #expect(throws: AMQPError(.invalidMessage, "the headers nest tables or arrays more than 32 levels deep")) {
+            try WireLimits.checkPublish(exchange: "events", routingKey: "k", properties: AMQPProperties(headers: ["deep": nested(maxFieldDepth + 1)]))
+        }
+    }
 }
