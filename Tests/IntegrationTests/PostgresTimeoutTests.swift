@@ -37,8 +37,8 @@ extension Integration {
         }
 
         /// A connection through a proxy that worked once and now passes nothing either way.
-        static func partitionedConnection() async throws -> (StallingProxy, PostgresConnection) {
-            let proxy = try StallingProxy(upstreamPort: 5432)
+        static func partitionedConnection() async throws -> (FaultProxy, PostgresConnection) {
+            let proxy = try FaultProxy(upstreamPort: 5432)
             do {
                 let connection = try await PostgresConnection.connect(
                     to: "host=127.0.0.1 port=\(proxy.port) user=warren password=warren dbname=warren", logger: Self.logger)
@@ -107,7 +107,7 @@ extension Integration {
         @Test func sigtermDuringADatabasePartitionExitsWithinTheGracePeriodAndLosesNothing() async throws {
             let harness = try await ConsumerHarness.make()
             defer { Task { await harness.tearDown() } }
-            let proxy = try StallingProxy(upstreamPort: 5432)
+            let proxy = try FaultProxy(upstreamPort: 5432)
             defer { proxy.stop() }
             let process = try WarrenProcess.consume(
                 harness, environment: ["WARREN_DATABASE_URL": "postgresql://warren:warren@127.0.0.1:\(proxy.port)/warren"],

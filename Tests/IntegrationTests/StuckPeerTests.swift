@@ -10,7 +10,7 @@ extension Integration {
     /// timeout cannot help: its close never arrives).
     @Suite struct StuckPeerTests {
         @Test func aBrokerThatStopsReadingIsALostConnectionAndTheConnectionComesBack() async throws {
-            let proxy = try StallingProxy(upstreamPort: 5672)
+            let proxy = try FaultProxy(upstreamPort: 5672)
             defer { proxy.stop() }
             let connection = try await AMQPConnection.forTests(url: "amqp://guest:guest@127.0.0.1:\(proxy.port)/%2f?heartbeat=2") {
                 $0.publishTimeout = .seconds(300)  // only a lost connection may end these publishes

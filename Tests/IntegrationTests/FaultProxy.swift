@@ -2,16 +2,22 @@ import Foundation
 import Glibc
 import Synchronization
 
-/// A TCP proxy on 127.0.0.1 in front of a local port, for faults a real peer shows: while
-/// stalled it reads nothing in either direction, like a peer that stopped reading behind
-/// a network that lost its packets: the client's socket buffer fills, nothing reaches
-/// it, and not even the upstream side closing gets through. Each accepted client gets
-/// its own upstream connection; a thread per direction copies bytes.
-final class StallingProxy: Sendable {
+/// A TCP proxy on 127.0.0.1 in front of a local port (RabbitMQ's, PostgreSQL's), for the
+/// faults a real network shows:
+/// - `stall()`: it reads nothing in either direction, like a peer behind a network that
+///   lost its packets (a blackhole): the client's socket buffer fills, nothing reaches
+///   it, and not even the upstream side closing gets through; `resume()` lets it all flow.
+/// - `reset()`: every open connection is cut on both sides, its unforwarded bytes lost,
+///   as when TCP on either end gave up during a blackhole; new connections work.
+/// Each accepted client gets its own upstream connection; a thread per direction copies
+/// bytes.
+final class FaultProxy: Sendable {
     let port: Int
     private let listener: Int32
     private let upstreamPort: Int
-    private let state = Mutex<(stalled: Bool, stopped: Bool, sockets: [Int32])>((false, false, []))
+    /// `sockets` are open connections; `cut` were reset (shut down, closed only at stop,
+    /// so that a pump thread still holding one never touches a reused descriptor).
+    private let state = Mutex<(stalled: Bool, stopped: Bool, sockets: [Int32], cut: [Int32])>((false, false, [], []))
 
     init(upstreamPort: Int) throws {
         self.upstreamPort = upstreamPort
@@ -36,12 +42,26 @@ final class StallingProxy: Sendable {
     func stall() { state.withLock { $0.stalled = true } }
     func resume() { state.withLock { $0.stalled = false } }
 
+    /// Cuts every open connection (both sides see it end; what the proxy held is lost)
+    /// and resumes: the end of a blackhole that outlasted TCP.
+    func reset() {
+        let sockets = state.withLock { state -> [Int32] in
+            defer {
+                state.cut += state.sockets
+                state.sockets = []
+                state.stalled = false
+            }
+            return state.sockets
+        }
+        for socket in sockets { shutdown(socket, Int32(SHUT_RDWR)) }
+    }
+
     /// Closes the listener and every connection.
     func stop() {
         let sockets = state.withLock { state -> [Int32] in
             state.stopped = true
-            defer { state.sockets = [] }
-            return state.sockets
+            defer { (state.sockets, state.cut) = ([], []) }
+            return state.sockets + state.cut
         }
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
