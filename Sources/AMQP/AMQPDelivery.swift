@@ -20,6 +20,13 @@ public struct AMQPDelivery: Sendable {
     /// the deeper values read as `.void`. Hostile or broken input; consumers refuse it.
     public var headersTooDeep = false
 
+    /// A string property (message id, type, …) or a header name was not valid UTF-8 and
+    /// reads with replacement characters: a copy would not carry the sender's bytes, so
+    /// consumers leave such a message to the broker's dead-lettering and DLQ passes leave
+    /// it where it is. (Header values that are not UTF-8 are kept exactly:
+    /// `AMQPFieldValue.invalidUTF8String`.)
+    public var stringsNotUTF8 = false
+
     /// Set when the body was over the consumer's `maxBodySize`: its frames were read and
     /// dropped, `body` is empty, and this is the size the broker announced.
     public var discardedBodySize: Int?

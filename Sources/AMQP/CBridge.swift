@@ -86,6 +86,7 @@ final class CArena {
         case .decimal(let scale, let v): kind("D"); field.value.decimal = amqp_decimal_t(decimals: scale, value: v)
         case .string(let v): kind("S"); field.value.bytes = bytes(v)
         case .bytes(let v): kind("x"); field.value.bytes = v.withUnsafeBytes { bytes($0) }
+        case .invalidUTF8String(let v): kind("S"); field.value.bytes = v.withUnsafeBytes { bytes($0) }
         case .timestamp(let v): kind("T"); field.value.u64 = v
         case .table(let v): kind("F"); field.value.table = table(v)
         case .void: kind("V")
@@ -132,10 +133,33 @@ final class CArena {
 // MARK: - Incoming: copy out of rabbitmq-c's pools into Swift values at once.
 
 extension String {
+    /// Invalid UTF-8 is replaced: for what only names things (exchanges, queues, tags).
     init(amqp bytes: amqp_bytes_t) {
         guard bytes.len > 0, let base = bytes.bytes else { self = ""; return }
         self = String(decoding: UnsafeRawBufferPointer(start: base, count: bytes.len), as: UTF8.self)
     }
+
+    /// For the message's own strings (property values, header names): invalid UTF-8 is
+    /// replaced too, as a Swift string must be valid, and reported, so that a message
+    /// that would not survive a copy unchanged is never copied.
+    init(amqp bytes: amqp_bytes_t, report: inout DecodeReport) {
+        guard bytes.len > 0, let base = bytes.bytes else { self = ""; return }
+        let raw = UnsafeRawBufferPointer(start: base, count: bytes.len)
+        if let text = String(validating: raw, as: UTF8.self) {
+            self = text
+        } else {
+            report.notUTF8 = true
+            self = String(decoding: raw, as: UTF8.self)
+        }
+    }
+}
+
+/// What decoding a message's properties found that Swift values cannot carry exactly.
+struct DecodeReport: Sendable, Equatable {
+    /// Headers nested deeper than `maxFieldDepth`; the deeper values read as `.void`.
+    var tooDeep = false
+    /// A string property or a header name that is not valid UTF-8 (read with replacement).
+    var notUTF8 = false
 }
 
 extension Array where Element == UInt8 {
@@ -152,7 +176,7 @@ extension Array where Element == UInt8 {
 let maxFieldDepth = 32
 
 extension AMQPFieldValue {
-    init(amqp field: amqp_field_value_t, depth: Int = 0, tooDeep: inout Bool) {
+    init(amqp field: amqp_field_value_t, depth: Int = 0, report: inout DecodeReport) {
         switch Character(Unicode.Scalar(field.kind)) {
         case "t": self = .bool(field.value.boolean != 0)
         case "b": self = .int8(field.value.i8)
@@ -166,19 +190,21 @@ extension AMQPFieldValue {
         case "f": self = .float(field.value.f32)
         case "d": self = .double(field.value.f64)
         case "D": self = .decimal(scale: field.value.decimal.decimals, value: field.value.decimal.value)
-        case "S": self = .string(String(amqp: field.value.bytes))
+        case "S":
+            let bytes = [UInt8](amqp: field.value.bytes)
+            self = String(validating: bytes, as: UTF8.self).map(AMQPFieldValue.string) ?? .invalidUTF8String(bytes)
         case "x": self = .bytes([UInt8](amqp: field.value.bytes))
         case "T": self = .timestamp(field.value.u64)
         case "F" where depth >= maxFieldDepth, "A" where depth >= maxFieldDepth:
-            tooDeep = true
+            report.tooDeep = true
             self = .void
-        case "F": self = .table(AMQPTable(amqp: field.value.table, depth: depth + 1, tooDeep: &tooDeep))
+        case "F": self = .table(AMQPTable(amqp: field.value.table, depth: depth + 1, report: &report))
         case "A":
             let array = field.value.array
             var items: [AMQPFieldValue] = []
             items.reserveCapacity(Int(max(0, array.num_entries)))
             for index in 0..<Int(max(0, array.num_entries)) {
-                items.append(AMQPFieldValue(amqp: array.entries[index], depth: depth + 1, tooDeep: &tooDeep))
+                items.append(AMQPFieldValue(amqp: array.entries[index], depth: depth + 1, report: &report))
             }
             self = .array(items)
         default: self = .void
@@ -187,29 +213,29 @@ extension AMQPFieldValue {
 }
 
 extension AMQPTable {
-    init(amqp table: amqp_table_t, depth: Int = 0, tooDeep: inout Bool) {
+    init(amqp table: amqp_table_t, depth: Int = 0, report: inout DecodeReport) {
         let count = Int(Swift.max(0, table.num_entries))
         self.init(minimumCapacity: count)
         for index in 0..<count {
             let entry = table.entries[index]
-            self[String(amqp: entry.key)] = AMQPFieldValue(amqp: entry.value, depth: depth, tooDeep: &tooDeep)
+            self[String(amqp: entry.key, report: &report)] = AMQPFieldValue(amqp: entry.value, depth: depth, report: &report)
         }
     }
 
     /// For tables that come from rabbitmq-c replies (queue arguments and the like).
     init(amqp table: amqp_table_t) {
-        var ignored = false
-        self.init(amqp: table, tooDeep: &ignored)
+        var ignored = DecodeReport()
+        self.init(amqp: table, report: &ignored)
     }
 }
 
 extension AMQPProperties {
-    /// `headersTooDeep` is set when the headers nest deeper than `maxFieldDepth`.
-    init(amqp c: amqp_basic_properties_t, headersTooDeep: inout Bool) {
+    /// `report` says what could not be read exactly (see ``DecodeReport``).
+    init(amqp c: amqp_basic_properties_t, report: inout DecodeReport) {
         self.init()
         let flags = c._flags
         func text(_ flag: Int32, _ field: amqp_bytes_t) -> String? {
-            flags & UInt32(flag) != 0 ? String(amqp: field) : nil
+            flags & UInt32(flag) != 0 ? String(amqp: field, report: &report) : nil
         }
         contentType = text(AMQP_BASIC_CONTENT_TYPE_FLAG, c.content_type)
         contentEncoding = text(AMQP_BASIC_CONTENT_ENCODING_FLAG, c.content_encoding)
@@ -221,14 +247,14 @@ extension AMQPProperties {
         userID = text(AMQP_BASIC_USER_ID_FLAG, c.user_id)
         appID = text(AMQP_BASIC_APP_ID_FLAG, c.app_id)
         clusterID = text(AMQP_BASIC_CLUSTER_ID_FLAG, c.cluster_id)
-        if flags & UInt32(AMQP_BASIC_HEADERS_FLAG) != 0 { headers = AMQPTable(amqp: c.headers, tooDeep: &headersTooDeep) }
+        if flags & UInt32(AMQP_BASIC_HEADERS_FLAG) != 0 { headers = AMQPTable(amqp: c.headers, report: &report) }
         if flags & UInt32(AMQP_BASIC_DELIVERY_MODE_FLAG) != 0 { deliveryMode = c.delivery_mode }
         if flags & UInt32(AMQP_BASIC_PRIORITY_FLAG) != 0 { priority = c.priority }
         if flags & UInt32(AMQP_BASIC_TIMESTAMP_FLAG) != 0 { timestamp = c.timestamp }
     }
 
     init(amqp c: amqp_basic_properties_t) {
-        var ignored = false
-        self.init(amqp: c, headersTooDeep: &ignored)
+        var ignored = DecodeReport()
+        self.init(amqp: c, report: &ignored)
     }
 }

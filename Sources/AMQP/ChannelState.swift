@@ -270,7 +270,7 @@ struct IncomingContent {
     var properties = AMQPProperties()
     var bodySize: Int?
     var body: [UInt8] = []
-    var headersTooDeep = false
+    var report = DecodeReport()
     /// The body is over the consumer's limit: its bytes are counted, not kept.
     var discarding = false
     var received = 0
@@ -280,10 +280,10 @@ struct IncomingContent {
 
     /// Reserves at most 1 MiB up front: the announced size is the sender's word. A body
     /// over `limit` is dropped as it arrives.
-    mutating func header(_ properties: AMQPProperties, bodySize: Int, headersTooDeep: Bool, limit: Int? = nil) {
+    mutating func header(_ properties: AMQPProperties, bodySize: Int, report: DecodeReport, limit: Int? = nil) {
         self.properties = properties
         self.bodySize = bodySize
-        self.headersTooDeep = headersTooDeep
+        self.report = report
         discarding = limit.map { bodySize > $0 } ?? false
         if !discarding { body.reserveCapacity(min(bodySize, 1 << 20)) }
     }

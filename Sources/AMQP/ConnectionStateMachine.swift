@@ -352,11 +352,11 @@ final class ConnectionStateMachine {
         case .returned(let id, let returned):
             channels[id]?.content = IncomingContent(kind: .returned(returned))
             return .none
-        case .header(let id, let properties, let bodySize, let tooDeep):
+        case .header(let id, let properties, let bodySize, let report):
             guard let channel = channels[id], let content = channel.content else { return .none }
             var limit: Int?
             if case .delivery(_, _, _, _, let consumerTag) = content.kind { limit = channel.consumers[consumerTag]?.maxBodySize }
-            channel.content!.header(properties, bodySize: bodySize, headersTooDeep: tooDeep, limit: limit)
+            channel.content!.header(properties, bodySize: bodySize, report: report, limit: limit)
             return completeContent(channel)
         case .body(let id, let fragment):
             guard let channel = channels[id], channel.content != nil else { return .none }
@@ -396,8 +396,8 @@ final class ConnectionStateMachine {
             return .deliver(consumer, AMQPDelivery(
                 body: content.body, properties: content.properties, deliveryTag: tag, redelivered: redelivered,
                 exchange: exchange, routingKey: routingKey, consumerTag: consumerTag, messageCount: nil,
-                channelID: channel.id, generation: channel.epoch, headersTooDeep: content.headersTooDeep,
-                discardedBodySize: content.discarding ? content.bodySize : nil))
+                channelID: channel.id, generation: channel.epoch, headersTooDeep: content.report.tooDeep,
+                stringsNotUTF8: content.report.notUTF8, discardedBodySize: content.discarding ? content.bodySize : nil))
         case .returned(let returned):
             let sequence = content.properties.headers?[publishSequenceHeader]?.intValue.flatMap { UInt64(exactly: $0) }
             if sequence.map({ channel.unconfirmed.markReturned($0, returned) }) == true { return .none }

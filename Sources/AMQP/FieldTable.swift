@@ -16,6 +16,9 @@ public enum AMQPFieldValue: Sendable, Hashable {
     case double(Double)
     case decimal(scale: UInt8, value: UInt32)
     case string(String)
+    /// A long string (`S`) whose bytes are not valid UTF-8, kept as they came: a copy of
+    /// the message (dead-lettered, put back, replayed) sends the same bytes.
+    case invalidUTF8String([UInt8])
     case bytes([UInt8])
     case array([AMQPFieldValue])
     /// Seconds since the Unix epoch.
@@ -40,7 +43,8 @@ public enum AMQPFieldValue: Sendable, Hashable {
         }
     }
 
-    /// The value as text: a long string, or bytes that are valid UTF-8.
+    /// The value as text: a long string, or bytes that are valid UTF-8 (never a string
+    /// that is not).
     public var stringValue: String? {
         switch self {
         case .string(let s): s

@@ -18,9 +18,9 @@ public enum FieldTableCodec {
             amqp_decode_table(amqp_bytes_t(len: buffer.count, bytes: buffer.baseAddress), &pool, &table, &offset)
         }
         guard status == AMQP_STATUS_OK.rawValue else { return nil }
-        var tooDeep = false
-        let decoded = AMQPTable(amqp: table, tooDeep: &tooDeep)
-        return (decoded, tooDeep)
+        var report = DecodeReport()
+        let decoded = AMQPTable(amqp: table, report: &report)
+        return (decoded, report.tooDeep)
     }
 
     /// The table's bytes (keys sorted). Throws `invalidMessage` for what AMQP cannot carry

@@ -13,7 +13,7 @@ enum InboundFrame {
     case blocked(reason: String)
     case unblocked
     case flow(channel: UInt16, active: Bool)
-    case header(channel: UInt16, AMQPProperties, bodySize: Int, headersTooDeep: Bool)
+    case header(channel: UInt16, AMQPProperties, bodySize: Int, report: DecodeReport = DecodeReport())
     /// Points into rabbitmq-c's buffers: valid until the driver releases the channel's
     /// buffers after handling the frame, never kept.
     case body(channel: UInt16, UnsafeRawBufferPointer)
@@ -29,11 +29,11 @@ enum InboundFrame {
                 self = .ignored(channel: channel, method: nil)
                 return
             }
-            var tooDeep = false
-            let properties = AMQPProperties(amqp: decoded.assumingMemoryBound(to: amqp_basic_properties_t.self).pointee, headersTooDeep: &tooDeep)
+            var report = DecodeReport()
+            let properties = AMQPProperties(amqp: decoded.assumingMemoryBound(to: amqp_basic_properties_t.self).pointee, report: &report)
             // The size is the sender's word (a 64-bit field): never trusted for arithmetic.
             self = .header(
-                channel: channel, properties, bodySize: Int(exactly: frame.payload.properties.body_size) ?? Int.max, headersTooDeep: tooDeep)
+                channel: channel, properties, bodySize: Int(exactly: frame.payload.properties.body_size) ?? Int.max, report: report)
         case FrameType.body:
             let fragment = frame.payload.body_fragment
             self = .body(channel: channel, UnsafeRawBufferPointer(start: fragment.bytes, count: fragment.len))

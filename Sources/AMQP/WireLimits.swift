@@ -75,7 +75,7 @@ enum WireLimits {
         case .int64, .uint64, .double, .timestamp: return 9
         case .decimal: return 6
         case .string(let text): return 5 + text.utf8.count
-        case .bytes(let bytes): return 5 + bytes.count
+        case .bytes(let bytes), .invalidUTF8String(let bytes): return 5 + bytes.count
         case .array(let items):
             try nest(depth)
             var size = 5

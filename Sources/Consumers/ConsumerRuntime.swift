@@ -180,6 +180,10 @@ public struct ConsumerRuntime: Service {
             let failure = HandlerFailure.permanent("event.\(EventError.Code.oversized)", "body of \(size) bytes exceeds \(settings.maxMessageBytes)")
             return Item(delivery: delivery, attempt: 1, outcome: .failed(failure))
         }
+        if delivery.stringsNotUTF8 {
+            let failure = HandlerFailure.permanent("header.encoding", "a string property or header name is not valid UTF-8")
+            return Item(delivery: delivery, attempt: 1, outcome: .failed(failure))
+        }
         let attempt: Int
         switch FailurePolicy.attempt(of: delivery) {
         case .success(let count): attempt = count
@@ -225,8 +229,8 @@ public struct ConsumerRuntime: Service {
                 metrics.duplicates.increment()
                 logger.debug("consumer.event.duplicate", metadata: Self.metadata(item))
                 settle { try channel.ack(item.delivery) }
-            case .failed(let failure) where item.delivery.discardedBodySize != nil:
-                rejectOversized(item, failure, channel: channel)
+            case .failed(let failure) where item.delivery.discardedBodySize != nil || item.delivery.stringsNotUTF8:
+                rejectToBrokerDeadLettering(item, failure, channel: channel)
             case .failed(let failure):
                 await retryOrDeadLetter(item, failure, metadata: Self.metadata(item), channel: channel, publisher: publisher)
             }
@@ -387,7 +391,11 @@ public struct ConsumerRuntime: Service {
     /// the delivery is rejected and the broker dead-letters it (the queue routes rejected
     /// messages to its DLQ; the copy carries `x-death` with reason `rejected`, not
     /// Warren's failure headers). The reason is logged and counted.
-    private func rejectOversized(_ item: Item, _ failure: HandlerFailure, channel: AMQPChannel) {
+    /// For a message Warren cannot copy unchanged (a body it did not keep, strings that
+    /// are not UTF-8): the broker dead-letters the original, bytes intact, with `x-death`
+    /// reason `rejected` and no `x-warren-*` headers; the reason is logged and kept in
+    /// the failure log.
+    private func rejectToBrokerDeadLettering(_ item: Item, _ failure: HandlerFailure, channel: AMQPChannel) {
         var metadata = Self.metadata(item)
         metadata["error"] = "\(failure)"
         metadata["amqp.target_queue"] = "\(settings.deadLetterQueue)"
@@ -396,8 +404,12 @@ public struct ConsumerRuntime: Service {
             messageID: item.delivery.properties.messageID, eventType: item.delivery.properties.type, errorType: failure.type,
             error: failure.message, destination: destination.queue, at: Date()))
         observer?(.failed(messageID: item.delivery.properties.messageID, attempt: item.attempt, destination: destination, failure: failure))
-        metrics.rejectedOversize.increment()
-        logger.error("consumer.event.rejected_oversize", metadata: metadata)
+        if item.delivery.discardedBodySize != nil {
+            metrics.rejectedOversize.increment()
+            logger.error("consumer.event.rejected_oversize", metadata: metadata)
+        } else {
+            logger.error("consumer.event.rejected_not_utf8", metadata: metadata)
+        }
         settle { try channel.reject(item.delivery, requeue: false) }
     }
 

@@ -105,6 +105,14 @@ public struct DeadLetterQueues: Sendable {
             delivery, publisher in
             let message = DeadLetterMessage(delivery)
             guard selected.count < (selector.limit ?? .max), selector.matches(message, now: now) else { return false }
+            if case .replay = action, delivery.stringsNotUTF8 {
+                // Its copy would carry replacement characters where the sender's bytes were.
+                logger.error("dlq.message.not_replayable", metadata: [
+                    "queue": "\(queue)", "message_id": "\(message.id)",
+                    "reason": "a string property or header name is not valid UTF-8; left in the queue unchanged (purge or move it by other means)",
+                ])
+                return false
+            }
             selected.append(message)
             guard !dryRun else { return false }
             try await rate?.acquire()
@@ -150,6 +158,10 @@ public struct DeadLetterQueues: Sendable {
                 guard let delivery = try await channel.get(queue: queue) else { break }
                 if try await body(delivery, publisher) {
                     try channel.ack(delivery)
+                } else if delivery.stringsNotUTF8 {
+                    // A copy would not carry the sender's bytes (a string property or header
+                    // name that is not UTF-8): left unacked, the original goes back to the
+                    // queue unchanged when the pass closes its channel, ahead of the rest.
                 } else {
                     var properties = delivery.properties
                     properties.headers?["x-delivery-count"] = nil

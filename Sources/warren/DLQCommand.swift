@@ -153,7 +153,11 @@ extension DLQCommand {
             print("Headers:")
             // The publish-sequence header is the AMQP module's bookkeeping, not the message's.
             for (name, value) in (properties.headers ?? [:]).sorted(by: { $0.key < $1.key }) where name != publishSequenceHeader {
-                print("  \(name): \(value.stringValue ?? value.intValue.map(String.init) ?? "\(value)")")
+                if case .invalidUTF8String(let bytes) = value {
+                    print("  \(name): \(String(decoding: bytes, as: UTF8.self)) (not valid UTF-8: shown with replacements, kept as sent)")
+                } else {
+                    print("  \(name): \(value.stringValue ?? value.intValue.map(String.init) ?? "\(value)")")
+                }
             }
             print("Body:")
             if let object = try? JSONSerialization.jsonObject(with: Data(delivery.body)),

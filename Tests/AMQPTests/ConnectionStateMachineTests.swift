@@ -75,7 +75,7 @@ import Testing
     /// Feeds deliver + header (empty body) and returns the delivery handed to the consumer.
     private func deliver(_ machine: Machine, tag: UInt64, consumer: String = "c1") -> AMQPDelivery? {
         _ = machine.receive(.deliver(channel: Self.channel, tag: tag, redelivered: false, exchange: "events", routingKey: "k", consumerTag: consumer))
-        guard case .deliver(_, let delivery) = machine.receive(.header(channel: Self.channel, AMQPProperties(), bodySize: 0, headersTooDeep: false)) else {
+        guard case .deliver(_, let delivery) = machine.receive(.header(channel: Self.channel, AMQPProperties(), bodySize: 0)) else {
             return nil
         }
         return delivery
@@ -127,7 +127,7 @@ import Testing
         machine.published(second, on: channel)?.run()
         _ = machine.receive(.returned(channel: Self.channel, AMQPReturnedMessage(replyCode: 312, replyText: "NO_ROUTE", exchange: "events", routingKey: "nowhere")))
         let tagged = AMQPProperties().tagged(sequence: 2)
-        if case .unmatchedReturn = machine.receive(.header(channel: Self.channel, tagged, bodySize: 0, headersTooDeep: false)) {
+        if case .unmatchedReturn = machine.receive(.header(channel: Self.channel, tagged, bodySize: 0)) {
             Issue.record("the return should match publish 2")
         }
         run(machine.receive(.confirm(channel: Self.channel, tag: 2, multiple: true, nacked: false)))
@@ -252,6 +252,29 @@ import Testing
         }
     }
 
+    /// The consumer half of the guard: a delivery arriving between get-ok and its content
+    /// would be taken for it the same way.
+    @Test func basicGetIsRefusedOnAChannelWithAConsumer() {
+        let machine = connectedMachine()
+        let get = Call(channel: Self.channel, method: .get(queue: "q"), deadline: .now + .seconds(1), reply: { _ in })
+        _ = startConsumer(machine)
+        guard case .fail(let error) = machine.call(get) else {
+            Issue.record("a get beside a consumer ran")
+            return
+        }
+        #expect(error.context.contains("channel of its own"), "\(error)")
+        let cancel = Call(channel: Self.channel, method: .cancel(consumerTag: "c1"), deadline: .now + .seconds(1), reply: { _ in })
+        guard case .run = machine.call(cancel) else {
+            Issue.record("cancel was not run")
+            return
+        }
+        _ = machine.completed(cancel, .success(.done))
+        guard case .run = machine.call(get) else {
+            Issue.record("once the consumer is cancelled, a get runs again")
+            return
+        }
+    }
+
     @Test func aMethodHeldPastItsDeadlineFailsWithTimeout() {
         let machine = Machine()
         _ = machine.register(Self.channel, confirms: true, handle: ChannelHandle())
@@ -343,7 +366,7 @@ import Testing
         let (completions, _) = machine.completed(cancel, .success(.done))
         #expect(completions.contains { if case .endConsumer(let c, nil) = $0 { c.tag == "c1" } else { false } })
         _ = machine.receive(.deliver(channel: Self.channel, tag: 7, redelivered: false, exchange: "", routingKey: "q", consumerTag: "c1"))
-        guard case .requeue(Self.channel, 7) = machine.receive(.header(channel: Self.channel, AMQPProperties(), bodySize: 0, headersTooDeep: false)) else {
+        guard case .requeue(Self.channel, 7) = machine.receive(.header(channel: Self.channel, AMQPProperties(), bodySize: 0)) else {
             Issue.record("not requeued")
             return
         }
@@ -361,7 +384,7 @@ import Testing
         #expect(consumer.tag == "c1" && error.code == .consumerCancelled)
         #expect(machine.consumers(on: Self.channel).isEmpty, "not resumed after a reopen")
         _ = machine.receive(.deliver(channel: Self.channel, tag: 3, redelivered: false, exchange: "", routingKey: "q", consumerTag: "c1"))
-        guard case .requeue(Self.channel, 3) = machine.receive(.header(channel: Self.channel, AMQPProperties(), bodySize: 0, headersTooDeep: false)) else {
+        guard case .requeue(Self.channel, 3) = machine.receive(.header(channel: Self.channel, AMQPProperties(), bodySize: 0)) else {
             Issue.record("not requeued")
             return
         }
@@ -371,7 +394,7 @@ import Testing
         let machine = connectedMachine()
         _ = startConsumer(machine)
         _ = machine.receive(.deliver(channel: Self.channel, tag: 1, redelivered: true, exchange: "events", routingKey: "k", consumerTag: "c1"))
-        _ = machine.receive(.header(channel: Self.channel, AMQPProperties(type: "t"), bodySize: 5, headersTooDeep: false))
+        _ = machine.receive(.header(channel: Self.channel, AMQPProperties(type: "t"), bodySize: 5))
         let part1: [UInt8] = [1, 2, 3], part2: [UInt8] = [4, 5]
         let first = part1.withUnsafeBytes { machine.receive(.body(channel: Self.channel, $0)) }
         if case .deliver = first { Issue.record("delivered before the body was complete") }
@@ -389,7 +412,7 @@ import Testing
         let machine = connectedMachine()
         _ = startConsumer(machine, maxBodySize: 4)
         _ = machine.receive(.deliver(channel: Self.channel, tag: 1, redelivered: false, exchange: "events", routingKey: "k", consumerTag: "c1"))
-        _ = machine.receive(.header(channel: Self.channel, AMQPProperties(messageID: "big"), bodySize: 5, headersTooDeep: false))
+        _ = machine.receive(.header(channel: Self.channel, AMQPProperties(messageID: "big"), bodySize: 5))
         let part1: [UInt8] = [1, 2, 3], part2: [UInt8] = [4, 5]
         if case .deliver = part1.withUnsafeBytes({ machine.receive(.body(channel: Self.channel, $0)) }) { Issue.record("delivered early") }
         guard case .deliver(_, let big) = part2.withUnsafeBytes({ machine.receive(.body(channel: Self.channel, $0)) }) else {
@@ -400,7 +423,7 @@ import Testing
         #expect(big.body.capacity < 5, "nothing was reserved for it")
 
         _ = machine.receive(.deliver(channel: Self.channel, tag: 2, redelivered: false, exchange: "events", routingKey: "k", consumerTag: "c1"))
-        _ = machine.receive(.header(channel: Self.channel, AMQPProperties(), bodySize: 4, headersTooDeep: false))
+        _ = machine.receive(.header(channel: Self.channel, AMQPProperties(), bodySize: 4))
         let fits: [UInt8] = [9, 8, 7, 6]
         guard case .deliver(_, let small) = fits.withUnsafeBytes({ machine.receive(.body(channel: Self.channel, $0)) }) else {
             Issue.record("not delivered")

@@ -35,6 +35,19 @@ import Testing
     }
 }
 
+extension FieldTableTests {
+    /// A long string that is not UTF-8 keeps its bytes through decode and encode (so a
+    /// copy of the message sends what the sender sent); valid ones stay `.string`.
+    @Test func longStringsThatAreNotUTF8KeepTheirBytes() throws {
+        let table: AMQPTable = ["bad": .invalidUTF8String([0x66, 0xFF, 0x6F]), "good": "café", "nested": .array([.invalidUTF8String([0xC3])])]
+        let bytes = try #require(try FieldTableCodec.encode(table))
+        let decoded = try #require(FieldTableCodec.decode(bytes))
+        #expect(decoded.table == table)
+        #expect(decoded.table["bad"]?.stringValue == nil, "not text")
+        #expect(try FieldTableCodec.encode(decoded.table) == bytes)
+    }
+}
+
 /// Headers are the sender's: a table nested 20,000 levels deep must not recurse 20,000
 /// times on the I/O thread (or anywhere after it).
 @Suite struct FieldDepthTests {
@@ -74,9 +87,9 @@ import Testing
     @Test(arguments: ["A", "F"] as [Character])
     func deeplyNestedHeadersAreCutAtTheDepthLimitAndFlagged(_ kind: Character) {
         let deep = DeepValue(levels: 20_000, kind: kind)
-        var tooDeep = false
-        let value = AMQPFieldValue(amqp: deep.levels[0].pointee, tooDeep: &tooDeep)
-        #expect(tooDeep)
+        var report = DecodeReport()
+        let value = AMQPFieldValue(amqp: deep.levels[0].pointee, report: &report)
+        #expect(report.tooDeep)
         var depth = 0
         var current = value
         while true {
@@ -94,9 +107,9 @@ import Testing
 
     @Test func headersWithinTheLimitAreDecodedWhole() {
         let deep = DeepValue(levels: maxFieldDepth + 1, kind: "A")
-        var tooDeep = false
-        _ = AMQPFieldValue(amqp: deep.levels[0].pointee, tooDeep: &tooDeep)
-        #expect(!tooDeep)
+        var report = DecodeReport()
+        _ = AMQPFieldValue(amqp: deep.levels[0].pointee, report: &report)
+        #expect(!report.tooDeep)
     }
 
     /// A publish accepts what Warren would read back whole, and refuses deeper headers

@@ -116,6 +116,48 @@ extension Integration {
             try await eventually("nothing left in the queue") { try await harness.messages(in: harness.spec.queueName) == 0 }
         }
 
+        /// AMQP strings are bytes. A header value that is not UTF-8 is copied byte for byte
+        /// (it used to be rewritten with replacement characters for good). A string
+        /// property or header name that is not UTF-8 cannot be carried by a Swift copy, so
+        /// the consumer rejects the message and the broker dead-letters the original
+        /// unchanged; `dlq replay` leaves it where it is and says why.
+        @Test func stringsThatAreNotUTF8ReachTheDLQByteForByteAndAreNeverRewritten() async throws {
+            let harness = try await ConsumerHarness.make()
+            defer { Task { await harness.tearDown() } }
+            harness.start(module: FlakyUsers(failing: [:]))
+            let note = AMQPFieldValue.invalidUTF8String([0x66, 0xFF, 0x6F])
+            let copied = userCreated(TestEnvironment.uniqueName("note"))
+            let message = copied.amqpMessage(headers: [WarrenHeader.attempts: "3", "x-note": note])
+            try await harness.channel.publish(message.body, exchange: "events", routingKey: message.routingKey, properties: message.properties, mandatory: true)
+            let rawID = Array("raw-".utf8) + [0xFF, 0xFE]
+            try RawPublisher.publish(
+                url: harness.amqpURL, exchange: "events", routingKey: "user.created",
+                body: userCreated(TestEnvironment.uniqueName("raw")).amqpMessage(headers: [:]).body, messageID: rawID)
+            try await eventually("both dead-lettered") { try await harness.messages(in: harness.spec.deadLetterQueueName) == 2 }
+
+            func deadLetters() async throws -> [AMQPDelivery] {
+                let reader = try await harness.amqp.openChannel(confirms: false)
+                var seen: [AMQPDelivery] = []
+                while let delivery = try await reader.get(queue: harness.spec.deadLetterQueueName) { seen.append(delivery) }
+                await reader.close()  // unacked: all go back
+                return seen
+            }
+            let seen = try await deadLetters()
+            let warrenCopy = try #require(seen.first { $0.properties.messageID == copied.id })
+            #expect(warrenCopy.properties.headers?["x-note"] == note, "the value's bytes, not replacement characters")
+            #expect(warrenCopy.properties.headers?[WarrenHeader.errorType]?.stringValue == "header.\(WarrenHeader.attempts)")
+            let rejected = try #require(seen.first { $0.stringsNotUTF8 }, "the invalid message id survived")
+            #expect(rejected.properties.headers?[WarrenHeader.errorType] == nil, "dead-lettered by the broker, not copied by Warren")
+            #expect(rejected.properties.headers?["x-death"] != nil)
+
+            let replay = try Integration.DeadLetterTests.warren(["dlq", "replay", harness.spec.deadLetterQueueName, "--all"], harness)
+            #expect(replay.status == 0, "\(replay.stderr)")
+            #expect(replay.stderr.contains("dlq.message.not_replayable"), "\(replay.stderr)")
+            try await eventually("the replayed copy applied") { try await harness.inboxCount(ids: [copied.id]) == 1 }
+            let left = try await deadLetters()
+            #expect(left.count == 1 && left[0].stringsNotUTF8, "the rejected message stays, unchanged")
+        }
+
         /// `VmHWM` of /proc/PID/status: the most memory the process ever had resident.
         static func peakResidentMiB(_ pid: pid_t) throws -> Int {
             let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)

@@ -3,8 +3,8 @@ import Foundation
 import Synchronization
 
 /// Publishes with rabbitmq-c directly, as any upstream service can: what Warren's own
-/// publisher refuses to send (headers nested past its limit) still reaches the broker
-/// this way, and Warren's consumers must survive reading it.
+/// publisher cannot send (headers nested past its limit, strings that are not UTF-8)
+/// still reaches the broker this way, and Warren's consumers must survive reading it.
 enum RawPublisher {
     /// Publishes one message whose header `deep` is an array in an array … `levels` deep
     /// (5 bytes a level on the wire). rabbitmq-c encodes it recursively, so this runs on a
@@ -12,10 +12,18 @@ enum RawPublisher {
     static func publishNestedHeader(
         levels: Int, url: String, exchange: String, routingKey: String, body: [UInt8], messageID: String
     ) throws {
+        try publish(levels: levels, url: url, exchange: exchange, routingKey: routingKey, body: body, messageID: Array(messageID.utf8))
+    }
+
+    /// `messageID` as raw bytes (it may be anything, valid UTF-8 or not); with `levels`
+    /// 0, the header `deep` is a plain integer.
+    static func publish(
+        levels: Int = 0, url: String, exchange: String, routingKey: String, body: [UInt8], messageID: [UInt8]
+    ) throws {
         let result = Mutex<String?>("not run")
         let done = DispatchSemaphore(value: 0)
         let thread = Thread {
-            result.withLock { $0 = publish(levels: levels, url: url, exchange: exchange, routingKey: routingKey, body: body, messageID: messageID) }
+            result.withLock { $0 = send(levels: levels, url: url, exchange: exchange, routingKey: routingKey, body: body, messageID: messageID) }
             done.signal()
         }
         thread.stackSize = 256 << 20
@@ -25,7 +33,7 @@ enum RawPublisher {
     }
 
     /// Nil on success, else what failed.
-    private static func publish(levels: Int, url: String, exchange: String, routingKey: String, body: [UInt8], messageID: String) -> String? {
+    private static func send(levels: Int, url: String, exchange: String, routingKey: String, body: [UInt8], messageID: [UInt8]) -> String? {
         guard let connection = amqp_new_connection() else { return "amqp_new_connection" }
         defer { amqp_destroy_connection(connection) }
         var info = amqp_connection_info()
@@ -55,14 +63,16 @@ enum RawPublisher {
             array.value.array = amqp_array_t(num_entries: 1, entries: chain + level + 1)
             chain[level] = array
         }
-        let key = strdup("deep")!, id = strdup(messageID)!
-        defer { free(key); free(id) }
+        let key = strdup("deep")!
+        defer { free(key) }
+        var id = messageID
         var entry = amqp_table_entry_t(key: amqp_cstring_bytes(key), value: chain[0])
         var properties = amqp_basic_properties_t()
         properties._flags = amqp_flags_t(AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG)
-        properties.message_id = amqp_cstring_bytes(id)
         properties.delivery_mode = 2
-        return withUnsafeMutablePointer(to: &entry) { entry in
+        return id.withUnsafeMutableBytes { id in
+            properties.message_id = amqp_bytes_t(len: id.count, bytes: id.baseAddress)
+            return withUnsafeMutablePointer(to: &entry) { entry in
             properties.headers = amqp_table_t(num_entries: 1, entries: entry)
             var body = body
             let status = body.withUnsafeMutableBytes { raw in
@@ -78,6 +88,7 @@ enum RawPublisher {
             _ = amqp_channel_close(connection, 1, AMQP_REPLY_SUCCESS)
             let closed = amqp_connection_close(connection, AMQP_REPLY_SUCCESS)
             return closed.reply_type == AMQP_RESPONSE_NORMAL ? nil : "connection.close failed (the broker refused the message?)"
+            }
         }
     }
 }
