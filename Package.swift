@@ -60,6 +60,8 @@ let package = Package(
         ),
         // The OS thread each C client's connection runs its blocking calls on.
         .target(name: "Blocking", swiftSettings: swiftSettings),
+        // `Mutex` for every module: Synchronization's, or a TSan-visible one (see the end).
+        .target(name: "Locking", swiftSettings: swiftSettings),
         .target(
             name: "Postgres",
             dependencies: [
@@ -303,4 +305,12 @@ if let sanitizer = Context.environment["WARREN_SANITIZE"], !sanitizer.isEmpty {
         target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-sanitize=\(sanitizer)"])]
         target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-sanitize=\(sanitizer)"])]
     }
+    if sanitizer == "thread", let locking = package.targets.first(where: { $0.name == "Locking" }) {
+        locking.swiftSettings = (locking.swiftSettings ?? []) + [.define("WARREN_TSAN")]
+    }
+}
+
+// Every Warren module (tests included) takes `Mutex` from Locking.
+for target in package.targets where target.type != .system && target.name != "Locking" {
+    target.dependencies.append("Locking")
 }

@@ -1,6 +1,6 @@
 import Logging
 import ServiceLifecycle
-import Synchronization
+import Locking
 
 /// A connection to RabbitMQ that stays up: it reconnects with backoff across the
 /// configured endpoints, re-opens its channels, re-declares what was declared through it

@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// What a connection is doing, for callers and logs.
 public enum AMQPConnectionState: Sendable, Equatable {

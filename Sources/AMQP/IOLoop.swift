@@ -2,6 +2,7 @@ import CRabbitMQ
 import Foundation
 import Glibc
 import Logging
+import Locking
 import Synchronization
 
 /// Mandatory publishes carry their channel sequence number in this header, so that a

@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// The broker's answer to one publish made with `AMQPChannel.send`: settled once, by the
 /// confirm or by the failure `publish` would have thrown. Any number of tasks may await it,

@@ -1,6 +1,6 @@
 import Dispatch
 import Foundation
-import Synchronization
+import Locking
 
 /// One OS thread that runs blocking jobs in submission order, so a C client's blocking calls
 /// (libpq, hiredis) never occupy Swift's cooperative pool. Each connection owns one; serial

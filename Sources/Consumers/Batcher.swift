@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// Hands a consumer's decoded deliveries to its processing loop in batches. `next` returns
 /// whatever is buffered (up to `max`) as soon as anything is: an idle consumer handles a

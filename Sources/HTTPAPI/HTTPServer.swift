@@ -9,7 +9,7 @@ import Observability
 import Postgres
 import ServiceLifecycle
 import SharedState
-import Synchronization
+import Locking
 import WarrenCore
 import Webhooks
 

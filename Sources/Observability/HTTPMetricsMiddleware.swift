@@ -1,7 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import Metrics
-import Synchronization
+import Locking
 
 /// Counts every request by route template (`/v1/webhooks/{id}`, never the id itself, so
 /// the label set stays small; `unmatched` when no route serves the path), method and

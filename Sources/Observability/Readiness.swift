@@ -1,6 +1,6 @@
 import AMQP
 import Postgres
-import Synchronization
+import Locking
 
 /// What `GET /readyz` asks: named checks that each answer nil (fine) or the problem, in
 /// words an operator can act on. Every check is bounded by `timeout`, so a database that

@@ -1,6 +1,6 @@
 import Metrics
 import Prometheus
-import Synchronization
+import Locking
 
 /// The process's metrics backend: swift-prometheus behind swift-metrics, bootstrapped once
 /// by each long-running command before anything records a metric (a `Counter` made before

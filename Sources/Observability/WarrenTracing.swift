@@ -1,7 +1,7 @@
 import Logging
 import OTel
 import ServiceLifecycle
-import Synchronization
+import Locking
 import Tracing
 import WarrenCore
 

@@ -3,6 +3,7 @@ import CLibPQ
 import Dispatch
 import Glibc
 import Logging
+import Locking
 import Synchronization
 
 /// One libpq connection. Every libpq call runs on the connection's own thread, never on

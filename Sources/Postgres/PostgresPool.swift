@@ -1,6 +1,6 @@
 import Logging
 import ServiceLifecycle
-import Synchronization
+import Locking
 
 /// Up to `maxConnections` connections, opened on first need, each leased to one task at a time.
 ///

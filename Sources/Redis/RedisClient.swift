@@ -1,7 +1,7 @@
 import Logging
 import Metrics
 import ServiceLifecycle
-import Synchronization
+import Locking
 
 /// Warren's Redis client: a pool of `configuration.connections` hiredis connections, each
 /// on its own OS thread (blocking calls never run on Swift's cooperative pool), with

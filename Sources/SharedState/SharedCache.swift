@@ -1,6 +1,6 @@
 import Foundation
 import Redis
-import Synchronization
+import Locking
 
 /// A read-through cache shared by every process: values live in Redis under a
 /// namespace's current generation (`warren:cache:{namespace}:{generation}:{key}`, for

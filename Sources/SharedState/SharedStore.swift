@@ -1,7 +1,7 @@
 import Logging
 import Redis
 import ServiceLifecycle
-import Synchronization
+import Locking
 import WarrenCore
 
 /// What a Warren process shares with the others through Redis (`WARREN_REDIS_URL`):

@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// A token bucket: `rate` tokens per `per`, holding at most `burst` (default `rate`),
 /// starting full. Shared by any number of tasks.

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Postgres
 import ServiceLifecycle
+import Locking
 import Synchronization
 import WarrenCore
 

@@ -2,7 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
-import Synchronization
+import Locking
 import WarrenCore
 
 /// Sends one attempt of a delivery: checks and resolves the URL through the guard, POSTs

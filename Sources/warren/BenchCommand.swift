@@ -7,7 +7,7 @@ import Logging
 import Observability
 import Postgres
 import ServiceLifecycle
-import Synchronization
+import Locking
 import WarrenCore
 
 /// `warren bench`: the Swift half of `Benchmarks/run`. Each subcommand does exactly what

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import Observability
-import Synchronization
+import Locking
 
 /// The CLI is the only place that bootstraps logging (libraries just take a `Logger`).
 enum LoggingBootstrap {

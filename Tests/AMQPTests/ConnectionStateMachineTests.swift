@@ -1,5 +1,5 @@
 @testable import AMQP
-import Synchronization
+import Locking
 import Testing
 
 /// The connection's decisions without a broker or a socket: the tests play the driver,

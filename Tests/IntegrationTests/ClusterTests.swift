@@ -5,7 +5,7 @@ import FoundationNetworking
 #endif
 import Messaging
 import Postgres
-import Synchronization
+import Locking
 import Testing
 import Topology
 import WarrenCore

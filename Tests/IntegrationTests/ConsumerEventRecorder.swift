@@ -1,5 +1,5 @@
 import Consumers
-import Synchronization
+import Locking
 
 /// Keeps what a consumer under test reported through its observer (`ConsumerEvent`), so
 /// tests assert outcomes as typed values instead of matching log text.

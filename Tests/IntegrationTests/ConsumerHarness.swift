@@ -7,7 +7,7 @@ import Logging
 import Messaging
 import Postgres
 import ServiceLifecycle
-import Synchronization
+import Locking
 import Topology
 import WarrenCore
 

@@ -1,6 +1,6 @@
 import Foundation
 import Hummingbird
-import Synchronization
+import Locking
 import WarrenCore
 
 /// An OpenTelemetry collector's OTLP/HTTP traces endpoint (`POST /v1/traces`) on loopback,

@@ -4,7 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTPTypes
-import Synchronization
+import Locking
 
 /// What a fake provider does to the next requests that pass its contract checks, one
 /// fault per request, before it goes back to behaving.

@@ -1,6 +1,6 @@
 import Foundation
 import Hummingbird
-import Synchronization
+import Locking
 import WarrenCore
 
 /// SendGrid v3 Mail Send on loopback, checking what SendGrid documents: `Authorization:

@@ -1,6 +1,6 @@
 import Foundation
 import Hummingbird
-import Synchronization
+import Locking
 
 /// Stripe's `/v1/customers` and `/v1/payment_intents` on loopback, checking what Stripe
 /// documents: `Authorization: Bearer sk_…` (401 otherwise), form-encoded bodies (400 for

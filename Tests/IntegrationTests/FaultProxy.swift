@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import Synchronization
+import Locking
 
 /// A TCP proxy on 127.0.0.1 in front of a local port (RabbitMQ's, PostgreSQL's), for the
 /// faults a real network shows:

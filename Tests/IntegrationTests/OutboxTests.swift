@@ -5,6 +5,7 @@ import Messaging
 import Operations
 import Postgres
 import ServiceLifecycle
+import Locking
 import Synchronization
 import Testing
 import Topology

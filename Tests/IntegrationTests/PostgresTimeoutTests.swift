@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 @testable import Postgres
-import Synchronization
+import Locking
 import Testing
 
 extension Integration {

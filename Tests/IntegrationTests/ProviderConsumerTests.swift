@@ -5,7 +5,7 @@ import Foundation
 import Handlers
 import Operations
 import Postgres
-import Synchronization
+import Locking
 import Testing
 import WarrenCore
 

@@ -1,6 +1,6 @@
 import CRabbitMQ
 import Foundation
-import Synchronization
+import Locking
 
 /// Publishes with rabbitmq-c directly, as any upstream service can: what Warren's own
 /// publisher cannot send (headers nested past its limit, strings that are not UTF-8)

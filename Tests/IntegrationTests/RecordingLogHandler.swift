@@ -1,5 +1,5 @@
 import Logging
-import Synchronization
+import Locking
 
 /// Keeps log records in memory so tests can assert what was logged (swift-log's advice:
 /// libraries take a Logger, tests give them one that records).

@@ -1,6 +1,7 @@
 import Foundation
 import Redis
 import SharedState
+import Locking
 import Synchronization
 import Testing
 import WarrenCore

@@ -5,7 +5,7 @@ import Logging
 import NIOCore
 import Postgres
 import ServiceLifecycle
-import Synchronization
+import Locking
 import Testing
 import WarrenCore
 import Webhooks
