@@ -40,8 +40,9 @@ public final class PostgresConnection: @unchecked Sendable {
         var socket: Int32 = -1
     }
     private let job = Mutex(Job())
-    /// Thread-confined counter behind `Job.number`.
-    private var jobs: UInt64 = 0
+    /// Numbers jobs when they are asked for (not when they start), so that a cancellation
+    /// can name the job it belongs to even while that job waits behind another.
+    private let jobs = Atomic<UInt64>(0)
     /// How long a job started by an already-cancelled task may take (a quick rollback on
     /// a healthy network) before it is interrupted like a call whose task is cancelled.
     static let cancelledJobBound: Duration = .seconds(2)
@@ -139,17 +140,20 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Runs `body` on the connection's thread as one job that the task's cancellation
     /// interrupts (`interrupt()`). A job started by a task that is already cancelled gets
     /// `cancelledJobBound` before it is interrupted, so a quick rollback still goes through
-    /// but nothing blocks on a partition for long.
+    /// but nothing blocks on a partition for long; so does one whose task is cancelled while
+    /// it waits for the thread. A cancellation only ever interrupts its own task's job.
     private func interruptible<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        let cancelledBefore = Task.isCancelled
+        let number = jobs.wrappingAdd(1, ordering: .relaxed).newValue
+        let cancelled = Atomic<Bool>(Task.isCancelled)
         return try await withTaskCancellationHandler {
             try await thread.run { [self] in
-                jobs &+= 1
-                let number = jobs
-                job.withLock {
+                // Read under the lock that `onCancel` takes after setting the flag: either
+                // the flag is seen here, or `onCancel` finds this job running.
+                let cancelledBefore = job.withLock {
                     $0.number = number
                     $0.running = true
-                    $0.cancelledAtStart = cancelledBefore
+                    $0.cancelledAtStart = cancelled.load(ordering: .relaxed)
+                    return $0.cancelledAtStart
                 }
                 defer {
                     let interrupted = job.withLock { job in
@@ -169,7 +173,8 @@ public final class PostgresConnection: @unchecked Sendable {
                 return try body()
             }
         } onCancel: {
-            interrupt()
+            cancelled.store(true, ordering: .relaxed)
+            interrupt(job: number)
         }
     }
 

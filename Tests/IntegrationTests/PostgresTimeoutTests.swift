@@ -76,6 +76,27 @@ extension Integration {
         /// A task that is already cancelled when it calls (a rollback or commit on the way
         /// out of a shutdown that ran out of time) gets `cancelledJobBound`, not forever:
         /// the transaction's BEGIN below hangs on the partition and is interrupted.
+        /// A task cancelled while its call waits behind another task's on the connection's
+        /// thread: the other call is left alone (it used to be interrupted in its place),
+        /// and this one, once it starts, gets the bound of a call started cancelled (it used
+        /// to run unbounded: 20 s here).
+        @Test func aCancellationWhileQueuedEndsItsOwnCallNotTheOneRunning() async throws {
+            let connection = try await PostgresConnection.connect(to: TestEnvironment.databaseURL, logger: Self.logger)
+            let running = Task { try await connection.query("SELECT pg_sleep(1)").count }
+            try await eventually("the first call is in flight") { connection.hasCallInFlight }
+            let started = ContinuousClock.now
+            let queued = Task { try await connection.query("SELECT pg_sleep(20)").count }
+            try await Task.sleep(for: .milliseconds(200))
+            queued.cancel()
+            #expect(try await running.value == 1, "the running call is not the cancelled task's")
+            let result = await queued.result
+            let took = ContinuousClock.now - started
+            #expect(took < .seconds(8), "the queued call ended \(took) after it was asked for")
+            #expect(throws: PostgresError.self) { try result.get() }
+            #expect(try await connection.query("SELECT 3").count == 1, "the next call reconnects")
+            await connection.close()
+        }
+
         @Test func aCallStartedByACancelledTaskIsInterruptedAfterABound() async throws {
             let (proxy, connection) = try await Self.partitionedConnection()
             defer { proxy.stop() }
