@@ -47,9 +47,12 @@ func oneShot(_ body: () async throws -> Void) async throws {
     }
 }
 
-/// A one-connection pool for a one-shot command's `body`, closed afterwards whatever happens.
-func withDatabase<T: Sendable>(_ options: GlobalOptions, label: String, _ body: (PostgresPool) async throws -> T) async throws -> T {
-    let database = PostgresPool(conninfo: options.databaseURL, maxConnections: 1, logger: options.logger(label, oneShot: true))
+/// A one-connection pool for a one-shot command's `body`, closed afterwards whatever happens;
+/// it logs to `logger` when given, else to a one-shot logger labelled `label`.
+func withDatabase<T: Sendable>(
+    _ options: GlobalOptions, label: String, logger: Logger? = nil, _ body: (PostgresPool) async throws -> T
+) async throws -> T {
+    let database = PostgresPool(conninfo: options.databaseURL, maxConnections: 1, logger: logger ?? options.logger(label, oneShot: true))
     do {
         let result = try await body(database)
         await database.close()

@@ -145,17 +145,16 @@ struct Keys: AsyncParsableCommand {
 
 private func withKeyStore<T: Sendable>(_ options: GlobalOptions, _ body: (APIKeyStore) async throws -> T) async throws -> T {
     let logger = options.logger("warren.keys", oneShot: true)
-    let database = PostgresPool(conninfo: options.databaseURL, maxConnections: 1, logger: logger)
-    let shared = try ApplicationError.sharedStore(logger: logger)
-    do {
-        let result = try await body(APIKeyStore(database: database, shared: shared))
-        await database.close()
-        await shared.redis?.close()
-        return result
-    } catch {
-        await database.close()
-        await shared.redis?.close()
-        throw error
+    return try await withDatabase(options, label: "warren.keys", logger: logger) { database in
+        let shared = try ApplicationError.sharedStore(logger: logger)
+        do {
+            let result = try await body(APIKeyStore(database: database, shared: shared))
+            await shared.redis?.close()
+            return result
+        } catch {
+            await shared.redis?.close()
+            throw error
+        }
     }
 }
 

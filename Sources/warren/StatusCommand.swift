@@ -27,18 +27,17 @@ struct Status: AsyncParsableCommand {
             if !options.verbose { logger.logLevel = .error }  // a missing queue's 404 is shown in the table
             let connection = try await AMQPConnection.connect(
                 try AMQPConfiguration(urls: options.amqpURL, connectionName: "warren status"), logger: logger)
-            let database = PostgresPool(conninfo: options.databaseURL, maxConnections: 1, logger: logger)
             let statuses: [ConsumerStatus]
             do {
-                statuses = try await ConsumerStatus.read(
-                    topology.consumers.map { ($0.name, $0.queueName, $0.deadLetterQueueName) }, connection: connection, database: database)
+                statuses = try await withDatabase(options, label: "warren.status", logger: logger) { database in
+                    try await ConsumerStatus.read(
+                        topology.consumers.map { ($0.name, $0.queueName, $0.deadLetterQueueName) }, connection: connection, database: database)
+                }
             } catch {
                 await connection.close()
-                await database.close()
                 throw error
             }
             await connection.close()
-            await database.close()
             if json {
                 print(String(decoding: JSONValue.array(statuses.map(\.json)).serialized(), as: UTF8.self))
             } else {
