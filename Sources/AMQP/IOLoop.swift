@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 import Logging
 import Locking
-import Synchronization
+import struct Synchronization.Atomic
 
 /// Mandatory publishes carry their channel sequence number in this header, so that a
 /// `basic.return` (which has no delivery tag) can be matched to the publish that caused it.

@@ -1,9 +1,7 @@
-// The lock every Warren module uses. Normally this is `Synchronization.Mutex`, re-exported
-// as is. Built for ThreadSanitizer (`scripts/sanitize thread` sets WARREN_TSAN), it is the
-// pthread-based `Mutex` below, which shadows Synchronization's in every module that
-// imports this one (a module's declarations shadow those of the modules it imports).
-@_exported import Synchronization
-
+// The `Mutex` every Warren module uses: Synchronization's, except when built for
+// ThreadSanitizer (`scripts/sanitize thread` defines WARREN_TSAN), where it is the
+// pthread-based one below. A file that also needs `Atomic` imports only that
+// (`import struct Synchronization.Atomic`), so that the two `Mutex`es never meet.
 #if WARREN_TSAN
 import Glibc
 
@@ -32,4 +30,8 @@ public final class Mutex<Value>: @unchecked Sendable {
         return try body(&value)
     }
 }
+#else
+import Synchronization
+
+public typealias Mutex<Value: ~Copyable> = Synchronization.Mutex<Value>
 #endif

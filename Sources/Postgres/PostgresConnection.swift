@@ -4,7 +4,7 @@ import Dispatch
 import Glibc
 import Logging
 import Locking
-import Synchronization
+import struct Synchronization.Atomic
 
 /// One libpq connection. Every libpq call runs on the connection's own thread, never on
 /// Swift's cooperative pool; the API is `async`.

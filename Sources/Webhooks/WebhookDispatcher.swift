@@ -3,7 +3,7 @@ import Logging
 import Postgres
 import ServiceLifecycle
 import Locking
-import Synchronization
+import struct Synchronization.Atomic
 import WarrenCore
 
 public struct WebhookDispatcherSettings: Sendable {

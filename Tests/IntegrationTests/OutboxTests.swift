@@ -6,7 +6,7 @@ import Operations
 import Postgres
 import ServiceLifecycle
 import Locking
-import Synchronization
+import struct Synchronization.Atomic
 import Testing
 import Topology
 import WarrenCore

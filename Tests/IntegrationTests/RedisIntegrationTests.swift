@@ -2,7 +2,7 @@ import Foundation
 import Redis
 import SharedState
 import Locking
-import Synchronization
+import struct Synchronization.Atomic
 import Testing
 import WarrenCore
 
