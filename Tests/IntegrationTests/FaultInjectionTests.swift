@@ -29,11 +29,15 @@ extension Integration {
             print("fault \(scenario): " + counts.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
         }
 
-        /// The broker vanishes behind a blackhole (heartbeats stop both ways) mid-stream and
-        /// comes back: the consumer counts the connection lost, reconnects, and the broker
-        /// redelivers what was unacked. email.notifications (log provider) shows effects
-        /// that are not idempotent by themselves: one email_log row per email sent.
-        @Test func brokerBlackholedThenBackSendsEveryEmailExactlyOnce() async throws {
+        /// The broker vanishes behind a blackhole mid-stream and comes back: `both` stops
+        /// everything both ways (the consumer counts the connection lost on the missed
+        /// heartbeats); `writes` stops only what the consumer sends (acks, heartbeats: the
+        /// broker closes the connection, and its close gets through). The consumer
+        /// reconnects and the broker redelivers what was unacked. email.notifications (log
+        /// provider) shows effects that are not idempotent by themselves: one email_log row
+        /// per email sent.
+        @Test(arguments: ["both", "writes"])
+        func brokerBlackholedThenBackSendsEveryEmailExactlyOnce(_ blackhole: String) async throws {
             let harness = try await ConsumerHarness.make(consumer: "email.notifications", bindings: ["user.created"])
             defer { Task { await harness.tearDown() } }
             let proxy = try FaultProxy(upstreamPort: 5672)
@@ -50,7 +54,7 @@ extension Integration {
             let distinct: PostgresQuery = "SELECT count(DISTINCT recipient) FROM email_log WHERE recipient LIKE \(prefix + "-%")"
             let publishing = Self.publishSteadily(harness, events)
             try await eventually("the first emails sent") { try await harness.count(emails) >= 30 }
-            proxy.stall()
+            proxy.stall(blackhole == "both" ? [.toUpstream, .toClient] : [.toUpstream])
             try await Task.sleep(for: .seconds(8))  // past the 2 s heartbeat's deadline: the consumer has given up on it
             let duringBlackhole = try await harness.count(emails)
             proxy.resume()
@@ -59,7 +63,7 @@ extension Integration {
             try await Task.sleep(for: .seconds(1))  // a duplicate would land now
             let sent = try await harness.count(emails)
             let deadLettered = try await harness.messages(in: harness.spec.deadLetterQueueName)
-            Self.report("broker blackholed then back", [
+            Self.report("broker blackholed (\(blackhole)) then back", [
                 "published": Self.total, "sent before the blackhole ended": duringBlackhole, "sent": sent,
                 "lost": Self.total - (try await harness.count(distinct)), "duplicated": sent - Self.total, "dead-lettered": deadLettered,
             ])
@@ -107,6 +111,36 @@ extension Integration {
             #expect(try await harness.messages(in: harness.spec.queueName) == 0)
             exited = true
             #expect(process.kill(SIGTERM) == 0, "still running after the reset, and exits cleanly")
+        }
+
+        /// 50 ms more each way on every PostgreSQL round trip for the whole run (a database
+        /// in another zone): slower batches, the same exact result.
+        @Test func postgresBehindLatencyAppliesEveryEventExactlyOnce() async throws {
+            let harness = try await ConsumerHarness.make()
+            defer { Task { await harness.tearDown() } }
+            let proxy = try FaultProxy(upstreamPort: 5432)
+            defer { proxy.stop() }
+            proxy.delay(.milliseconds(50))
+            let process = try WarrenProcess.consume(harness, environment: [
+                "WARREN_DATABASE_URL": "postgresql://warren:warren@127.0.0.1:\(proxy.port)/warren",
+            ])
+            var exited = false
+            defer { if !exited { _ = process.kill(SIGKILL) } }
+            let prefix = TestEnvironment.uniqueName("latency-pg")
+            let events = (0..<Self.total).map { userCreated("\(prefix)-\($0)") }
+            let started = ContinuousClock.now
+            try await Self.publishSteadily(harness, events).value
+            try await eventually(timeout: .seconds(120), "every event applied") { try await harness.inboxCount(ids: events.map(\.id)) == Self.total }
+            let applied = try await harness.count("SELECT count(*) FROM users WHERE id LIKE \(prefix + "-%")")
+            let deadLettered = try await harness.messages(in: harness.spec.deadLetterQueueName)
+            Self.report("postgres behind 50 ms latency", [
+                "published": Self.total, "applied": applied, "lost": Self.total - applied, "dead-lettered": deadLettered,
+                "seconds": Int((ContinuousClock.now - started) / .seconds(1)),
+            ])
+            #expect(applied == Self.total)
+            #expect(deadLettered == 0)
+            exited = true
+            #expect(process.kill(SIGTERM) == 0)
         }
 
         /// Each handler's effects with one pool connection (`--database-connections 1`):

@@ -7,6 +7,9 @@ import Locking
 /// - `stall()`: it reads nothing in either direction, like a peer behind a network that
 ///   lost its packets (a blackhole): the client's socket buffer fills, nothing reaches
 ///   it, and not even the upstream side closing gets through; `resume()` lets it all flow.
+///   `stall(.toUpstream)` stops only what the client writes (a peer that stopped reading
+///   but still talks), `stall(.toClient)` only what it reads.
+/// - `delay(_:)`: each chunk waits that long before it is forwarded, both ways (latency).
 /// - `reset()`: every open connection is cut on both sides, its unforwarded bytes lost,
 ///   as when TCP on either end gave up during a blackhole; new connections work.
 /// Each accepted client gets its own upstream connection; a thread per direction copies
@@ -17,7 +20,11 @@ final class FaultProxy: Sendable {
     private let upstreamPort: Int
     /// `sockets` are open connections; `cut` were reset (shut down, closed only at stop,
     /// so that a pump thread still holding one never touches a reused descriptor).
-    private let state = Mutex<(stalled: Bool, stopped: Bool, sockets: [Int32], cut: [Int32])>((false, false, [], []))
+    private let state = Mutex<(stalled: Set<Direction>, delay: Duration, stopped: Bool, sockets: [Int32], cut: [Int32])>(([], .zero, false, [], []))
+
+    enum Direction: Hashable, Sendable {
+        case toUpstream, toClient
+    }
 
     init(upstreamPort: Int) throws {
         self.upstreamPort = upstreamPort
@@ -39,8 +46,9 @@ final class FaultProxy: Sendable {
     }
 
     /// Stop reading, both ways, on every connection (already accepted and future ones).
-    func stall() { state.withLock { $0.stalled = true } }
-    func resume() { state.withLock { $0.stalled = false } }
+    func stall(_ directions: Set<Direction> = [.toUpstream, .toClient]) { state.withLock { $0.stalled = directions } }
+    func resume() { state.withLock { $0.stalled = [] } }
+    func delay(_ latency: Duration) { state.withLock { $0.delay = latency } }
 
     /// Cuts every open connection (both sides see it end; what the proxy held is lost)
     /// and resumes: the end of a blackhole that outlasted TCP.
@@ -49,7 +57,7 @@ final class FaultProxy: Sendable {
             defer {
                 state.cut += state.sockets
                 state.sockets = []
-                state.stalled = false
+                state.stalled = []
             }
             return state.sockets
         }
@@ -71,7 +79,8 @@ final class FaultProxy: Sendable {
         }
     }
 
-    private var isStalled: Bool { state.withLock { $0.stalled } }
+    private func isStalled(_ direction: Direction) -> Bool { state.withLock { $0.stalled.contains(direction) } }
+    private var latency: Duration { state.withLock { $0.delay } }
     private var isStopped: Bool { state.withLock { $0.stopped } }
 
     private func acceptLoop() {
@@ -89,15 +98,15 @@ final class FaultProxy: Sendable {
                 continue
             }
             state.withLock { $0.sockets += [client, upstream] }
-            Thread.detachNewThread { [self] in pump(from: client, to: upstream) }
-            Thread.detachNewThread { [self] in pump(from: upstream, to: client) }
+            Thread.detachNewThread { [self] in pump(from: client, to: upstream, .toUpstream) }
+            Thread.detachNewThread { [self] in pump(from: upstream, to: client, .toClient) }
         }
     }
 
-    private func pump(from source: Int32, to destination: Int32) {
+    private func pump(from source: Int32, to destination: Int32, _ direction: Direction) {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while !isStopped {
-            if isStalled {
+            if isStalled(direction) {
                 usleep(10_000)
                 continue
             }
@@ -106,6 +115,8 @@ final class FaultProxy: Sendable {
             guard readable.revents != 0 else { continue }
             let count = buffer.withUnsafeMutableBytes { recv(source, $0.baseAddress, $0.count, 0) }
             guard count > 0 else { break }
+            let wait = latency
+            if wait > .zero { usleep(UInt32(wait / .microseconds(1))) }
             var sent = 0
             while sent < count {
                 let written = buffer.withUnsafeBytes { send(destination, $0.baseAddress! + sent, count - sent, Int32(MSG_NOSIGNAL)) }
