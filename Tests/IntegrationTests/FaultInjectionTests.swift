@@ -25,10 +25,6 @@ extension Integration {
             }
         }
 
-        static func report(_ scenario: String, _ counts: KeyValuePairs<String, Int>) {
-            print("fault \(scenario): " + counts.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
-        }
-
         /// The broker vanishes behind a blackhole mid-stream and comes back: `both` stops
         /// everything both ways (the consumer counts the connection lost on the missed
         /// heartbeats); `writes` stops only what the consumer sends (acks, heartbeats: the
@@ -63,7 +59,7 @@ extension Integration {
             try await Task.sleep(for: .seconds(1))  // a duplicate would land now
             let sent = try await harness.count(emails)
             let deadLettered = try await harness.messages(in: harness.spec.deadLetterQueueName)
-            Self.report("broker blackholed (\(blackhole)) then back", [
+            reportFault("broker blackholed (\(blackhole)) then back", [
                 "published": Self.total, "sent before the blackhole ended": duringBlackhole, "sent": sent,
                 "lost": Self.total - (try await harness.count(distinct)), "duplicated": sent - Self.total, "dead-lettered": deadLettered,
             ])
@@ -102,7 +98,7 @@ extension Integration {
             try await eventually(timeout: .seconds(90), "every event applied") { try await harness.inboxCount(ids: events.map(\.id)) == Self.total }
             let applied = try await harness.count(users)
             let deadLettered = try await harness.messages(in: harness.spec.deadLetterQueueName)
-            Self.report("postgres blackholed mid-transaction", [
+            reportFault("postgres blackholed mid-transaction", [
                 "published": Self.total, "applied before the reset": beforeReset, "applied": applied,
                 "lost": Self.total - applied, "inbox": try await harness.inboxCount(ids: events.map(\.id)), "dead-lettered": deadLettered,
             ])
@@ -133,7 +129,7 @@ extension Integration {
             try await eventually(timeout: .seconds(120), "every event applied") { try await harness.inboxCount(ids: events.map(\.id)) == Self.total }
             let applied = try await harness.count("SELECT count(*) FROM users WHERE id LIKE \(prefix + "-%")")
             let deadLettered = try await harness.messages(in: harness.spec.deadLetterQueueName)
-            Self.report("postgres behind 50 ms latency", [
+            reportFault("postgres behind 50 ms latency", [
                 "published": Self.total, "applied": applied, "lost": Self.total - applied, "dead-lettered": deadLettered,
                 "seconds": Int((ContinuousClock.now - started) / .seconds(1)),
             ])
@@ -181,7 +177,13 @@ extension Integration {
             case "payments.customers": "SELECT count(*) FROM payment_customers WHERE user_id LIKE \(prefix + "-%")"
             default: nil  // webhooks.delivery: no subscription matches, so the inbox is its effect
             }
-            if let effects { #expect(try await harness.count(effects) == count, "\(consumer)") }
+            var applied = count
+            if let effects { applied = try await harness.count(effects) }
+            #expect(applied == count, "\(consumer)")
+            reportFault("\(consumer) on one database connection", [
+                "published": count, "handled": try await harness.inboxCount(ids: events.map(\.id)), "effects": applied,
+                "dead-lettered": try await harness.messages(in: harness.spec.deadLetterQueueName),
+            ])
             if consumer == "payments.customers" { #expect(stripe.customers.count == count) }
             #expect(try await harness.messages(in: harness.spec.deadLetterQueueName) == 0)
             #expect(try await harness.messages(in: harness.spec.queueName) == 0)

@@ -56,6 +56,10 @@ extension Integration {
                 #expect(delivery.properties.headers?[WarrenHeader.attempts]?.intValue == 1)
             }
             #expect(Set(dead.compactMap(\.properties.messageID)) == Set(ids.keys))
+            reportFault("hostile headers", [
+                "hostile": ids.count, "dead-lettered": dead.count, "good": good.count,
+                "good applied": try await harness.count("SELECT count(*) FROM users WHERE id LIKE \(prefix + "-good-%")"),
+            ])
             #expect(try await harness.count("SELECT count(*) FROM users WHERE id LIKE \(prefix + "-bad-%")") == 0)
             #expect(try await harness.messages(in: harness.spec.queueName) == 0)
             exited = true
@@ -83,6 +87,7 @@ extension Integration {
             try await eventually("dead-lettered by the broker") { try await harness.messages(in: harness.spec.deadLetterQueueName) == 1 }
             let after = try Self.peakResidentMiB(process.pid)
             #expect(after - before < 16, "peak resident memory went from \(before) to \(after) MiB for a 64 MiB body")
+            reportFault("64 MiB body", ["peak MiB before": before, "peak MiB after": after, "dead-lettered": 1, "next applied": 1])
             let dead = try #require(try await harness.drainDeadLetters().first)
             #expect(dead.properties.messageID == id && dead.body.count == 64 << 20)
             let death = dead.properties.headers?["x-death"]
@@ -114,6 +119,9 @@ extension Integration {
             let dead = try #require(try await harness.drainDeadLetters().first)
             #expect(dead.properties.messageID == garbage)
             try await eventually("nothing left in the queue") { try await harness.messages(in: harness.spec.queueName) == 0 }
+            reportFault("retry and dead-letter queues deleted", [
+                "published": 2, "applied": try await harness.inboxCount(ids: [flaky.id]), "dead-lettered": 1, "lost": 0,
+            ])
         }
 
         /// AMQP strings are bytes. A header value that is not UTF-8 is copied byte for byte
@@ -156,6 +164,7 @@ extension Integration {
             try await eventually("the replayed copy applied") { try await harness.inboxCount(ids: [copied.id]) == 1 }
             let left = try await deadLetters()
             #expect(left.count == 1 && left[0].stringsNotUTF8, "the rejected message stays, unchanged")
+            reportFault("strings not UTF-8", ["dead-lettered": seen.count, "replayed": 1, "left unchanged": left.count])
         }
 
         /// `VmHWM` of /proc/PID/status: the most memory the process ever had resident.

@@ -153,6 +153,10 @@ extension Integration {
             try await eventually("the unacked event is back in the queue") { try await harness.messages(in: harness.spec.queueName) == 1 }
             proxy.resume()
             #expect(try await harness.inboxCount(ids: [second.id]) == 0)
+            reportFault("SIGTERM during a database partition", [
+                "exit status": Int(status), "milliseconds to exit": Int((ContinuousClock.now - signalled) / .milliseconds(1)),
+                "back in the queue": try await harness.messages(in: harness.spec.queueName),
+            ])
         }
 
         @Test func aStatementPastTheTimeoutFailsInsteadOfHanging() async throws {

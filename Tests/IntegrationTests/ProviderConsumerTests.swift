@@ -121,6 +121,9 @@ extension Integration {
             #expect(dead.properties.headers?[WarrenHeader.errorType]?.stringValue == "outcome-unknown")
             #expect(dead.properties.headers?[WarrenHeader.attempts]?.intValue == 1)
             #expect(try await harness.count("SELECT count(*) FROM email_sends WHERE event_id = \(event.id) AND state = 'unknown'") == 1)
+            reportFault("SendGrid \(fault) after accepting", [
+                "emails": fake.mail.count, "requests": fake.server.requests.count, "dead-lettered as outcome-unknown": 1,
+            ])
 
             // Back in the DLQ and replayed by ops: sent again, once, and recorded as sent.
             let dlq = harness.spec.deadLetterQueueName

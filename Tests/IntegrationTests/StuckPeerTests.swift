@@ -52,7 +52,12 @@ extension Integration {
                 }
             }
             #expect(lost > 0, "some publishes were in the stuck write")
-            #expect(try await channel.queueInfo(queue).messageCount == UInt32(confirmed), "every confirmed publish is in the queue")
+            let queued = Int(try await channel.queueInfo(queue).messageCount)
+            #expect(queued == confirmed, "every confirmed publish is in the queue")
+            reportFault("broker stops reading during 1 MiB publishes", [
+                "published": confirmations.count, "confirmed": confirmed, "failed (connection lost)": lost,
+                "in the queue": queued, "lost": confirmed - min(queued, confirmed), "duplicated": max(queued - confirmed, 0),
+            ])
             try await channel.deleteQueue(queue)
         }
 

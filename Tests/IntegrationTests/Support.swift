@@ -105,3 +105,10 @@ extension AMQPConnection {
         return try await AMQPConnection.connect(configuration, logger: TestEnvironment.logger)
     }
 }
+
+/// One line per fault-injection scenario in the test output, e.g. `fault broker blackholed
+/// (both) then back: published=300 sent=300 lost=0 duplicated=0 dead-lettered=0`: what
+/// `scripts/test` shows of each scenario's exact counts (the tests assert them too).
+func reportFault(_ scenario: String, _ counts: KeyValuePairs<String, Int>) {
+    print("fault \(scenario): " + counts.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+}
