@@ -143,14 +143,19 @@ extension String {
     /// replaced too, as a Swift string must be valid, and reported, so that a message
     /// that would not survive a copy unchanged is never copied.
     init(amqp bytes: amqp_bytes_t, report: inout DecodeReport) {
-        guard bytes.len > 0, let base = bytes.bytes else { self = ""; return }
-        let raw = UnsafeRawBufferPointer(start: base, count: bytes.len)
-        if let text = String(validating: raw, as: UTF8.self) {
+        if let text = String(validatingAMQP: bytes) {
             self = text
         } else {
             report.notUTF8 = true
-            self = String(decoding: raw, as: UTF8.self)
+            self = String(amqp: bytes)
         }
+    }
+
+    /// Nil when the bytes are not valid UTF-8; validated in place, without a copy first.
+    init?(validatingAMQP bytes: amqp_bytes_t) {
+        guard bytes.len > 0, let base = bytes.bytes else { self = ""; return }
+        guard let text = String(validating: UnsafeRawBufferPointer(start: base, count: bytes.len), as: UTF8.self) else { return nil }
+        self = text
     }
 }
 
@@ -190,9 +195,7 @@ extension AMQPFieldValue {
         case "f": self = .float(field.value.f32)
         case "d": self = .double(field.value.f64)
         case "D": self = .decimal(scale: field.value.decimal.decimals, value: field.value.decimal.value)
-        case "S":
-            let bytes = [UInt8](amqp: field.value.bytes)
-            self = String(validating: bytes, as: UTF8.self).map(AMQPFieldValue.string) ?? .invalidUTF8String(bytes)
+        case "S": self = String(validatingAMQP: field.value.bytes).map(AMQPFieldValue.string) ?? .invalidUTF8String([UInt8](amqp: field.value.bytes))
         case "x": self = .bytes([UInt8](amqp: field.value.bytes))
         case "T": self = .timestamp(field.value.u64)
         case "F" where depth >= maxFieldDepth, "A" where depth >= maxFieldDepth:
