@@ -51,6 +51,7 @@ let package = Package(
         .target(
             name: "AMQP",
             dependencies: [
+                "Locking",
                 "CRabbitMQ",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -59,12 +60,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // The OS thread each C client's connection runs its blocking calls on.
-        .target(name: "Blocking", swiftSettings: swiftSettings),
+        .target(name: "Blocking", dependencies: ["Locking"], swiftSettings: swiftSettings),
         // `Mutex` for every module: Synchronization's, or a TSan-visible one (see the end).
         .target(name: "Locking", swiftSettings: swiftSettings),
         .target(
             name: "Postgres",
             dependencies: [
+                "Locking",
                 "CLibPQ",
                 "Blocking",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -77,6 +79,7 @@ let package = Package(
         .target(
             name: "Redis",
             dependencies: [
+                "Locking",
                 "CHiredis",
                 "Blocking",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -90,6 +93,7 @@ let package = Package(
         .target(
             name: "SharedState",
             dependencies: [
+                "Locking",
                 "Redis",
                 "WarrenCore",
                 .product(name: "Logging", package: "swift-log"),
@@ -101,7 +105,7 @@ let package = Package(
         // Events, JSON, the catalog, its schemas, retry policy, rate limiter, trace context
         // (spans through the swift-distributed-tracing API only): no transport.
         .target(
-            name: "WarrenCore", dependencies: [.product(name: "Tracing", package: "swift-distributed-tracing")],
+            name: "WarrenCore", dependencies: ["Locking", .product(name: "Tracing", package: "swift-distributed-tracing")],
             swiftSettings: swiftSettings),
         // CloudEvent <-> AMQP mapping and the confirming publisher.
         .target(name: "Messaging", dependencies: ["AMQP", "WarrenCore"], swiftSettings: swiftSettings),
@@ -131,6 +135,7 @@ let package = Package(
         .target(
             name: "Consumers",
             dependencies: [
+                "Locking",
                 "AMQP",
                 "Postgres",
                 "WarrenCore",
@@ -171,6 +176,7 @@ let package = Package(
         .target(
             name: "Webhooks",
             dependencies: [
+                "Locking",
                 "Postgres",
                 "SharedState",
                 "WarrenCore",
@@ -190,6 +196,7 @@ let package = Package(
         .target(
             name: "Observability",
             dependencies: [
+                "Locking",
                 "AMQP",
                 "Postgres",
                 "WarrenCore",
@@ -209,6 +216,7 @@ let package = Package(
         .target(
             name: "HTTPAPI",
             dependencies: [
+                "Locking",
                 "AMQP",
                 "Postgres",
                 "SharedState",
@@ -251,6 +259,7 @@ let package = Package(
         .executableTarget(
             name: "warren",
             dependencies: [
+                "Locking",
                 "App",
                 "SharedState",
                 "AMQP",
@@ -270,7 +279,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "AMQPTests", dependencies: ["AMQP"], swiftSettings: swiftSettings),
+        .testTarget(name: "AMQPTests", dependencies: ["AMQP", "Locking"], swiftSettings: swiftSettings),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "SharedState", "WarrenCore"], swiftSettings: swiftSettings),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres"], swiftSettings: swiftSettings),
         // What scripts/fuzz feeds with generated input, and its driver (`warren-fuzz`).
@@ -287,6 +296,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
+                "Locking",
                 "App", "AMQP", "Postgres", "WarrenCore", "Messaging", "Topology", "Consumers", "Handlers", "Adapters", "Operations", "Webhooks",
                 "Redis", "SharedState", "CRabbitMQ",
                 .product(name: "Logging", package: "swift-log"),
@@ -310,7 +320,3 @@ if let sanitizer = Context.environment["WARREN_SANITIZE"], !sanitizer.isEmpty {
     }
 }
 
-// Every Warren module (tests included) takes `Mutex` from Locking.
-for target in package.targets where target.type != .system && target.name != "Locking" {
-    target.dependencies.append("Locking")
-}
