@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "warren", targets: ["warren"]),
+        .executable(name: "warren-bench", targets: ["warren-bench"]),
         .library(name: "AMQP", targets: ["AMQP"]),
         .library(name: "Postgres", targets: ["Postgres"]),
         .library(name: "Redis", targets: ["Redis"]),
@@ -267,11 +268,25 @@ let package = Package(
                 "WarrenCore",
                 "Messaging",
                 "Topology",
-                "Consumers",
-                "Handlers",
                 "Operations",
                 "HTTPAPI",
                 "Webhooks",
+                "Observability",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The Swift half of Benchmarks/run: the same work as the C programs beside it.
+        .executableTarget(
+            name: "warren-bench",
+            dependencies: [
+                "Locking",
+                "AMQP",
+                "Postgres",
+                "WarrenCore",
+                "Consumers",
+                "Handlers",
                 "Observability",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -293,12 +308,40 @@ let package = Package(
         .testTarget(name: "HTTPAPITests", dependencies: ["HTTPAPI", "WarrenCore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings),
         .testTarget(name: "WebhooksTests", dependencies: ["Webhooks", "WarrenCore", "HTTPAPI"], swiftSettings: swiftSettings),
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "AMQP", "WarrenCore"], swiftSettings: swiftSettings),
+        // SendGrid and Stripe as real HTTP servers on loopback that enforce each provider's
+        // documented contract: shared by the adapter unit tests and the integration tests.
+        .target(
+            name: "ProviderFakes",
+            dependencies: [
+                "Locking",
+                "Adapters",
+                "WarrenCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/ProviderFakes",
+            swiftSettings: swiftSettings
+        ),
+        // The provider adapters against those fakes: no broker or database needed.
+        .testTarget(
+            name: "AdaptersTests",
+            dependencies: [
+                "Adapters", "ProviderFakes", "WarrenCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "Locking",
                 "App", "AMQP", "Postgres", "WarrenCore", "Messaging", "Topology", "Consumers", "Handlers", "Adapters", "Operations", "Webhooks",
-                "Redis", "SharedState", "CRabbitMQ",
+                "Redis", "SharedState", "CRabbitMQ", "ProviderFakes",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import ProviderFakes
 import Locking
 import WarrenCore
 

@@ -6,6 +6,7 @@ import Handlers
 import Operations
 import Postgres
 import Locking
+import ProviderFakes
 import Testing
 import WarrenCore
 
@@ -28,7 +29,7 @@ extension Integration {
             defer { fake.stop(); Task { await harness.tearDown() } }
             let user = TestEnvironment.uniqueName("mail")
             let created = userCreated(user, name: "Ada", email: "ada-\(user)@example.com")
-            harness.start(module: Self.module(harness, try SendGridAdapterTests.provider(fake)))
+            harness.start(module: Self.module(harness, try fake.provider()))
             try await harness.publish([created])
             try await eventually("the welcome email went out") { fake.mail.count == 1 }
             let welcome = fake.mail[0]
@@ -53,7 +54,7 @@ extension Integration {
             let harness = try await Self.harness()
             let fake = try await FakeSendGrid.start()
             defer { fake.stop(); Task { await harness.tearDown() } }
-            harness.start(module: Self.module(harness, try SendGridAdapterTests.provider(fake), templates: [.welcome: "d-welcome"]))
+            harness.start(module: Self.module(harness, try fake.provider(), templates: [.welcome: "d-welcome"]))
             let user = TestEnvironment.uniqueName("tmpl")
             try await harness.publish([userCreated(user, name: "Grace")])
             try await eventually("the templated email went out") { fake.mail.count == 1 }
@@ -65,7 +66,7 @@ extension Integration {
             let harness = try await Self.harness()
             let fake = try await FakeSendGrid.start()
             defer { fake.stop(); Task { await harness.tearDown() } }
-            harness.start(module: Self.module(harness, try SendGridAdapterTests.provider(fake)))
+            harness.start(module: Self.module(harness, try fake.provider()))
             let user = TestEnvironment.uniqueName("late")
             try await harness.publish([payment("payment.succeeded", user: user)])
             try await eventually("a transient failure for the unknown address") {
@@ -82,7 +83,7 @@ extension Integration {
             let fake = try await FakeSendGrid.start()
             defer { fake.stop(); Task { await harness.tearDown() } }
             fake.server.fail(.status(500), .status(500))
-            harness.start(module: Self.module(harness, try SendGridAdapterTests.provider(fake)))
+            harness.start(module: Self.module(harness, try fake.provider()))
             let event = userCreated(TestEnvironment.uniqueName("flaky"))
             try await harness.publish([event])
             try await eventually("the event was applied") { try await harness.inboxCount(ids: [event.id]) == 1 }
@@ -94,7 +95,7 @@ extension Integration {
             let harness = try await Self.harness()
             let fake = try await FakeSendGrid.start()
             defer { fake.stop(); Task { await harness.tearDown() } }
-            harness.start(module: FailsOnceAfterItsEffect(Self.module(harness, try SendGridAdapterTests.provider(fake))))
+            harness.start(module: FailsOnceAfterItsEffect(Self.module(harness, try fake.provider())))
             let event = userCreated(TestEnvironment.uniqueName("rollback"))
             try await harness.publish([event])
             try await eventually("the redelivered event was applied") { try await harness.inboxCount(ids: [event.id]) == 1 }
@@ -111,7 +112,7 @@ extension Integration {
             let fake = try await FakeSendGrid.start()
             defer { fake.stop(); Task { await harness.tearDown() } }
             fake.server.fail(fault)
-            harness.start(module: Self.module(harness, try SendGridAdapterTests.provider(fake, timeout: .milliseconds(500))))
+            harness.start(module: Self.module(harness, try fake.provider(timeout: .milliseconds(500))))
             let event = userCreated(TestEnvironment.uniqueName("unknown"))
             try await harness.publish([event])
             try await eventually("dead-lettered") { try await harness.messages(in: harness.spec.deadLetterQueueName) == 1 }
@@ -154,7 +155,7 @@ extension Integration {
                     INSERT INTO email_sends (event_id, kind, provider, state) VALUES (\(event.id), 'welcome', 'sendgrid', 'sending')
                     """)
             }
-            harness.start(module: Self.module(harness, try SendGridAdapterTests.provider(fake)))
+            harness.start(module: Self.module(harness, try fake.provider()))
             try await harness.publish([event])
             try await eventually("dead-lettered") { try await harness.messages(in: harness.spec.deadLetterQueueName) == 1 }
             let dead = try #require(try await harness.drainDeadLetters().first)
@@ -189,7 +190,7 @@ extension Integration {
             defer { fake.stop(); Task { await harness.tearDown() } }
             let user = TestEnvironment.uniqueName("one")
             try await insertUser(user, email: "one-\(user)@example.com", into: harness)
-            harness.start(module: Self.module(harness, try SendGridAdapterTests.provider(fake)))
+            harness.start(module: Self.module(harness, try fake.provider()))
             try await harness.publish([userCreated(user), payment("payment.succeeded", user: user), payment("payment.failed", user: user)])
             try await eventually("three emails went out") { fake.mail.count == 3 }
             try await eventually("everything settled") { try await harness.messages(in: harness.spec.queueName) == 0 }
@@ -201,7 +202,7 @@ extension Integration {
             let fake = try await FakeSendGrid.start()
             defer { fake.stop(); Task { await harness.tearDown() } }
             fake.server.fail(.status(400, message: "The from address does not match a verified Sender Identity."))
-            harness.start(module: Self.module(harness, try SendGridAdapterTests.provider(fake)))
+            harness.start(module: Self.module(harness, try fake.provider()))
             let event = userCreated(TestEnvironment.uniqueName("rejected"))
             try await harness.publish([event])
             try await eventually("dead-lettered") { try await harness.messages(in: harness.spec.deadLetterQueueName) == 1 }
@@ -250,7 +251,7 @@ extension Integration {
             let harness = try await Self.harness()
             let fake = try await FakeStripe.start()
             defer { fake.stop(); Task { await harness.tearDown() } }
-            harness.start(module: PaymentsCustomers(provider: try StripeAdapterTests.provider(fake)))
+            harness.start(module: PaymentsCustomers(provider: try fake.provider()))
             let user = TestEnvironment.uniqueName("cust")
             let event = userCreated(user, name: "Ada", email: "ada-\(user)@example.com")
             try await harness.publish([event])
@@ -267,7 +268,7 @@ extension Integration {
             let harness = try await Self.harness()
             let fake = try await FakeStripe.start()
             defer { fake.stop(); Task { await harness.tearDown() } }
-            harness.start(module: PaymentsCustomers(provider: try StripeAdapterTests.provider(fake)))
+            harness.start(module: PaymentsCustomers(provider: try fake.provider()))
             let user = TestEnvironment.uniqueName("twice")
             let first = userCreated(user), second = userCreated(user)
             try await harness.publish([first, second])
@@ -283,9 +284,9 @@ extension Integration {
             let fake = try await FakeStripe.start()
             defer { fake.stop(); Task { await harness.tearDown() } }
             let user = TestEnvironment.uniqueName("crashed")
-            let orphan = try await StripeAdapterTests.provider(fake).createCustomer(
+            let orphan = try await fake.provider().createCustomer(
                 NewCustomer(userID: user, email: "ada@example.com", name: "Ada"), idempotencyKey: PaymentsCustomers.idempotencyKey(userID: user))
-            harness.start(module: PaymentsCustomers(provider: try StripeAdapterTests.provider(fake)))
+            harness.start(module: PaymentsCustomers(provider: try fake.provider()))
             try await harness.publish([userCreated(user)])
             try await eventually("the customer id was stored") { try await Self.storedCustomer(harness, user: user) != nil }
             #expect(try await Self.storedCustomer(harness, user: user) == orphan)
@@ -295,7 +296,7 @@ extension Integration {
             // Other details while the first customer is not recorded: Stripe refuses the key,
             // and the event is retried (not dead-lettered) until the customer is recorded.
             let other = TestEnvironment.uniqueName("conflict")
-            _ = try await StripeAdapterTests.provider(fake).createCustomer(
+            _ = try await fake.provider().createCustomer(
                 NewCustomer(userID: other, email: "first@example.com", name: "Ada"), idempotencyKey: PaymentsCustomers.idempotencyKey(userID: other))
             let conflicting = userCreated(other, email: "second@example.com")
             try await harness.publish([conflicting])
@@ -315,7 +316,7 @@ extension Integration {
             let fake = try await FakeStripe.start()
             defer { fake.stop(); Task { await harness.tearDown() } }
             fake.server.fail(.dropAfterProcessing)
-            harness.start(module: PaymentsCustomers(provider: try StripeAdapterTests.provider(fake)))
+            harness.start(module: PaymentsCustomers(provider: try fake.provider()))
             let user = TestEnvironment.uniqueName("drop")
             try await harness.publish([userCreated(user)])
             try await eventually("the customer id was stored") { try await Self.storedCustomer(harness, user: user) != nil }
@@ -329,7 +330,7 @@ extension Integration {
             let fake = try await FakeStripe.start()
             defer { fake.stop(); Task { await harness.tearDown() } }
             fake.server.fail(.status(500), .status(500))
-            harness.start(module: PaymentsCustomers(provider: try StripeAdapterTests.provider(fake)))
+            harness.start(module: PaymentsCustomers(provider: try fake.provider()))
             let user = TestEnvironment.uniqueName("flaky")
             try await harness.publish([userCreated(user)])
             try await eventually("the customer id was stored") { try await Self.storedCustomer(harness, user: user) != nil }
@@ -341,7 +342,7 @@ extension Integration {
             let harness = try await Self.harness()
             let fake = try await FakeStripe.start()
             defer { fake.stop(); Task { await harness.tearDown() } }
-            harness.start(module: FailsOnceAfterItsEffect(PaymentsCustomers(provider: try StripeAdapterTests.provider(fake))))
+            harness.start(module: FailsOnceAfterItsEffect(PaymentsCustomers(provider: try fake.provider())))
             let user = TestEnvironment.uniqueName("redelivered")
             let event = userCreated(user)
             try await harness.publish([event])
@@ -357,7 +358,7 @@ extension Integration {
             let fake = try await FakeStripe.start()
             defer { fake.stop(); Task { await harness.tearDown() } }
             fake.server.fail(.status(400, type: "invalid_request_error", code: "email_invalid", message: "Invalid email address: a@b"))
-            harness.start(module: PaymentsCustomers(provider: try StripeAdapterTests.provider(fake)))
+            harness.start(module: PaymentsCustomers(provider: try fake.provider()))
             let user = TestEnvironment.uniqueName("bad")
             try await harness.publish([userCreated(user)])
             try await eventually("dead-lettered") { try await harness.messages(in: harness.spec.deadLetterQueueName) == 1 }

@@ -3,6 +3,7 @@ import Handlers
 import SharedState
 import Webhooks
 import Synchronization
+import ProviderFakes
 import Testing
 import WarrenCore
 

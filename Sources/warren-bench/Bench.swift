@@ -10,12 +10,13 @@ import ServiceLifecycle
 import Locking
 import WarrenCore
 
-/// `warren bench`: the Swift half of `Benchmarks/run`. Each subcommand does exactly what
+/// `warren-bench`: the Swift half of `Benchmarks/run`. Each subcommand does exactly what
 /// `Benchmarks/amqp_baseline.c` does with the same flags, so the two can be compared; the
 /// queue must already exist (the runner declares it). Connection setup is not timed.
+@main
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench",
+        commandName: "warren-bench",
         abstract: "Measure AMQP throughput (the Swift side of Benchmarks/run).",
         subcommands: [Publish.self, Consume.self, ConsumePostgres.self]
     )

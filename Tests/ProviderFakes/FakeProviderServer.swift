@@ -8,7 +8,7 @@ import Locking
 
 /// What a fake provider does to the next requests that pass its contract checks, one
 /// fault per request, before it goes back to behaving.
-enum FakeFault: Sendable {
+public enum FakeFault: Sendable {
     /// Answer this status with the provider's error JSON (type and message where the
     /// provider has them).
     case status(Int, type: String = "api_error", code: String? = nil, message: String = "simulated failure")
@@ -26,28 +26,34 @@ enum FakeFault: Sendable {
     case redirect(to: String)
 }
 
+/// A fake server that could not start.
+public struct FakeServerError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
 /// A provider's request as the fake saw it, for assertions.
-struct FakeRequest: Sendable {
-    var path: String
-    var receivedAt: ContinuousClock.Instant
-    var idempotencyKey: String?
+public struct FakeRequest: Sendable {
+    public var path: String
+    public var receivedAt: ContinuousClock.Instant
+    public var idempotencyKey: String?
 }
 
 /// A fake provider's HTTP server: real HTTP/1.1 on 127.0.0.1 on a free port, a queue of
 /// faults, and a log of requests. `dropAfterProcessing` is done by a channel handler
 /// that, seeing a response marked by the route, closes the connection instead of
 /// writing it, so the route's side effects happen and the client gets no answer.
-final class FakeProviderServer: Sendable {
-    let port: Int
-    var baseURL: String { "http://127.0.0.1:\(port)" }
+public final class FakeProviderServer: Sendable {
+    public let port: Int
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
     private let task: Task<Void, any Error>
     private let faults: Mutex<[FakeFault]>
     private let log: Mutex<[FakeRequest]>
 
-    static let dropMarker = HTTPField.Name("x-fake-drop-connection")!
+    public static let dropMarker = HTTPField.Name("x-fake-drop-connection")!
 
     /// Starts a server; `routes` adds the provider's routes to the router.
-    static func start(routes: (Router<BasicRequestContext>) -> Void) async throws -> FakeProviderServer {
+    public static func start(routes: (Router<BasicRequestContext>) -> Void) async throws -> FakeProviderServer {
         let router = Router()
         routes(router)
         var logger = Logger(label: "fake-provider")
@@ -66,7 +72,7 @@ final class FakeProviderServer: Sendable {
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next(), port > 0 else {
             task.cancel()
-            throw TestFailure("fake provider did not start")
+            throw FakeServerError(message: "fake provider did not start")
         }
         return FakeProviderServer(port: port, task: task)
     }
@@ -78,36 +84,36 @@ final class FakeProviderServer: Sendable {
         log = Mutex([])
     }
 
-    func stop() {
+    public func stop() {
         task.cancel()
     }
 
     /// Queues faults for the next requests, in order.
-    func fail(_ faults: FakeFault...) {
+    public func fail(_ faults: FakeFault...) {
         self.faults.withLock { $0 += faults }
     }
 
-    var requests: [FakeRequest] { log.withLock { $0 } }
+    public var requests: [FakeRequest] { log.withLock { $0 } }
 
     /// Records a request that passed the contract checks and returns its fault, if any.
-    func admit(_ path: String, idempotencyKey: String?) -> FakeFault? {
+    public func admit(_ path: String, idempotencyKey: String?) -> FakeFault? {
         log.withLock { $0.append(FakeRequest(path: path, receivedAt: .now, idempotencyKey: idempotencyKey)) }
         return faults.withLock { $0.isEmpty ? nil : $0.removeFirst() }
     }
 
-    static func json(_ status: Int, _ object: Any, headers: HTTPFields = [:]) -> Response {
+    public static func json(_ status: Int, _ object: Any, headers: HTTPFields = [:]) -> Response {
         var headers = headers
         headers[.contentType] = "application/json"
         let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data()
         return Response(status: .init(code: status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    static func redirect(to location: String) -> Response {
+    public static func redirect(to location: String) -> Response {
         Response(status: .temporaryRedirect, headers: [.location: location])
     }
 
     /// `response`, marked so that the connection is closed instead of it being sent.
-    static func dropped(_ response: Response) -> Response {
+    public static func dropped(_ response: Response) -> Response {
         var response = response
         response.headers[dropMarker] = "1"
         return response
@@ -121,7 +127,7 @@ private final class DropConnectionHandler: ChannelOutboundHandler, RemovableChan
     typealias OutboundOut = HTTPResponsePart
     private var dropping = false
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .head(let head) = unwrapOutboundIn(data), head.headerFields[FakeProviderServer.dropMarker] != nil {
             dropping = true
             context.close(promise: nil)
@@ -136,16 +142,16 @@ private final class DropConnectionHandler: ChannelOutboundHandler, RemovableChan
 
 extension Request {
     /// The bearer token of `Authorization`, if it has one.
-    var bearerToken: String? {
+    public var bearerToken: String? {
         guard let value = headers[.authorization], value.hasPrefix("Bearer ") else { return nil }
         return String(value.dropFirst("Bearer ".count))
     }
 
-    func bodyBytes() async throws -> [UInt8] {
+    public func bodyBytes() async throws -> [UInt8] {
         Array(buffer: try await body.collect(upTo: 1 << 20))
     }
 
-    func header(_ name: String) -> String? {
+    public func header(_ name: String) -> String? {
         HTTPField.Name(name).flatMap { headers[$0] }
     }
 }

@@ -3,20 +3,12 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import ProviderFakes
 import Testing
 import WarrenCore
 
 /// The SendGrid adapter against a fake SendGrid that checks the documented contract.
 @Suite struct SendGridAdapterTests {
-    static func provider(
-        _ fake: FakeSendGrid, key: String? = nil, timeout: Duration = .seconds(2), retry: RetryPolicy = ProviderEndpoint.defaultRetry,
-        limiter: RateLimiter = RateLimiter(rate: 1000, per: .seconds(1))
-    ) throws -> SendGridProvider {
-        let endpoint = try ProviderEndpoint(
-            provider: "sendgrid", baseURL: fake.baseURL, apiKey: APIKey(key ?? fake.apiKey), timeout: timeout, retry: retry, rateLimiter: limiter)
-        return SendGridProvider(endpoint: endpoint, logger: TestEnvironment.logger)
-    }
-
     static let plain = Email(
         to: EmailAddress("ada@example.com", name: "Ada"), from: EmailAddress("no-reply@example.com", name: "Warren"),
         content: .text(subject: "Welcome", body: "Hello Ada"))
@@ -24,7 +16,7 @@ import WarrenCore
     @Test func aPlainEmailIsAcceptedWithTheProvidersMessageID() async throws {
         let fake = try await FakeSendGrid.start()
         defer { fake.stop() }
-        let id = try await Self.provider(fake).send(Self.plain)
+        let id = try await fake.provider().send(Self.plain)
         let mail = try #require(fake.mail.first)
         #expect(id == mail.messageID)
         #expect(mail.to == "ada@example.com" && mail.toName == "Ada" && mail.from == "no-reply@example.com")
@@ -36,7 +28,7 @@ import WarrenCore
         defer { fake.stop() }
         var email = Self.plain
         email.content = .template(id: "d-welcome", data: ["name": "Ada", "amount": 1250])
-        _ = try await Self.provider(fake).send(email)
+        _ = try await fake.provider().send(email)
         let mail = try #require(fake.mail.first)
         #expect(mail.templateID == "d-welcome")
         #expect(mail.templateData == ["name": "Ada", "amount": 1250])
@@ -45,7 +37,7 @@ import WarrenCore
     @Test func aWrongKeyIsPermanentWithSendGridsMessageAndNeverShowsTheKey() async throws {
         let fake = try await FakeSendGrid.start()
         defer { fake.stop() }
-        let error = try await #require(throws: ProviderError.self) { try await Self.provider(fake, key: "SG.wrong-secret").send(Self.plain) }
+        let error = try await #require(throws: ProviderError.self) { try await fake.provider(key: "SG.wrong-secret").send(Self.plain) }
         #expect(error.kind == .permanent && error.status == 401)
         #expect(error.message == "The provided authorization grant is invalid, expired, or revoked")
         #expect(!error.description.contains("SG.wrong-secret") && !"\(error)".contains("wrong-secret"))
@@ -59,7 +51,7 @@ import WarrenCore
         let elsewhere = try await FakeSendGrid.start()
         defer { fake.stop(); elsewhere.stop() }
         fake.server.fail(.redirect(to: elsewhere.baseURL + "/v3/mail/send"))
-        let error = try await #require(throws: ProviderError.self) { try await Self.provider(fake).send(Self.plain) }
+        let error = try await #require(throws: ProviderError.self) { try await fake.provider().send(Self.plain) }
         #expect(error.kind == .permanent && error.status == 307)
         #expect(fake.server.requests.count == 1, "not retried")
         #expect(elsewhere.server.requests.isEmpty && elsewhere.mail.isEmpty, "the redirect target never saw the request")
@@ -69,7 +61,7 @@ import WarrenCore
         let fake = try await FakeSendGrid.start()
         defer { fake.stop() }
         fake.server.fail(.status(400, message: "The from address does not match a verified Sender Identity."))
-        let error = try await #require(throws: ProviderError.self) { try await Self.provider(fake).send(Self.plain) }
+        let error = try await #require(throws: ProviderError.self) { try await fake.provider().send(Self.plain) }
         #expect(error.kind == .permanent && error.status == 400)
         #expect(error.message == "The from address does not match a verified Sender Identity.")
         #expect(fake.server.requests.count == 1)
@@ -79,7 +71,7 @@ import WarrenCore
         let fake = try await FakeSendGrid.start()
         defer { fake.stop() }
         fake.server.fail(.status(500), .status(503))
-        _ = try await Self.provider(fake).send(Self.plain)
+        _ = try await fake.provider().send(Self.plain)
         #expect(fake.server.requests.count == 3)
         #expect(fake.mail.count == 1)
     }
@@ -89,12 +81,12 @@ import WarrenCore
         defer { fake.stop() }
         fake.server.fail(.rateLimited(resetIn: .seconds(1)))
         let started = ContinuousClock.now
-        _ = try await Self.provider(fake).send(Self.plain)
+        _ = try await fake.provider().send(Self.plain)
         #expect(ContinuousClock.now - started >= .milliseconds(900))
         #expect(fake.mail.count == 1)
 
         fake.server.fail(.rateLimited(resetIn: .seconds(60)))
-        let error = try await #require(throws: ProviderError.self) { try await Self.provider(fake).send(Self.plain) }
+        let error = try await #require(throws: ProviderError.self) { try await fake.provider().send(Self.plain) }
         #expect(error.kind == .transient && error.status == 429)
         #expect(error.retryAfter.map { $0 > .seconds(50) } == true)
         #expect(fake.server.requests.count == 3)
@@ -107,7 +99,7 @@ import WarrenCore
         fake.server.fail(.hang(.seconds(3)))
         let started = ContinuousClock.now
         let error = try await #require(throws: ProviderError.self) {
-            try await Self.provider(fake, timeout: .milliseconds(300)).send(Self.plain)
+            try await fake.provider(timeout: .milliseconds(300)).send(Self.plain)
         }
         #expect(error.kind == .outcomeUnknown && error.message.hasPrefix("no answer from /v3/mail/send within"))
         #expect(fake.server.requests.count == 1)
@@ -122,7 +114,7 @@ import WarrenCore
         defer { fake.stop() }
         fake.server.fail(fault)
         let error = try await #require(throws: ProviderError.self) {
-            try await Self.provider(fake, timeout: .milliseconds(500)).send(Self.plain)
+            try await fake.provider(timeout: .milliseconds(500)).send(Self.plain)
         }
         #expect(error.kind == .outcomeUnknown && error.code == "outcome-unknown")
         #expect(fake.server.requests.count == 1)
@@ -135,7 +127,7 @@ import WarrenCore
             provider: "sendgrid", baseURL: "http://127.0.0.1:1", apiKey: APIKey("SG.test"), timeout: .milliseconds(500), retry: .never,
             rateLimiter: RateLimiter(rate: 1000, per: .seconds(1)))
         let error = try await #require(throws: ProviderError.self) {
-            try await SendGridProvider(endpoint: endpoint, logger: TestEnvironment.logger).send(Self.plain)
+            try await SendGridProvider(endpoint: endpoint, logger: fakesLogger).send(Self.plain)
         }
         #expect(error.kind == .transient && error.code == "connection", "\(error)")
     }
@@ -143,7 +135,7 @@ import WarrenCore
     @Test func theRateLimiterHoldsTheConfiguredRate() async throws {
         let fake = try await FakeSendGrid.start()
         defer { fake.stop() }
-        let provider = try Self.provider(fake, limiter: RateLimiter(rate: 5, per: .seconds(1), burst: 1))
+        let provider = try fake.provider(limiter: RateLimiter(rate: 5, per: .seconds(1), burst: 1))
         let started = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<6 { group.addTask { _ = try await provider.send(Self.plain) } }
@@ -169,9 +161,9 @@ import WarrenCore
             #expect(error.kind == .configuration && !error.description.contains("SG.secret"))
         }
         let settings = ProviderSettings(environment: ["SENDGRID_API_KEY": "SG.secret", "WARREN_SENDGRID_URL": "http://mail.example.com"])
-        #expect(throws: ProviderError.self) { try settings.emailProvider(logger: TestEnvironment.logger) }
-        #expect(try ProviderSettings(environment: [:]).emailProvider(logger: TestEnvironment.logger) is LogEmailProvider)
-        #expect(try ProviderSettings(environment: [:]).paymentProvider(logger: TestEnvironment.logger) == nil)
+        #expect(throws: ProviderError.self) { try settings.emailProvider(logger: fakesLogger) }
+        #expect(try ProviderSettings(environment: [:]).emailProvider(logger: fakesLogger) is LogEmailProvider)
+        #expect(try ProviderSettings(environment: [:]).paymentProvider(logger: fakesLogger) == nil)
     }
 
     /// The fake holds the provider's contract, so the adapter's passing tests mean something.

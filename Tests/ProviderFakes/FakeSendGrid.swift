@@ -8,31 +8,31 @@ import WarrenCore
 /// JSON), personalizations with recipients, a sender, and either a template id or a
 /// subject with content (400 naming the field otherwise). Accepted mail gets 202 and an
 /// `X-Message-Id`. Errors use SendGrid's `{"errors": [{"message", "field"}]}`.
-final class FakeSendGrid: Sendable {
-    struct Mail: Sendable {
-        var messageID: String
-        var to: String
-        var toName: String?
-        var from: String
-        var subject: String?
-        var text: String?
-        var templateID: String?
-        var templateData: JSONValue?
+public final class FakeSendGrid: Sendable {
+    public struct Mail: Sendable {
+        public var messageID: String
+        public var to: String
+        public var toName: String?
+        public var from: String
+        public var subject: String?
+        public var text: String?
+        public var templateID: String?
+        public var templateData: JSONValue?
         /// The W3C `traceparent` and `tracestate` headers the request came with.
-        var traceparent: String?
-        var tracestate: String?
+        public var traceparent: String?
+        public var tracestate: String?
         /// When the fake accepted it (for rate checks).
-        var acceptedAt = ContinuousClock.now
+        public var acceptedAt = ContinuousClock.now
     }
 
-    let server: FakeProviderServer
-    let apiKey: String
+    public let server: FakeProviderServer
+    public let apiKey: String
     private let accepted = Mutex<[Mail]>([])
 
-    var mail: [Mail] { accepted.withLock { $0 } }
-    var baseURL: String { server.baseURL }
+    public var mail: [Mail] { accepted.withLock { $0 } }
+    public var baseURL: String { server.baseURL }
 
-    static func start(apiKey: String = "SG.test-key") async throws -> FakeSendGrid {
+    public static func start(apiKey: String = "SG.test-key") async throws -> FakeSendGrid {
         let box = Mutex<FakeSendGrid?>(nil)
         let server = try await FakeProviderServer.start { router in
             router.post("/v3/mail/send") { request, _ in
@@ -49,7 +49,7 @@ final class FakeSendGrid: Sendable {
         self.apiKey = apiKey
     }
 
-    func stop() { server.stop() }
+    public func stop() { server.stop() }
 
     private struct Body: Decodable {
         struct Address: Decodable {
@@ -121,7 +121,7 @@ final class FakeSendGrid: Sendable {
         }
     }
 
-    static func error(_ status: Int, _ message: String, field: String?) -> Response {
+    public static func error(_ status: Int, _ message: String, field: String?) -> Response {
         FakeProviderServer.json(status, ["errors": [["message": message, "field": field.map { $0 as Any } ?? NSNull(), "help": NSNull()]]])
     }
 }

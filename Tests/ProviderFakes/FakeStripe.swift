@@ -9,19 +9,19 @@ import Locking
 /// every POST. Keys behave like Stripe's: the same key replays the first answer
 /// (`Idempotent-Replayed: true`) and creates nothing; reused with other parameters it is
 /// a 400 `idempotency_error`. Errors use `{"error": {"type", "code", "message"}}`.
-final class FakeStripe: Sendable {
-    struct Customer: Sendable {
-        var id: String
-        var email: String
-        var name: String?
-        var userID: String?
+public final class FakeStripe: Sendable {
+    public struct Customer: Sendable {
+        public var id: String
+        public var email: String
+        public var name: String?
+        public var userID: String?
     }
 
-    struct Intent: Sendable {
-        var id: String
-        var amount: Int
-        var currency: String
-        var customer: String
+    public struct Intent: Sendable {
+        public var id: String
+        public var amount: Int
+        public var currency: String
+        public var customer: String
     }
 
     private struct State {
@@ -32,19 +32,19 @@ final class FakeStripe: Sendable {
         var replies: [String: (form: [String: String], status: Int, body: [String: String])] = [:]
     }
 
-    static let apiVersion = "2024-06-20"
+    public static let apiVersion = "2024-06-20"
 
-    let server: FakeProviderServer
-    let apiKey: String
+    public let server: FakeProviderServer
+    public let apiKey: String
     private let state = Mutex(State())
 
-    var customers: [Customer] { state.withLock { $0.customers } }
-    var intents: [Intent] { state.withLock { $0.intents } }
+    public var customers: [Customer] { state.withLock { $0.customers } }
+    public var intents: [Intent] { state.withLock { $0.intents } }
     /// Requests answered from an idempotency record.
-    var replayed: Int { state.withLock { $0.replayed } }
-    var baseURL: String { server.baseURL }
+    public var replayed: Int { state.withLock { $0.replayed } }
+    public var baseURL: String { server.baseURL }
 
-    static func start(apiKey: String = "sk_test_fake") async throws -> FakeStripe {
+    public static func start(apiKey: String = "sk_test_fake") async throws -> FakeStripe {
         let box = Mutex<FakeStripe?>(nil)
         let server = try await FakeProviderServer.start { router in
             router.post("/v1/customers") { request, _ in try await box.withLock { $0 }!.handle(request, path: "/v1/customers") }
@@ -60,7 +60,7 @@ final class FakeStripe: Sendable {
         self.apiKey = apiKey
     }
 
-    func stop() { server.stop() }
+    public func stop() { server.stop() }
 
     private func handle(_ request: Request, path: String) async throws -> Response {
         guard request.bearerToken == apiKey else {
@@ -146,7 +146,7 @@ final class FakeStripe: Sendable {
     }
 
     /// `a=1&b%5Bc%5D=x+y` → ["a": "1", "b[c]": "x y"]; nil for broken encoding.
-    static func decodeForm(_ bytes: [UInt8]) -> [String: String]? {
+    public static func decodeForm(_ bytes: [UInt8]) -> [String: String]? {
         guard let text = String(validating: bytes, as: UTF8.self) else { return nil }
         var form: [String: String] = [:]
         for pair in text.split(separator: "&") {
@@ -160,7 +160,7 @@ final class FakeStripe: Sendable {
         return form
     }
 
-    static func error(_ status: Int, type: String, code: String? = nil, message: String, headers: HTTPFields = [:]) -> Response {
+    public static func error(_ status: Int, type: String, code: String? = nil, message: String, headers: HTTPFields = [:]) -> Response {
         var detail: [String: Any] = ["type": type, "message": message]
         if let code { detail["code"] = code }
         return FakeProviderServer.json(status, ["error": detail], headers: headers)

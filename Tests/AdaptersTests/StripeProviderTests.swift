@@ -2,27 +2,19 @@ import Adapters
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import ProviderFakes
 import Testing
 import WarrenCore
 
 /// The Stripe adapter against a fake Stripe that checks the documented contract and
 /// honours idempotency keys as Stripe does.
 @Suite struct StripeAdapterTests {
-    static func provider(
-        _ fake: FakeStripe, key: String? = nil, timeout: Duration = .seconds(2), retry: RetryPolicy = ProviderEndpoint.defaultRetry
-    ) throws -> StripeProvider {
-        let endpoint = try ProviderEndpoint(
-            provider: "stripe", baseURL: fake.baseURL, apiKey: APIKey(key ?? fake.apiKey), timeout: timeout, retry: retry,
-            rateLimiter: RateLimiter(rate: 1000, per: .seconds(1)))
-        return StripeProvider(endpoint: endpoint, logger: TestEnvironment.logger)
-    }
-
     static let ada = NewCustomer(userID: "usr_1 & co+x", email: "ada+test@example.com", name: "Ada Lovelace-Byron ✓")
 
     @Test func aCustomerIsCreatedFormEncodedWithItsUserID() async throws {
         let fake = try await FakeStripe.start()
         defer { fake.stop() }
-        let id = try await Self.provider(fake).createCustomer(Self.ada, idempotencyKey: "warren-e1-customer")
+        let id = try await fake.provider().createCustomer(Self.ada, idempotencyKey: "warren-e1-customer")
         let customer = try #require(fake.customers.first)
         #expect(id == customer.id && id.hasPrefix("cus_"))
         #expect(customer.email == "ada+test@example.com" && customer.name == "Ada Lovelace-Byron ✓" && customer.userID == "usr_1 & co+x")
@@ -32,7 +24,7 @@ import WarrenCore
     @Test func theSameIdempotencyKeyGivesTheSameCustomerAndCreatesNothing() async throws {
         let fake = try await FakeStripe.start()
         defer { fake.stop() }
-        let provider = try Self.provider(fake)
+        let provider = try fake.provider()
         let first = try await provider.createCustomer(Self.ada, idempotencyKey: "warren-e2-customer")
         let again = try await provider.createCustomer(Self.ada, idempotencyKey: "warren-e2-customer")
         #expect(first == again)
@@ -42,7 +34,7 @@ import WarrenCore
     @Test func aPaymentIntentForAKnownCustomerAndAPermanentErrorForAnUnknownOne() async throws {
         let fake = try await FakeStripe.start()
         defer { fake.stop() }
-        let provider = try Self.provider(fake)
+        let provider = try fake.provider()
         let customer = try await provider.createCustomer(Self.ada, idempotencyKey: "warren-e3-customer")
         let intent = try await provider.createPaymentIntent(
             NewPaymentIntent(amount: 1250, currency: "EUR", customerID: customer), idempotencyKey: "warren-e3-intent")
@@ -61,7 +53,7 @@ import WarrenCore
         let fake = try await FakeStripe.start()
         defer { fake.stop() }
         fake.server.fail(.dropAfterProcessing)
-        let id = try await Self.provider(fake).createCustomer(Self.ada, idempotencyKey: "warren-e5-customer")
+        let id = try await fake.provider().createCustomer(Self.ada, idempotencyKey: "warren-e5-customer")
         #expect(fake.customers.map(\.id) == [id])
         // The retry was answered from the idempotency record: one request processed, one replayed.
         #expect(fake.server.requests.map(\.idempotencyKey) == ["warren-e5-customer"])
@@ -72,7 +64,7 @@ import WarrenCore
         let fake = try await FakeStripe.start()
         defer { fake.stop() }
         fake.server.fail(.status(500), .status(502))
-        _ = try await Self.provider(fake).createCustomer(Self.ada, idempotencyKey: "warren-e6-customer")
+        _ = try await fake.provider().createCustomer(Self.ada, idempotencyKey: "warren-e6-customer")
         #expect(fake.server.requests.count == 3)
         #expect(fake.customers.count == 1)
     }
@@ -91,7 +83,7 @@ import WarrenCore
         for (index, (fault, kind)) in cases.enumerated() {
             fake.server.fail(fault)
             let error = try await #require(throws: ProviderError.self) {
-                try await Self.provider(fake, timeout: .milliseconds(300), retry: .never)
+                try await fake.provider(timeout: .milliseconds(300), retry: .never)
                     .createCustomer(Self.ada, idempotencyKey: "warren-kinds-\(index)")
             }
             #expect(error.kind == kind, "\(fault)")
@@ -103,7 +95,7 @@ import WarrenCore
         let fake = try await FakeStripe.start()
         defer { fake.stop() }
         let error = try await #require(throws: ProviderError.self) {
-            try await Self.provider(fake, key: "sk_test_wrong_secret").createCustomer(Self.ada, idempotencyKey: "k")
+            try await fake.provider(key: "sk_test_wrong_secret").createCustomer(Self.ada, idempotencyKey: "k")
         }
         #expect(error.kind == .permanent && error.status == 401)
         #expect(!error.description.contains("wrong_secret"))
