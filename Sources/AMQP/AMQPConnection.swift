@@ -17,8 +17,9 @@ public final class AMQPConnection: Sendable {
     }
 
     /// Connects to the first endpoint that accepts, or throws the last endpoint's error.
-    /// For one-shot work: the caller closes it. Long-running processes run it as a
-    /// `Service` instead.
+    /// The caller must `close()` it: nothing else stops its I/O thread (prefer
+    /// ``withConnection(_:logger:_:)`` for one-shot work, and `run()` as a `Service` in
+    /// long-running processes).
     public static func connect(
         _ configuration: AMQPConfiguration,
         logger: Logger = Logger(label: "warren.amqp")
@@ -28,8 +29,23 @@ public final class AMQPConnection: Sendable {
         return connection
     }
 
-    deinit {
-        loop.submit(.close(done: {}))
+    /// Connects, runs `body` with the connection, and closes it however `body` ends: for
+    /// one-shot work (a CLI command).
+    public static func withConnection<T>(
+        _ configuration: AMQPConfiguration,
+        logger: Logger = Logger(label: "warren.amqp"),
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (AMQPConnection) async throws -> T
+    ) async throws -> T {
+        let connection = try await connect(configuration, logger: logger)
+        do {
+            let result = try await body(connection)
+            await connection.close()
+            return result
+        } catch {
+            await connection.close()
+            throw error
+        }
     }
 
     public var configuration: AMQPConfiguration { loop.configuration }

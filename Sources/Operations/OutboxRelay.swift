@@ -20,8 +20,8 @@ public struct OutboxRelaySettings: Sendable {
     public var publishTimeout: Duration = .seconds(10)
     /// Pause after a failed batch (broker or database down) before the next try.
     public var failureBackoff: Duration = .seconds(1)
-    /// When LISTEN could not be set up (database down at start), how often to try again;
-    /// meanwhile the relay polls every `pollInterval`.
+    /// While the LISTEN connection cannot be made (database down), how often to try
+    /// again; meanwhile the relay polls every `pollInterval`.
     public var listenRetryInterval: Duration = .seconds(10)
     /// How often the pending gauges are measured (`WARREN_QUEUE_METRICS_INTERVAL`).
     public var metricsInterval: Duration = .seconds(15)
@@ -68,11 +68,26 @@ public struct OutboxRelay: Service {
 
     public func run() async throws {
         let channel = try await amqp.openChannel()
-        var listener = await listen()
-        var nextListenAttempt = ContinuousClock.now + settings.listenRetryInterval
+        let wakeup = Wakeup()
+        // Its own Service, run beside the loop and ended with it.
+        let listener = PostgresListener(
+            conninfo: conninfo, channel: Outbox.notificationChannel, retryInterval: settings.listenRetryInterval, logger: logger
+        ) { wakeup.signal() }
+        logger.info("outbox.relay.started")
+        await withDiscardingTaskGroup { group in
+            group.addTask { try? await listener.run() }
+            await relayUntilShutdown(on: channel, wakeup: wakeup)
+            group.cancelAll()
+        }
+        await channel.close()
+        logger.info("outbox.relay.stopped")
+    }
+
+    /// Batches until graceful shutdown or cancellation; between batches that left nothing
+    /// behind, waits for a notification or at most `pollInterval`.
+    private func relayUntilShutdown(on channel: AMQPChannel, wakeup: Wakeup) async {
         var nextPrune = ContinuousClock.now
         var nextGauges = ContinuousClock.now
-        logger.info("outbox.relay.started")
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             // First: the gauges matter most while batches fail (the backlog grows).
             if ContinuousClock.now >= nextGauges {
@@ -92,36 +107,7 @@ public struct OutboxRelay: Service {
                 nextPrune = ContinuousClock.now + settings.pruneInterval
             }
             guard taken < settings.batchSize else { continue }
-            if listener == nil, ContinuousClock.now >= nextListenAttempt {
-                listener = await listen()
-                nextListenAttempt = ContinuousClock.now + settings.listenRetryInterval
-            }
-            if let current = listener {
-                do {
-                    _ = try await current.wait(timeout: settings.pollInterval)
-                } catch {
-                    logger.warning("outbox.listen.failed", metadata: ["error": "\(error)"])
-                    await pause(settings.pollInterval)
-                }
-            } else {
-                await pause(settings.pollInterval)
-            }
-        }
-        await listener?.close()
-        await channel.close()
-        logger.info("outbox.relay.stopped")
-    }
-
-    /// The LISTEN connection, or nil (logged) if the database cannot be reached now. Once
-    /// set up, the listener reconnects by itself after losing its connection.
-    private func listen() async -> PostgresListener? {
-        do {
-            let listener = try await PostgresListener.listen(to: conninfo, channel: Outbox.notificationChannel)
-            logger.info("outbox.listen.started")
-            return listener
-        } catch {
-            logger.warning("outbox.listen.unavailable", metadata: ["error": "\(error)", "retry_in": "\(settings.listenRetryInterval)"])
-            return nil
+            await wakeup.wait(timeout: settings.pollInterval)
         }
     }
 

@@ -14,13 +14,13 @@ import struct Synchronization.Atomic
 /// reconnects (`PQreset`), except inside a ``transaction(isolation:_:)``, whose work is gone
 /// with the session.
 public final class PostgresConnection: @unchecked Sendable {
-    // `@unchecked Sendable` is sound because the mutable stored properties (`pgconn`,
-    // `transactionDepth`) are read and written only inside jobs on `thread`, which runs one
-    // job at a time in order on a single OS thread, and in `deinit`, when no job can be
-    // pending (each pending job holds a strong reference to `self`). Everything else is
-    // immutable or atomic.
+    // `@unchecked Sendable` is sound because the thread-confined state (`libpq`,
+    // `transactionDepth`) is read and written only inside jobs on `thread`, which runs one
+    // job at a time in order on a single OS thread; when the last reference goes, no job
+    // can be pending (each holds a strong reference to `self`) and `libpq` finishes itself.
+    // Everything else is immutable or atomic.
     private let thread: BlockingThread
-    private var pgconn: OpaquePointer?
+    private let libpq: LibPQConnection
     /// Open transaction plus savepoints; see PostgresConnection+Transaction.swift.
     var transactionDepth = 0
     private let broken = Atomic<Bool>(false)
@@ -46,22 +46,12 @@ public final class PostgresConnection: @unchecked Sendable {
     /// How long a job started by an already-cancelled task may take (a quick rollback on
     /// a healthy network) before it is interrupted like a call whose task is cancelled.
     static let cancelledJobBound: Duration = .seconds(2)
-    private let notices: LibPQNotices
     let logger: Logger
 
-    private init(thread: BlockingThread, pgconn: OpaquePointer, notices: LibPQNotices, logger: Logger) {
+    private init(thread: BlockingThread, libpq: LibPQConnection, logger: Logger) {
         self.thread = thread
-        self.pgconn = pgconn
-        self.notices = notices
+        self.libpq = libpq
         self.logger = logger
-    }
-
-    deinit {
-        guard let pgconn else { return }
-        let handle = UnsafeHandle(pointer: pgconn)
-        thread.submit { [notices] in
-            withExtendedLifetime(notices) { PQfinish(handle.pointer) }
-        }
     }
 
     /// Opens a connection from a libpq URI (`postgresql://user:pass@host:5432/db`) or a
@@ -71,24 +61,20 @@ public final class PostgresConnection: @unchecked Sendable {
     public static func connect(to conninfo: String, logger: Logger) async throws -> PostgresConnection {
         let thread = BlockingThread(name: "warren.postgres")
         let notices = LibPQNotices(logger: logger)
-        let handle = try await thread.run {
-            guard let pgconn = LibPQConnect.open(conninfo) else {
-                throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
-            }
-            notices.install(on: pgconn)
+        let libpq = try await thread.run {
+            let libpq = try LibPQConnection.open(conninfo, notices: notices)
             do {
-                try Self.checkConnected(pgconn)
-                try Self.configureSession(pgconn)
+                try Self.configureSession(libpq)
             } catch {
-                PQfinish(pgconn)
+                libpq.finish()
                 throw error
             }
-            return UnsafeHandle(pointer: pgconn)
+            return libpq
         }
         var logger = logger
-        logger[metadataKey: "postgres.backend_pid"] = "\(PQbackendPID(handle.pointer))"
+        logger[metadataKey: "postgres.backend_pid"] = "\(libpq.backendPID)"
         logger.debug("postgres connection opened")
-        return PostgresConnection(thread: thread, pgconn: handle.pointer, notices: notices, logger: logger)
+        return PostgresConnection(thread: thread, libpq: libpq, logger: logger)
     }
 
     /// Rows of a query whose interpolations are bind parameters.
@@ -118,10 +104,7 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Closes the connection; later calls throw ``PostgresError/Code-swift.struct/closed``.
     public func close() async {
-        _ = try? await thread.run { [self] in
-            if let pgconn { PQfinish(pgconn) }
-            pgconn = nil
-        }
+        _ = try? await thread.run { [libpq] in libpq.finish() }
     }
 
     // MARK: Work on the connection's thread
@@ -216,9 +199,9 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     /// Thread-confined, like `transactionDepth`.
-    var isAlive: Bool { pgconn.map { PQstatus($0) == CONNECTION_OK } ?? false }
+    var isAlive: Bool { libpq.isConnected }
 
-    var transactionStatus: PGTransactionStatusType { pgconn.map(PQtransactionStatus) ?? PQTRANS_UNKNOWN }
+    var transactionStatus: PGTransactionStatusType { libpq.transactionStatus }
 
     private func execute(_ sql: String, _ binds: [PostgresValue?]) throws -> LibPQResult {
         var parameters = try BindParameters(binds)
@@ -237,14 +220,14 @@ public final class PostgresConnection: @unchecked Sendable {
         query: String?,
         _ call: (OpaquePointer) -> OpaquePointer?
     ) throws -> LibPQResult {
-        guard let pgconn else {
+        guard let pgconn = libpq.pointer else {
             throw PostgresError(code: .closed, message: "the connection was closed", context: context)
         }
         // libpq takes C strings: a NUL would silently cut the statement short.
         guard !(query?.utf8.contains(0) ?? false) else {
             throw PostgresError(code: .invalidValue, message: "the SQL text contains a NUL byte", context: context)
         }
-        if PQstatus(pgconn) != CONNECTION_OK {
+        if !libpq.isConnected {
             // An interrupted job does not reconnect: that could block as long as the call did.
             guard !job.withLock({ $0.interrupted == $0.number || $0.cancelledAtStart }) else {
                 throw PostgresError(code: .connectionLost, message: "the connection is lost and its task was cancelled: no reconnect", context: context)
@@ -257,17 +240,16 @@ public final class PostgresConnection: @unchecked Sendable {
                 )
             }
             logger.info("postgres connection reconnecting")
-            PQreset(pgconn)
             do {
-                try Self.checkConnected(pgconn)
-                try Self.configureSession(pgconn)
+                try libpq.reset()
+                try Self.configureSession(libpq)
             } catch {
                 broken.store(true, ordering: .relaxed)
                 throw error
             }
             broken.store(false, ordering: .relaxed)
         }
-        let socket = PQsocket(pgconn)
+        let socket = libpq.socket
         job.withLock { job in
             job.socket = socket >= 0 ? dup(socket) : -1
             // Interrupted between two calls of the job: this one must not block either.
@@ -279,58 +261,27 @@ public final class PostgresConnection: @unchecked Sendable {
             job.socket = -1
         }
         guard let pointer = answer else {
-            throw PostgresError(
-                code: failureCode(pgconn), message: Self.errorMessage(pgconn), context: context, query: query)
+            throw PostgresError(code: failureCode(), message: libpq.errorMessage, context: context, query: query)
         }
         let result = LibPQResult(pointer: pointer)
         guard result.succeeded else {
-            throw result.error(
-                code: failureCode(pgconn), fallbackMessage: Self.errorMessage(pgconn), context: context, query: query)
+            throw result.error(code: failureCode(), fallbackMessage: libpq.errorMessage, context: context, query: query)
         }
         return result
     }
 
     /// After a failed call: `connectionLost` if the connection died with it, else `queryFailed`.
-    private func failureCode(_ pgconn: OpaquePointer) -> PostgresError.Code {
-        guard PQstatus(pgconn) != CONNECTION_OK else { return .queryFailed }
+    private func failureCode() -> PostgresError.Code {
+        guard !libpq.isConnected else { return .queryFailed }
         broken.store(true, ordering: .relaxed)
         logger.warning("postgres connection lost")
         return .connectionLost
     }
 
-    private static func checkConnected(_ pgconn: OpaquePointer) throws {
-        guard PQstatus(pgconn) == CONNECTION_OK else {
-            throw PostgresError(code: .connectionFailed, message: errorMessage(pgconn))
-        }
-    }
-
     /// Session settings the text decoders depend on; rerun after every reconnect.
-    private static func configureSession(_ pgconn: OpaquePointer) throws {
-        let sql = "SET TIME ZONE 'UTC'; SET datestyle TO 'ISO, MDY'; SET bytea_output TO 'hex'; SET client_encoding TO 'UTF8'"
-        guard let pointer = PQexec(pgconn, sql) else {
-            throw PostgresError(code: .connectionFailed, message: errorMessage(pgconn), context: "session setup")
-        }
-        let result = LibPQResult(pointer: pointer)
-        guard result.succeeded else {
-            throw result.error(
-                code: .connectionFailed, fallbackMessage: errorMessage(pgconn), context: "session setup", query: sql)
-        }
-    }
-
-    private static func errorMessage(_ pgconn: OpaquePointer) -> String {
-        String(cString: PQerrorMessage(pgconn)).trimmingTrailingWhitespace()
-    }
-}
-
-/// Carries a libpq pointer into a job on the connection's thread, its only user.
-struct UnsafeHandle: @unchecked Sendable {
-    let pointer: OpaquePointer
-}
-
-extension String {
-    fileprivate func trimmingTrailingWhitespace() -> String {
-        var result = self
-        while result.last?.isWhitespace == true { result.removeLast() }
-        return result
+    private static func configureSession(_ libpq: LibPQConnection) throws {
+        try libpq.execute(
+            "SET TIME ZONE 'UTC'; SET datestyle TO 'ISO, MDY'; SET bytea_output TO 'hex'; SET client_encoding TO 'UTF8'",
+            failure: .connectionFailed, context: "session setup")
     }
 }

@@ -2,103 +2,148 @@ import Blocking
 import CLibPQ
 import Glibc
 import Logging
+import ServiceLifecycle
 
-/// A dedicated connection that `LISTEN`s on one channel. `NOTIFY` arrives asynchronously
-/// in libpq (`PQconsumeInput` + `PQnotifies`), which does not fit the request/response
-/// ``PostgresConnection``; this owns its own libpq connection and thread instead.
+/// A connection that `LISTEN`s on one channel, as a `Service`: `run()` starts its thread,
+/// connects, and calls `onNotification` whenever `NOTIFY` arrives, until graceful shutdown
+/// or cancellation; then it closes the connection and its thread ends. Nothing runs before
+/// `run()` or after it returns.
 ///
-/// Notifications only say "look now": payloads are not kept, and callers must still poll
-/// at some interval, since a notification sent while the listener was reconnecting is gone.
-public final class PostgresListener: @unchecked Sendable {
-    // `@unchecked Sendable` is sound because `pgconn` is read and written only in jobs on
-    // `thread` (one job at a time, on one OS thread) and in `deinit`, when no job can be
-    // pending (each holds a strong reference to `self`). `channel` and `thread` are immutable.
-    private let thread: BlockingThread
-    private var pgconn: OpaquePointer?
+/// Notifications only say "look now": payloads are not kept. One sent while the listener
+/// was disconnected is gone, so every (re)connection also calls `onNotification`, and
+/// owners still poll at some interval. While the database cannot be reached it tries
+/// again every `retryInterval`, logging the outage once and the recovery once.
+public final class PostgresListener: Sendable {
     private let conninfo: String
     private let channel: String
+    private let retryInterval: Duration
+    private let logger: Logger
+    private let onNotification: @Sendable () -> Void
 
-    private init(thread: BlockingThread, conninfo: String, channel: String) {
-        self.thread = thread
+    public init(
+        conninfo: String, channel: String, retryInterval: Duration = .seconds(5), logger: Logger,
+        onNotification: @escaping @Sendable () -> Void
+    ) {
         self.conninfo = conninfo
         self.channel = channel
+        self.retryInterval = retryInterval
+        self.logger = logger
+        self.onNotification = onNotification
+    }
+}
+
+extension PostgresListener: Service {
+    public func run() async throws {
+        let session = try ListenSession(conninfo: conninfo, channel: channel)
+        let thread = BlockingThread(name: "warren.postgres.listen")
+        var unavailable = false
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                    do {
+                        let outcome = try await thread.run { try session.waitOnce(timeout: .seconds(10)) }
+                        if unavailable, outcome != .stopped {
+                            unavailable = false
+                            logger.info("postgres.listen.recovered", metadata: ["channel": "\(channel)"])
+                        }
+                        if outcome == .connected || outcome == .notified { onNotification() }
+                    } catch {
+                        if !unavailable {
+                            unavailable = true
+                            logger.warning(
+                                "postgres.listen.unavailable",
+                                metadata: ["channel": "\(channel)", "error": "\(error)", "retry_in": "\(retryInterval)"])
+                        }
+                        _ = try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.retryInterval) }
+                    }
+                }
+            } onGracefulShutdown: {
+                session.stop()
+            }
+        } onCancel: {
+            session.stop()
+        }
+        _ = try? await thread.run { session.close() }
+    }
+}
+
+/// The listener's connection and its wake-up descriptor. Confined to the listener's
+/// thread, except `stop()`, which only writes to the eventfd (thread-safe by the kernel).
+private final class ListenSession: @unchecked Sendable {
+    enum Outcome: Equatable {
+        case connected, notified, timedOut, stopped
     }
 
-    deinit {
-        guard let pgconn else { return }
-        let handle = UnsafeHandle(pointer: pgconn)
-        thread.submit { PQfinish(handle.pointer) }
-    }
+    private let conninfo: String
+    private let channel: String
+    private var libpq: LibPQConnection?
+    /// Readable once `stop()` was called: ends the wait in `poll` at once.
+    private let stopper: Int32
 
-    /// Connects and runs `LISTEN channel`. `channel` is quoted as an identifier.
-    public static func listen(to conninfo: String, channel: String) async throws -> PostgresListener {
-        let listener = PostgresListener(thread: BlockingThread(name: "warren.postgres.listen"), conninfo: conninfo, channel: channel)
-        try await listener.thread.run { [listener] in try listener.connectOnThread() }
-        return listener
-    }
-
-    /// Waits up to `timeout` for at least one notification and returns whether one came.
-    /// Throws ``PostgresError/Code-swift.struct/connectionLost`` when the connection died;
-    /// the next call reconnects and listens again.
-    public func wait(timeout: Duration) async throws -> Bool {
-        try await thread.run { [self] in
-            if pgconn == nil || PQstatus(pgconn) != CONNECTION_OK { try connectOnThread() }
-            guard let pgconn else { throw PostgresError(code: .closed, message: "the listener was closed") }
-            if try drain(pgconn) { return true }
-            var descriptor = pollfd(fd: PQsocket(pgconn), events: Int16(POLLIN), revents: 0)
-            let milliseconds = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-            let ready = poll(&descriptor, 1, milliseconds)
-            guard ready > 0 else { return false }
-            return try drain(pgconn)
+    init(conninfo: String, channel: String) throws {
+        self.conninfo = conninfo
+        self.channel = channel
+        stopper = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        guard stopper >= 0 else {
+            throw PostgresError(code: .connectionFailed, message: "eventfd failed: errno \(errno)", context: "LISTEN")
         }
     }
 
-    public func close() async {
-        _ = try? await thread.run { [self] in
-            if let pgconn { PQfinish(pgconn) }
-            pgconn = nil
+    deinit { Glibc.close(stopper) }
+
+    func stop() {
+        var one: UInt64 = 1
+        _ = Glibc.write(stopper, &one, MemoryLayout<UInt64>.size)
+    }
+
+    /// Connects if needed (and says so), else waits up to `timeout` for notifications.
+    /// Throws when the connection cannot be made or is lost; the next call reconnects.
+    func waitOnce(timeout: Duration) throws -> Outcome {
+        guard let libpq, libpq.isConnected else {
+            self.libpq?.finish()
+            self.libpq = nil
+            self.libpq = try connect()
+            return .connected
+        }
+        do {
+            if try drain(libpq) { return .notified }
+            var descriptors = [
+                pollfd(fd: libpq.socket, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: stopper, events: Int16(POLLIN), revents: 0),
+            ]
+            let ready = poll(&descriptors, 2, Int32(timeout / .milliseconds(1)))
+            if descriptors[1].revents != 0 { return .stopped }
+            guard ready > 0 else { return .timedOut }
+            return try drain(libpq) ? .notified : .timedOut
+        } catch {
+            close()  // the next call connects afresh
+            throw error
         }
     }
 
-    // MARK: On the listener's thread
+    func close() {
+        libpq?.finish()
+        libpq = nil
+    }
 
-    private func connectOnThread() throws {
-        if let pgconn { PQfinish(pgconn) }
-        pgconn = nil
-        guard let connection = LibPQConnect.open(conninfo) else {
-            throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
+    private func connect() throws -> LibPQConnection {
+        let libpq = try LibPQConnection.open(conninfo, context: "LISTEN")
+        do {
+            try libpq.execute("LISTEN " + libpq.quotedIdentifier(channel), failure: .connectionFailed, context: "LISTEN")
+        } catch {
+            libpq.finish()
+            throw error
         }
-        guard PQstatus(connection) == CONNECTION_OK else {
-            let message = String(cString: PQerrorMessage(connection))
-            PQfinish(connection)
-            throw PostgresError(code: .connectionFailed, message: message, context: "LISTEN")
-        }
-        guard let quoted = PQescapeIdentifier(connection, channel, channel.utf8.count) else {
-            PQfinish(connection)
-            throw PostgresError(code: .invalidValue, message: "cannot quote the channel name", context: "LISTEN")
-        }
-        let sql = "LISTEN " + String(cString: quoted)
-        PQfreemem(quoted)
-        guard let pointer = PQexec(connection, sql) else {
-            let message = String(cString: PQerrorMessage(connection))
-            PQfinish(connection)
-            throw PostgresError(code: .connectionFailed, message: message, context: "LISTEN")
-        }
-        let result = LibPQResult(pointer: pointer)
-        guard result.succeeded else {
-            PQfinish(connection)
-            throw result.error(code: .queryFailed, fallbackMessage: "LISTEN failed", context: "LISTEN", query: sql)
-        }
-        pgconn = connection
+        return libpq
     }
 
     /// Reads what the socket has and frees every queued notification; true if there was one.
-    private func drain(_ pgconn: OpaquePointer) throws -> Bool {
-        guard PQconsumeInput(pgconn) == 1 else {
-            throw PostgresError(code: .connectionLost, message: String(cString: PQerrorMessage(pgconn)), context: "LISTEN")
+    private func drain(_ libpq: LibPQConnection) throws -> Bool {
+        guard let pointer = libpq.pointer, PQconsumeInput(pointer) == 1 else {
+            throw PostgresError(code: .connectionLost, message: libpq.errorMessage, context: "LISTEN")
         }
         var received = false
-        while let notification = PQnotifies(pgconn) {
+        while let notification = PQnotifies(pointer) {
             received = true
             PQfreemem(notification)
         }

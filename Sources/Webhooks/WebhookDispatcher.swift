@@ -355,64 +355,15 @@ public struct WebhookDispatcher: Service {
         }
     }
 
-    /// Forwards `NOTIFY warren_webhooks` to the loop until cancelled; without a LISTEN
-    /// connection the loop still polls.
+    /// Forwards `NOTIFY warren_webhooks` to the loop until cancelled; while the LISTEN
+    /// connection is down the loop still polls.
     private func listen(_ progress: Progress) async {
-        var listener: PostgresListener?
-        while !Task.isCancelled {
-            if listener == nil {
-                listener = try? await PostgresListener.listen(to: conninfo, channel: WebhookDeliveries.notificationChannel)
-                if listener == nil {
-                    try? await Task.sleep(for: .seconds(5))
-                    continue
-                }
-            }
-            do {
-                if try await listener!.wait(timeout: settings.pollInterval) {
-                    progress.notified.store(true, ordering: .relaxed)
-                    progress.wakeup.signal()
-                }
-            } catch {
-                try? await Task.sleep(for: settings.pollInterval)
-            }
+        let listener = PostgresListener(
+            conninfo: conninfo, channel: WebhookDeliveries.notificationChannel, retryInterval: .seconds(5), logger: logger
+        ) {
+            progress.notified.store(true, ordering: .relaxed)
+            progress.wakeup.signal()
         }
-        await listener?.close()
-    }
-}
-
-/// A wake-up call that is never lost: a signal with nobody waiting is kept for the next wait.
-final class Wakeup: Sendable {
-    private let state = Mutex<(signalled: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
-
-    func signal() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            if let waiter = state.waiter {
-                state.waiter = nil
-                return waiter
-            }
-            state.signalled = true
-            return nil
-        }
-        waiter?.resume()
-    }
-
-    /// Returns at the next signal (or a kept one), or after `timeout`.
-    func wait(timeout: Duration) async {
-        let timer = Task {
-            try? await Task.sleep(for: timeout)
-            if !Task.isCancelled { self.signal() }
-        }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { state -> Bool in
-                if state.signalled {
-                    state.signalled = false
-                    return true
-                }
-                state.waiter = continuation
-                return false
-            }
-            if now { continuation.resume() }
-        }
-        timer.cancel()
+        try? await listener.run()
     }
 }

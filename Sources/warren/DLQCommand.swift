@@ -325,14 +325,8 @@ private func withDeadLetterQueues<T>(_ options: GlobalOptions, _ body: (DeadLett
     // A missing queue closes the channel with a 404 that the AMQP module logs as a
     // warning; the command reports it as its one line, so only errors are logged.
     if !options.verbose { logger.logLevel = .error }
-    let connection = try await AMQPConnection.connect(try AMQPConfiguration(urls: options.amqpURL, connectionName: "warren dlq"), logger: logger)
-    do {
-        let result = try await body(DeadLetterOperations(queues: DeadLetterQueues(connection: connection, logger: logger)))
-        await connection.close()
-        return result
-    } catch {
-        await connection.close()
-        throw error
+    return try await AMQPConnection.withConnection(try AMQPConfiguration(urls: options.amqpURL, connectionName: "warren dlq"), logger: logger) {
+        try await body(DeadLetterOperations(queues: DeadLetterQueues(connection: $0, logger: logger)))
     }
 }
 

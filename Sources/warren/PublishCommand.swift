@@ -76,35 +76,36 @@ struct Publish: AsyncParsableCommand {
             }
             var configuration = try AMQPConfiguration(urls: options.amqpURL, connectionName: "warren publish")
             configuration.publishTimeout = .seconds(timeout)
-            let connection = try await AMQPConnection.connect(configuration, logger: logger)
-            let publisher = EventPublisher(
-                channel: try await connection.openChannel(), catalog: nil,
-                options: PublishOptions(
-                    exchange: exchange, timeout: .seconds(timeout),
-                    retry: RetryPolicy(maxAttempts: attempts, initialDelay: .milliseconds(200), backoff: .exponential(), maxDelay: .seconds(5)),
-                    rateLimit: rate.map { RateLimiter(rate: $0, per: .seconds(1)) }))
-            var tally = Tally()
-            if let single {
-                await publish([(1, single)], with: publisher, into: &tally)
-            } else {
-                // Streamed: `window` events are read, published and confirmed at a time, so
-                // memory stays bounded and the first are confirmed before stdin ends.
-                var reader = LineReader(fileDescriptor: 0, maxLineBytes: Self.maxLineBytes)
-                var batch: [(line: Int, event: CloudEvent)] = []
-                while let (number, line) = reader.next() {
-                    if let event = parse(number, line, catalog: catalog, tally: &tally) { batch.append((number, event)) }
-                    if batch.count == window {
-                        await publish(batch, with: publisher, into: &tally)
-                        batch.removeAll(keepingCapacity: true)
+            let tally = try await AMQPConnection.withConnection(configuration, logger: logger) { connection in
+                let publisher = EventPublisher(
+                    channel: try await connection.openChannel(), catalog: nil,
+                    options: PublishOptions(
+                        exchange: exchange, timeout: .seconds(timeout),
+                        retry: RetryPolicy(maxAttempts: attempts, initialDelay: .milliseconds(200), backoff: .exponential(), maxDelay: .seconds(5)),
+                        rateLimit: rate.map { RateLimiter(rate: $0, per: .seconds(1)) }))
+                var tally = Tally()
+                if let single {
+                    await publish([(1, single)], with: publisher, into: &tally)
+                } else {
+                    // Streamed: `window` events are read, published and confirmed at a time, so
+                    // memory stays bounded and the first are confirmed before stdin ends.
+                    var reader = LineReader(fileDescriptor: 0, maxLineBytes: Self.maxLineBytes)
+                    var batch: [(line: Int, event: CloudEvent)] = []
+                    while let (number, line) = reader.next() {
+                        if let event = parse(number, line, catalog: catalog, tally: &tally) { batch.append((number, event)) }
+                        if batch.count == window {
+                            await publish(batch, with: publisher, into: &tally)
+                            batch.removeAll(keepingCapacity: true)
+                        }
+                    }
+                    await publish(batch, with: publisher, into: &tally)
+                    if let failure = reader.failure {
+                        tally.failed += 1
+                        report("reading stdin failed after line \(reader.lineCount): \(String(cString: strerror(failure)))")
                     }
                 }
-                await publish(batch, with: publisher, into: &tally)
-                if let failure = reader.failure {
-                    tally.failed += 1
-                    report("reading stdin failed after line \(reader.lineCount): \(String(cString: strerror(failure)))")
-                }
+                return tally
             }
-            await connection.close()
             if ndjson || tally.failed > 0 {
                 FileHandle.standardError.write(Data("published \(tally.confirmed), failed \(tally.failed)\n".utf8))
             }

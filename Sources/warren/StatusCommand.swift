@@ -25,19 +25,14 @@ struct Status: AsyncParsableCommand {
             let topology = try Topology.load(path: self.topology)
             var logger = options.logger("warren.status", oneShot: true)
             if !options.verbose { logger.logLevel = .error }  // a missing queue's 404 is shown in the table
-            let connection = try await AMQPConnection.connect(
-                try AMQPConfiguration(urls: options.amqpURL, connectionName: "warren status"), logger: logger)
-            let statuses: [ConsumerStatus]
-            do {
-                statuses = try await withDatabase(options, label: "warren.status", logger: logger) { database in
+            let statuses = try await AMQPConnection.withConnection(
+                try AMQPConfiguration(urls: options.amqpURL, connectionName: "warren status"), logger: logger
+            ) { connection in
+                try await withDatabase(options, label: "warren.status", logger: logger) { database in
                     try await ConsumerStatus.read(
                         topology.consumers.map { ($0.name, $0.queueName, $0.deadLetterQueueName) }, connection: connection, database: database)
                 }
-            } catch {
-                await connection.close()
-                throw error
             }
-            await connection.close()
             if json {
                 print(String(decoding: JSONValue.array(statuses.map(\.json)).serialized(), as: UTF8.self))
             } else {

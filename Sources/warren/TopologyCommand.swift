@@ -82,18 +82,15 @@ struct TopologyCommand: AsyncParsableCommand {
 
                 var logger = options.logger("warren.topology")
                 if !options.verbose { logger.logLevel = .error }  // a refused declare is reported below, not as a log line
-                let connection = try await AMQPConnection.connect(AMQPConfiguration(urls: options.amqpURL, connectionName: "warren-topology"), logger: logger)
-                let conflicts: [TopologyError]
-                do {
+                let conflicts = try await AMQPConnection.withConnection(
+                    AMQPConfiguration(urls: options.amqpURL, connectionName: "warren-topology"), logger: logger
+                ) { connection in
                     let applier = TopologyApplier(channel: try await connection.openChannel(confirms: false), logger: logger)
-                    conflicts = try await applier.apply(declarations)
+                    let conflicts = try await applier.apply(declarations)
                     if let plan { try await applier.removeBindings(plan.bindingsOfDisabledConsumers) }
                     if prune, let plan { try await applier.removeBindings(plan.bindingsToRemove) }
-                } catch {
-                    await connection.close()
-                    throw error
+                    return conflicts
                 }
-                await connection.close()
 
                 if let plan {
                     for change in plan.changes {

@@ -190,7 +190,10 @@ extension Integration {
                     retry: RetryPolicy(maxAttempts: 40, initialDelay: .milliseconds(250), backoff: .constant, maxDelay: .seconds(1)),
                     rateLimit: RateLimiter(rate: 40, per: .seconds(1))))
             let publishing = Task { await publisher.publish(events, window: 64) }
-            try await Task.sleep(for: .seconds(2))
+            // Disrupted mid-stream: once events are flowing end to end (about a second in).
+            try await eventually("40 users stored") {
+                try await harness.count("SELECT count(*) FROM users WHERE id LIKE \(prefix + "-%")") >= 40
+            }
             try await disruption(harness)
             for result in await publishing.value { try result.get() }
             try await eventually(timeout: .seconds(90), "all 400 users stored") {

@@ -27,6 +27,7 @@ extension Integration {
         @Test func aConcurrentClaimWaitsAndSeesTheDuplicate() async throws {
             let consumer = TestEnvironment.uniqueName("inbox")
             let (first, second) = (try await connect(), try await connect())
+            let secondPID = try await second.query("SELECT pg_backend_pid()")[0].decode(Int32.self, at: 0)
             try await first.execute("BEGIN")
             #expect(try await Inbox.claim(consumer: consumer, ids: ["e1", "e2"], on: first) == ["e1", "e2"])
 
@@ -35,7 +36,11 @@ extension Integration {
                 defer { returned.flag.store(true, ordering: .releasing) }
                 return try await second.transaction { try await Inbox.claim(consumer: consumer, ids: ["e2", "e3"], on: $0) }
             }
-            try await Task.sleep(for: .milliseconds(300))
+            // The second claim is on the server, waiting for the first's row lock.
+            try await eventually("the second claim waits for a lock") {
+                try await first.query("SELECT count(*) FROM pg_stat_activity WHERE pid = \(secondPID) AND wait_event_type = 'Lock'")[0]
+                    .decode(Int.self, at: 0) == 1
+            }
             let wentAhead = returned.flag.load(ordering: .acquiring)
             #expect(!wentAhead, "the second claim went ahead before the first committed")
             try await first.execute("COMMIT")

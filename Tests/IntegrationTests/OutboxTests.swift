@@ -119,7 +119,8 @@ extension Integration {
             try await fixture.enqueue(Array(committed.suffix(500)))
 
             try await eventually(timeout: .seconds(60), "1,000 events in the sink") { try await fixture.sinkDepth() >= 1_000 }
-            try await Task.sleep(for: .milliseconds(500))
+            // Every row committed as published: none can be published again.
+            try await eventually("every row marked published") { try await fixture.count("published_at IS NULL") == 0 }
             #expect(try await fixture.drainSink() == committed.map(\.id))
             #expect(try await fixture.count("published_at IS NULL") == 0)
             #expect(try await fixture.count("true") == 1_000, "rolled-back rows never existed")
@@ -196,7 +197,8 @@ extension Integration {
             try await fixture.startRelay { $0.batchSize = 25 }
 
             try await eventually(timeout: .seconds(60), "1,000 events in the sink") { try await fixture.sinkDepth() >= 1_000 }
-            try await Task.sleep(for: .seconds(1))
+            // Every row committed as published: no relay can publish one again.
+            try await eventually("every row marked published") { try await fixture.count("published_at IS NULL") == 0 }
             let ids = try await fixture.drainSink()
             #expect(ids.count == 1_000)
             #expect(Set(ids) == Set(committed.map(\.id)))
