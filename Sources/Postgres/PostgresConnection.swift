@@ -164,6 +164,9 @@ public final class PostgresConnection: @unchecked Sendable {
     /// True while a statement is on its way to or from the server (for tests).
     var hasCallInFlight: Bool { job.withLock { $0.socket >= 0 } }
 
+    /// How many jobs were asked for so far, running, queued or done (for tests).
+    var jobsAskedFor: UInt64 { jobs.load(ordering: .relaxed) }
+
     /// Ends the current job now, whatever the server or the network does: the socket of
     /// its call in flight is shut down, so the blocked read or write returns, the call
     /// fails with `connectionLost` and the session (and any transaction, which the server

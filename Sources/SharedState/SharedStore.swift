@@ -18,7 +18,14 @@ public final class SharedStore: Service, Sendable, CustomStringConvertible {
     public let redis: RedisClient?
     private let subscriber: RedisSubscriber?
     private let caches = CacheRegistry()
+    private let subscribed = SubscribedFlag()
     private let logger: Logger
+
+    /// True once the subscription to `warren:invalidate` was made (it is made again after
+    /// every reconnection): from then on other processes' invalidations reach this one.
+    public var hasSubscribed: Bool { subscribed.value.withLock { $0 } }
+
+    private final class SubscribedFlag: Sendable { let value = Mutex(false) }
 
     public var description: String { redis.map { "SharedStore(\($0.configuration))" } ?? "SharedStore(no Redis)" }
 
@@ -31,10 +38,14 @@ public final class SharedStore: Service, Sendable, CustomStringConvertible {
         }
         redis = RedisClient(configuration: configuration, logger: logger)
         let caches = self.caches
+        let subscribed = self.subscribed
         subscriber = RedisSubscriber(
             configuration: configuration, channels: [Self.invalidationChannel], logger: logger,
             // Messages published while unsubscribed are lost: start over.
-            onSubscribed: { caches.dropAll() },
+            onSubscribed: {
+                caches.dropAll()
+                subscribed.value.withLock { $0 = true }
+            },
             onMessage: { _, message in caches.drop(namespace: String(decoding: message, as: UTF8.self)) })
     }
 

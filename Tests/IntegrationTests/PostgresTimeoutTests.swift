@@ -85,8 +85,9 @@ extension Integration {
             let running = Task { try await connection.query("SELECT pg_sleep(1)").count }
             try await eventually("the first call is in flight") { connection.hasCallInFlight }
             let started = ContinuousClock.now
+            let asked = connection.jobsAskedFor
             let queued = Task { try await connection.query("SELECT pg_sleep(20)").count }
-            try await Task.sleep(for: .milliseconds(200))
+            try await eventually("the second call is queued behind the first") { connection.jobsAskedFor == asked + 1 }
             queued.cancel()
             #expect(try await running.value == 1, "the running call is not the cancelled task's")
             let result = await queued.result

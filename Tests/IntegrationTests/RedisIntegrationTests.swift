@@ -186,8 +186,8 @@ extension Integration {
                 loads.add(1, ordering: .relaxed)
                 return source.withLock { $0 }
             }
-            // Let both subscriptions start (a message before that would be missed).
-            try await Task.sleep(for: .milliseconds(300))
+            // Both subscribed first (a message before that would be missed).
+            try await eventually("both stores subscribed") { one.hasSubscribed && two.hasSubscribed }
             #expect(try await cacheOne.value(for: "k", load: load) == "v1")
             #expect(try await cacheTwo.value(for: "k", load: load) == "v1")  // from Redis
             #expect(try await cacheTwo.value(for: "k", load: load) == "v1")  // from the process

@@ -31,6 +31,7 @@ final class WebhookReceiver: Sendable {
     private let server: FakeProviderServer
     private let script: Mutex<[Answer]>
     private let log: Mutex<[Received]>
+    private let answers = Mutex(0)
     var url: String { server.baseURL + "/hooks" }
 
     private init(server: FakeProviderServer, script: [Answer]) {
@@ -52,6 +53,7 @@ final class WebhookReceiver: Sendable {
                 case .status(let status): return Response(status: .init(code: status))
                 case .hang(let duration):
                     try? await Task.sleep(for: duration)
+                    receiver.answers.withLock { $0 += 1 }
                     return Response(status: .internalServerError)
                 case .stallBody(let duration):
                     let body = ResponseBody(contentLength: 1000) { writer in
@@ -74,6 +76,8 @@ final class WebhookReceiver: Sendable {
 
     func answer(_ answers: Answer...) { script.withLock { $0 += answers } }
     var received: [Received] { log.withLock { $0 } }
+    /// Requests a `.hang` answer has answered (after its wait).
+    var hangsAnswered: Int { answers.withLock { $0 } }
     func stop() { server.stop() }
 }
 
@@ -278,7 +282,7 @@ extension Integration {
             try await eventually("the doomed request is in flight") { hanging.received.count == 1 }
             try await rig.subscriptions.delete(doomed.id)
             // Its answer comes back to nothing; recording goes on for everyone else.
-            try await Task.sleep(for: .seconds(2.5))
+            try await eventually("the doomed request answered") { hanging.hangsAnswered == 1 }
             _ = try await rig.publish(3)
             try await eventually("the kept subscription's deliveries are all recorded") { try await rig.deliveries(kept.id, status: "delivered") == 4 }
             await rig.stop(deleting: [kept.id])
