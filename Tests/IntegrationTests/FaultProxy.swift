@@ -18,8 +18,9 @@ final class FaultProxy: Sendable {
     let port: Int
     private let listener: Int32
     private let upstreamPort: Int
-    /// `sockets` are open connections; `cut` were reset (shut down, closed only at stop,
-    /// so that a pump thread still holding one never touches a reused descriptor).
+    /// `sockets` are open connections; `cut` were reset (shut down). A connection's two
+    /// sockets are closed, and leave these lists, under this lock once both its pump
+    /// threads ended, so nothing here ever touches a descriptor number after its close.
     private let state = Mutex<(stalled: Set<Direction>, delay: Duration, stopped: Bool, sockets: [Int32], cut: [Int32])>(([], .zero, false, [], []))
 
     enum Direction: Hashable, Sendable {
@@ -53,30 +54,24 @@ final class FaultProxy: Sendable {
     /// Cuts every open connection (both sides see it end; what the proxy held is lost)
     /// and resumes: the end of a blackhole that outlasted TCP.
     func reset() {
-        let sockets = state.withLock { state -> [Int32] in
-            defer {
-                state.cut += state.sockets
-                state.sockets = []
-                state.stalled = []
-            }
-            return state.sockets
+        state.withLock { state in
+            for socket in state.sockets { shutdown(socket, Int32(SHUT_RDWR)) }
+            state.cut += state.sockets
+            state.sockets = []
+            state.stalled = []
         }
-        for socket in sockets { shutdown(socket, Int32(SHUT_RDWR)) }
     }
 
-    /// Closes the listener and every connection.
+    /// Closes the listener and ends every connection. The sockets are only shut down here: each connection's pair is closed by the last of
+    /// its two pump threads as it ends, so no thread ever touches a descriptor number after
+    /// it was closed (the process may have reused it, e.g. for the next test's connection).
     func stop() {
-        let sockets = state.withLock { state -> [Int32] in
+        state.withLock { state in
             state.stopped = true
-            defer { (state.sockets, state.cut) = ([], []) }
-            return state.sockets + state.cut
+            for socket in state.sockets + state.cut { shutdown(socket, Int32(SHUT_RDWR)) }
         }
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
-        for socket in sockets {
-            shutdown(socket, Int32(SHUT_RDWR))
-            close(socket)
-        }
     }
 
     private func isStalled(_ direction: Direction) -> Bool { state.withLock { $0.stalled.contains(direction) } }
@@ -98,12 +93,14 @@ final class FaultProxy: Sendable {
                 continue
             }
             state.withLock { $0.sockets += [client, upstream] }
-            Thread.detachNewThread { [self] in pump(from: client, to: upstream, .toUpstream) }
-            Thread.detachNewThread { [self] in pump(from: upstream, to: client, .toClient) }
+            let link = Link(client: client, upstream: upstream)
+            Thread.detachNewThread { [self] in pump(from: client, to: upstream, .toUpstream, link) }
+            Thread.detachNewThread { [self] in pump(from: upstream, to: client, .toClient, link) }
         }
     }
 
-    private func pump(from source: Int32, to destination: Int32, _ direction: Direction) {
+    private func pump(from source: Int32, to destination: Int32, _ direction: Direction, _ link: Link) {
+        defer { pumpEnded(link) }
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while !isStopped {
             if isStalled(direction) {
@@ -120,16 +117,37 @@ final class FaultProxy: Sendable {
             var sent = 0
             while sent < count {
                 let written = buffer.withUnsafeBytes { send(destination, $0.baseAddress! + sent, count - sent, Int32(MSG_NOSIGNAL)) }
-                guard written > 0 else { return teardown(source, destination) }
+                guard written > 0 else { return }
                 sent += written
             }
         }
-        teardown(source, destination)
     }
 
-    private func teardown(_ a: Int32, _ b: Int32) {
-        shutdown(a, Int32(SHUT_RDWR))
-        shutdown(b, Int32(SHUT_RDWR))
+    /// Both sockets of the link are shut down when either pump ends (the other one's read
+    /// returns), and closed when the second one does.
+    private func pumpEnded(_ link: Link) {
+        state.withLock { state in
+            shutdown(link.client, Int32(SHUT_RDWR))
+            shutdown(link.upstream, Int32(SHUT_RDWR))
+            link.running -= 1
+            guard link.running == 0 else { return }
+            state.sockets.removeAll { $0 == link.client || $0 == link.upstream }
+            state.cut.removeAll { $0 == link.client || $0 == link.upstream }
+            close(link.client)
+            close(link.upstream)
+        }
+    }
+
+    /// One proxied connection. `running` (pump threads not yet ended) is guarded by `state`'s lock.
+    private final class Link: @unchecked Sendable {
+        let client: Int32
+        let upstream: Int32
+        var running = 2
+
+        init(client: Int32, upstream: Int32) {
+            self.client = client
+            self.upstream = upstream
+        }
     }
 
     private static func loopback(port: Int) -> sockaddr_in {
