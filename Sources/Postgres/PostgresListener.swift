@@ -34,7 +34,7 @@ public final class PostgresListener: Sendable {
 
 extension PostgresListener: Service {
     public func run() async throws {
-        let session = try ListenSession(conninfo: conninfo, channel: channel)
+        let session = try ListenSession(conninfo: conninfo, channel: channel, notices: LibPQNotices(logger: logger))
         let thread = BlockingThread(name: "warren.postgres.listen")
         var unavailable = false
         await withTaskCancellationHandler {
@@ -76,13 +76,16 @@ private final class ListenSession: @unchecked Sendable {
 
     private let conninfo: String
     private let channel: String
+    /// The server's notices (a session killed by an administrator) go to the logger.
+    private let notices: LibPQNotices
     private var libpq: LibPQConnection?
     /// Readable once `stop()` was called: ends the wait in `poll` at once.
     private let stopper: Int32
 
-    init(conninfo: String, channel: String) throws {
+    init(conninfo: String, channel: String, notices: LibPQNotices) throws {
         self.conninfo = conninfo
         self.channel = channel
+        self.notices = notices
         stopper = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
         guard stopper >= 0 else {
             throw PostgresError(code: .connectionFailed, message: "eventfd failed: errno \(errno)", context: "LISTEN")
@@ -127,7 +130,7 @@ private final class ListenSession: @unchecked Sendable {
     }
 
     private func connect() throws -> LibPQConnection {
-        let libpq = try LibPQConnection.open(conninfo, context: "LISTEN")
+        let libpq = try LibPQConnection.open(conninfo, notices: notices, context: "LISTEN")
         do {
             try libpq.execute("LISTEN " + libpq.quotedIdentifier(channel), failure: .connectionFailed, context: "LISTEN")
         } catch {
