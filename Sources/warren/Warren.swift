@@ -7,6 +7,6 @@ struct Warren: AsyncParsableCommand {
         commandName: "warren",
         abstract: "Event integration on RabbitMQ and PostgreSQL.",
         version: WarrenVersion.current,
-        subcommands: [Services.self, Migrate.self, TopologyCommand.self, Publish.self, Consume.self, Run.self, Serve.self, Status.self, Keys.self, WebhooksCommand.self, DLQCommand.self, OutboxCommand.self]
+        subcommands: [Services.self, Migrate.self, TopologyCommand.self, Publish.self, Consume.self, Run.self, Serve.self, Status.self, Keys.self, WebhooksCommand.self, Bench.self, DLQCommand.self, OutboxCommand.self]
     )
 }
