@@ -53,16 +53,14 @@ final class LibPQConnection: @unchecked Sendable {
 
     /// Reconnects with the same parameters (blocking); throws `connectionFailed` if that fails.
     func reset(context: String? = nil) throws {
-        guard let pointer else { throw PostgresError(code: .closed, message: "the connection was closed", context: context) }
-        PQreset(pointer)
+        PQreset(try live(context: context))
         guard isConnected else { throw PostgresError(code: .connectionFailed, message: errorMessage, context: context) }
     }
 
     /// Runs trusted SQL with the simple query protocol (no binds), for session setup and
     /// `LISTEN`; a failure throws `failure` (or the server's SQLSTATE error).
     func execute(_ sql: String, failure code: PostgresError.Code, context: String) throws {
-        guard let pointer else { throw PostgresError(code: .closed, message: "the connection was closed", context: context) }
-        guard let answer = PQexec(pointer, sql) else {
+        guard let answer = PQexec(try live(context: context), sql) else {
             throw PostgresError(code: code, message: errorMessage, context: context)
         }
         let result = LibPQResult(pointer: answer)
@@ -78,6 +76,12 @@ final class LibPQConnection: @unchecked Sendable {
         }
         defer { PQfreemem(quoted) }
         return String(cString: quoted)
+    }
+
+    /// The connection, or `closed` once it was finished.
+    func live(context: String?) throws -> OpaquePointer {
+        guard let pointer else { throw PostgresError(code: .closed, message: "the connection was closed", context: context) }
+        return pointer
     }
 
     /// Closes the connection; later calls fail with `closed`. Safe to call twice.

@@ -223,9 +223,7 @@ public final class PostgresConnection: @unchecked Sendable {
         query: String?,
         _ call: (OpaquePointer) -> OpaquePointer?
     ) throws -> LibPQResult {
-        guard let pgconn = libpq.pointer else {
-            throw PostgresError(code: .closed, message: "the connection was closed", context: context)
-        }
+        let pgconn = try libpq.live(context: context)
         // libpq takes C strings: a NUL would silently cut the statement short.
         guard !(query?.utf8.contains(0) ?? false) else {
             throw PostgresError(code: .invalidValue, message: "the SQL text contains a NUL byte", context: context)
