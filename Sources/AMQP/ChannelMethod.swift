@@ -48,6 +48,7 @@ enum MethodReply: Sendable {
 extension RabbitSession {
     /// Runs `method` on `channel` and returns the broker's answer. I/O thread only.
     func perform(_ method: ChannelMethod, channel: UInt16, epoch: UInt64) throws(AMQPError) -> MethodReply {
+        try flush()
         switch method {
         case .declareExchange(let name, let type, let durable, let autoDelete, let isInternal, let arguments):
             try declareExchange(channel, name, type: type, durable: durable, autoDelete: autoDelete, isInternal: isInternal, arguments: arguments)

@@ -139,8 +139,7 @@ struct UnconfirmedPublishes {
     }
 
     mutating func remove(_ sequence: UInt64) -> PendingConfirm? {
-        guard let index = index(of: sequence), let pending = slots[index] else { return nil }
-        slots[index] = nil
+        guard let index = index(of: sequence), let pending = slots[index].take() else { return nil }
         count -= 1
         trim()
         return pending
@@ -150,8 +149,8 @@ struct UnconfirmedPublishes {
     mutating func removeAll(upTo sequence: UInt64) -> [PendingConfirm] {
         var removed: [PendingConfirm] = []
         while head < slots.count, lowest <= sequence {
-            if let pending = slots[head] { removed.append(pending) }
-            slots[head] = nil
+            // Moved out, not copied: no retain and release of each callback.
+            if let pending = slots[head].take() { removed.append(pending) }
             head += 1
             lowest += 1
         }
@@ -164,9 +163,8 @@ struct UnconfirmedPublishes {
     mutating func removeExpired(at now: ContinuousClock.Instant) -> [PendingConfirm] {
         var expired: [PendingConfirm] = []
         for index in head..<slots.count {
-            guard let pending = slots[index], pending.deadline <= now else { continue }
-            expired.append(pending)
-            slots[index] = nil
+            guard let deadline = slots[index]?.deadline, deadline <= now else { continue }
+            expired.append(slots[index].take()!)
         }
         count -= expired.count
         trim()

@@ -139,15 +139,17 @@ final class IOLoop: @unchecked Sendable {
         if !commands.isEmpty { commandsTakenAt = .now }
         // Work held while disconnected or blocked goes before newer commands (order).
         if session != nil { retryHeldWork() }
-        // Several publishes and acks to send: hold them in the kernel until all are
-        // written, so that a burst of publishes (three frames each) leaves as a few full
-        // TCP segments instead of one small segment per publish. Never while a synchronous
-        // method runs: its request would sit in the cork (up to 200 ms) while rabbitmq-c
-        // waits for the reply.
+        // Publishes and acks are written together once the batch is done: on plain TCP
+        // the session buffers their frames and `flush` writes them with one call. On TLS
+        // rabbitmq-c sends each frame itself, so the kernel holds them (TCP_CORK) until
+        // all are written, and a burst of publishes (three frames each) leaves as a few
+        // full TCP segments instead of one small segment per frame. Never corked while a
+        // synchronous method runs: its request would sit in the cork (up to 200 ms) while
+        // rabbitmq-c waits for the reply (the session flushes its buffer before one).
         var corked: RabbitSession?
         for (index, command) in commands.enumerated() {
             if command.isOneWay {
-                if corked == nil, commands.count > 1, let session {
+                if corked == nil, commands.count > 1, let session, !session.writesInBatches {
                     Self.setCork(session.fileDescriptor, true)
                     corked = session
                 }
@@ -175,6 +177,7 @@ final class IOLoop: @unchecked Sendable {
             return
         }
         retryHeldWork()
+        guard self.session === session, flush(session) else { return }
         var frames = 0
         do {
             // Bounded, so a flood of deliveries cannot starve queued acks and publishes.
@@ -188,8 +191,21 @@ final class IOLoop: @unchecked Sendable {
             return
         }
         sweepIfDue()
-        if commands.isEmpty, frames == 0, self.session === session, !session.hasBufferedInput {
+        // Acks and nacks that handling the frames produced go out before any sleep.
+        guard self.session === session, flush(session) else { return }
+        if commands.isEmpty, frames == 0, !session.hasBufferedInput {
             waitForWork(socket: session.fileDescriptor, until: .now + Self.pollInterval)
+        }
+    }
+
+    /// Writes the session's buffered frames; false (and the connection is lost) if that failed.
+    private func flush(_ session: RabbitSession) -> Bool {
+        do {
+            try session.flush()
+            return true
+        } catch {
+            connectionLost(error)
+            return false
         }
     }
 
@@ -281,8 +297,9 @@ final class IOLoop: @unchecked Sendable {
                     channel.id, exchange: request.exchange, routingKey: request.routingKey, mandatory: request.mandatory,
                     properties: sequence.map { request.properties.tagged(sequence: $0) } ?? request.properties, body: request.body)
             } catch {
+                // `invalidMessage`: nothing was sent, the connection goes on.
                 request.done(.failure(error))
-                connectionLost(error)
+                if error.isFatalToConnection { connectionLost(error) }
                 return
             }
             machine.published(request, on: channel)?.run()

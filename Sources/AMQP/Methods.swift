@@ -14,8 +14,10 @@ enum Method {
     static let basicCancel: amqp_method_number_t = 0x003C_001E
     static let basicReturn: amqp_method_number_t = 0x003C_0032
     static let basicDeliver: amqp_method_number_t = 0x003C_003C
+    static let basicPublish: amqp_method_number_t = 0x003C_0028
     static let basicGetOK: amqp_method_number_t = 0x003C_0047
     static let basicAck: amqp_method_number_t = 0x003C_0050
+    static let basicReject: amqp_method_number_t = 0x003C_005A
     static let basicNack: amqp_method_number_t = 0x003C_0078
 }
 

@@ -7,11 +7,16 @@ final class RabbitSession {
     let state: amqp_connection_state_t
     let endpoint: AMQPEndpoint
     private let arena = CArena()
+    /// Plain TCP only (nil on TLS): publishes and acks encoded for one write. Whatever
+    /// sends through rabbitmq-c writes these first (`flush`), so the broker sees every
+    /// frame in the order the I/O thread produced it.
+    private let outbound: OutboundFrames?
 
     init(endpoint: AMQPEndpoint, configuration: AMQPConfiguration) throws(AMQPError) {
         guard let state = amqp_new_connection() else { fatalError("out of memory") }
         self.state = state
         self.endpoint = endpoint
+        outbound = endpoint.tls == nil ? OutboundFrames() : nil
         let socket: OpaquePointer?
         if let tls = endpoint.tls {
             socket = amqp_ssl_socket_new(state)
@@ -106,11 +111,23 @@ final class RabbitSession {
 
     var fileDescriptor: Int32 { amqp_get_sockfd(state) }
 
+    /// Whether publishes and acks wait in `outbound` for `flush` (plain TCP), rather than
+    /// going out frame by frame through rabbitmq-c (TLS), which is worth corking.
+    var writesInBatches: Bool { outbound != nil }
+
+    /// Writes the buffered publishes and acks. Called by the I/O thread once a batch of
+    /// commands is done, and here before anything else is sent.
+    func flush() throws(AMQPError) {
+        guard let outbound, !outbound.isEmpty else { return }
+        try outbound.write(to: fileDescriptor)
+    }
+
     /// Input that rabbitmq-c already holds, which `poll` on the socket would not show.
     var hasBufferedInput: Bool { amqp_data_in_buffer(state) != 0 || amqp_frames_enqueued(state) != 0 }
 
     /// A clean AMQP close; errors are irrelevant because the session is discarded anyway.
     func close() {
+        try? flush()
         _ = amqp_connection_close(state, 200)
     }
 
@@ -119,6 +136,7 @@ final class RabbitSession {
     /// The next frame if one can be had without waiting. Also sends a heartbeat when one
     /// is due and fails with `connectionLost` when the broker's heartbeats stopped.
     func nextFrame() throws(AMQPError) -> amqp_frame_t? {
+        try flush()  // rabbitmq-c may send a heartbeat
         var frame = amqp_frame_t()
         var now = timeval(tv_sec: 0, tv_usec: 0)
         let status = amqp_simple_wait_frame_noblock(state, &frame, &now)
@@ -133,6 +151,7 @@ final class RabbitSession {
     }
 
     func send(method: amqp_method_number_t, channel: UInt16, _ body: UnsafeMutableRawPointer) throws(AMQPError) {
+        try flush()
         let status = amqp_send_method(state, channel, method, body)
         if status != 0 { throw AMQPError.library(status, "sending a method") }
     }
@@ -172,6 +191,7 @@ final class RabbitSession {
     }
 
     func openChannel(_ channel: UInt16, confirms: Bool, prefetch: UInt16?) throws(AMQPError) {
+        try flush()
         amqp_channel_open(state, channel)
         try lastReply(channel, "channel.open \(channel)")
         if confirms {
@@ -182,6 +202,7 @@ final class RabbitSession {
     }
 
     func closeChannel(_ channel: UInt16) throws(AMQPError) {
+        try flush()
         let reply = amqp_channel_close(state, channel, 200)
         defer { releaseBuffers(channel: channel) }
         try check(reply, channel: channel, "channel.close \(channel)")
@@ -241,6 +262,7 @@ final class RabbitSession {
     }
 
     func consume(_ channel: UInt16, queue: String, tag: String, exclusive: Bool, arguments: AMQPTable) throws(AMQPError) {
+        try flush()
         defer { arena.reset() }
         amqp_basic_consume(state, channel, arena.bytes(queue), arena.bytes(tag), 0, 0, exclusive ? 1 : 0, arena.table(arguments))
         try lastReply(channel, "basic.consume on \(queue)")
@@ -279,38 +301,58 @@ final class RabbitSession {
 
     // MARK: Asynchronous methods (no reply)
 
+    /// Encoded into `outbound` on plain TCP (bodies up to one frame; larger ones are
+    /// rare and go through rabbitmq-c, which copies one frame at a time), else sent now.
+    /// Throws `invalidMessage` with nothing sent when the message cannot be encoded.
     func publish(_ channel: UInt16, exchange: String, routingKey: String, mandatory: Bool, properties: AMQPProperties, body: [UInt8]) throws(AMQPError) {
         defer { arena.reset() }
+        var method = amqp_basic_publish_t(
+            ticket: 0, exchange: arena.bytes(exchange), routing_key: arena.bytes(routingKey), mandatory: mandatory ? 1 : 0, immediate: 0)
         var cProperties = arena.properties(properties)
-        var exchange = exchange
-        var routingKey = routingKey
-        // Borrowed, not copied: rabbitmq-c only reads these during the call.
-        let status = exchange.withUTF8 { exchangeBytes in
-            routingKey.withUTF8 { keyBytes in
-                body.withUnsafeBytes { raw in
-                    amqp_basic_publish(
-                        state, channel, amqp_bytes_t(borrowing: UnsafeRawBufferPointer(exchangeBytes)),
-                        amqp_bytes_t(borrowing: UnsafeRawBufferPointer(keyBytes)), mandatory ? 1 : 0, 0, &cProperties,
-                        amqp_bytes_t(borrowing: raw))
+        // The body is borrowed, not copied, for the call.
+        let failure = body.withUnsafeBytes { raw -> AMQPError? in
+            do throws(AMQPError) {
+                if let outbound, raw.count <= outbound.frameMax {
+                    try outbound.appendPublish(channel: channel, &method, &cProperties, body: raw)
+                    try flushIfFull()
+                } else {
+                    try flush()
+                    let status = amqp_basic_publish(
+                        state, channel, method.exchange, method.routing_key, method.mandatory, 0, &cProperties, amqp_bytes_t(borrowing: raw))
+                    if status != 0 { throw AMQPError.library(status, "basic.publish to \(exchange)") }
                 }
+                return nil
+            } catch {
+                return error
             }
         }
-        if status != 0 { throw AMQPError.library(status, "basic.publish to \(exchange)") }
+        if let failure { throw failure }
     }
 
     func ack(_ channel: UInt16, tag: UInt64, multiple: Bool) throws(AMQPError) {
-        let status = amqp_basic_ack(state, channel, tag, multiple ? 1 : 0)
-        if status != 0 { throw AMQPError.library(status, "basic.ack") }
+        var method = amqp_basic_ack_t(delivery_tag: tag, multiple: multiple ? 1 : 0)
+        try sendOneWay(Method.basicAck, channel: channel, &method)
     }
 
     func nack(_ channel: UInt16, tag: UInt64, multiple: Bool, requeue: Bool) throws(AMQPError) {
-        let status = amqp_basic_nack(state, channel, tag, multiple ? 1 : 0, requeue ? 1 : 0)
-        if status != 0 { throw AMQPError.library(status, "basic.nack") }
+        var method = amqp_basic_nack_t(delivery_tag: tag, multiple: multiple ? 1 : 0, requeue: requeue ? 1 : 0)
+        try sendOneWay(Method.basicNack, channel: channel, &method)
     }
 
     func reject(_ channel: UInt16, tag: UInt64, requeue: Bool) throws(AMQPError) {
-        let status = amqp_basic_reject(state, channel, tag, requeue ? 1 : 0)
-        if status != 0 { throw AMQPError.library(status, "basic.reject") }
+        var method = amqp_basic_reject_t(delivery_tag: tag, requeue: requeue ? 1 : 0)
+        try sendOneWay(Method.basicReject, channel: channel, &method)
+    }
+
+    /// A method the broker does not answer: buffered on plain TCP, sent now on TLS.
+    private func sendOneWay(_ method: amqp_method_number_t, channel: UInt16, _ decoded: UnsafeMutableRawPointer) throws(AMQPError) {
+        guard let outbound else { return try send(method: method, channel: channel, decoded) }
+        try outbound.appendMethod(method, channel: channel, decoded)
+        try flushIfFull()
+    }
+
+    private func flushIfFull() throws(AMQPError) {
+        if let outbound, outbound.count >= OutboundFrames.flushThreshold { try flush() }
     }
 }
 
