@@ -297,6 +297,7 @@ let package = Package(
         .testTarget(name: "AMQPTests", dependencies: ["AMQP", "CRabbitMQ", "Locking"], swiftSettings: swiftSettings),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "SharedState", "WarrenCore"], swiftSettings: swiftSettings),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres"], swiftSettings: swiftSettings),
+        .testTarget(name: "BlockingTests", dependencies: ["Blocking"], swiftSettings: swiftSettings),
         // What scripts/fuzz feeds with generated input, and its driver (`warren-fuzz`).
         .target(name: "FuzzTargets", dependencies: ["AMQP", "Messaging", "Topology", "WarrenCore"], swiftSettings: swiftSettings),
         .executableTarget(name: "warren-fuzz", dependencies: ["FuzzTargets", "WarrenCore"], swiftSettings: swiftSettings),

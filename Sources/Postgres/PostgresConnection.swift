@@ -98,6 +98,11 @@ public final class PostgresConnection: @unchecked Sendable {
         try await run(sql, binds) { $0.affectedRows }
     }
 
+    /// The connection's thread as a task executor: a task that prefers it runs beside the
+    /// connection, and each statement executes in place instead of as a hop to the thread
+    /// and back (`PostgresPool.withConnection` lends connections this way).
+    public var executor: any TaskExecutor { thread }
+
     /// True once a call found the connection dead and it has not been re-established yet.
     /// The pool replaces such connections instead of handing them out again.
     public var isBroken: Bool { broken.load(ordering: .relaxed) }

@@ -52,7 +52,8 @@ public final class PostgresPool: Sendable {
     ) async throws -> T {
         let connection = try await lease()
         do {
-            let result = try await body(connection)
+            // On the connection's own thread: its statements run in place, no thread switch each.
+            let result = try await withTaskExecutorPreference(connection.executor) { try await body(connection) }
             await release(connection)
             return result
         } catch {
