@@ -464,6 +464,7 @@ extension PostgresError {
     var isInfrastructure: Bool {
         code == .connectionFailed || code == .connectionLost || code == .closed || code == .acquireTimeout
             || (sqlState.map { $0.hasPrefix("08") || $0 == "57P01" || $0 == "57P03" } ?? false)
+            || isStalePreparedStatement  // held and retried: the retry prepares the statement again
     }
 }
 

@@ -15,7 +15,7 @@ import struct Synchronization.Atomic
 /// with the session.
 public final class PostgresConnection: @unchecked Sendable {
     // `@unchecked Sendable` is sound because the thread-confined state (`libpq`,
-    // `transactionDepth`) is read and written only inside jobs on `thread`, which runs one
+    // `transactionDepth`, `statements`) is read and written only inside jobs on `thread`, which runs one
     // job at a time in order on a single OS thread; when the last reference goes, no job
     // can be pending (each holds a strong reference to `self`) and `libpq` finishes itself.
     // Everything else is immutable or atomic.
@@ -23,6 +23,8 @@ public final class PostgresConnection: @unchecked Sendable {
     private let libpq: LibPQConnection
     /// Open transaction plus savepoints; see PostgresConnection+Transaction.swift.
     var transactionDepth = 0
+    /// Statements with binds are prepared once per session (thread-confined).
+    private var statements = PreparedStatements()
     private let broken = Atomic<Bool>(false)
     /// What `interrupt()` needs to end the current job (one `interruptible` run on the
     /// thread, which may make several libpq calls, e.g. a commit and its rollback).
@@ -214,10 +216,20 @@ public final class PostgresConnection: @unchecked Sendable {
     private func execute(_ sql: String, _ binds: [PostgresValue?]) throws -> LibPQResult {
         var parameters = try BindParameters(binds)
         defer { parameters.deallocate() }
-        return try withLiveConnection(context: nil, query: sql) { pgconn in
-            PQexecParams(
-                pgconn, sql, Int32(binds.count), parameters.types, parameters.values, parameters.lengths,
-                parameters.formats, 0)
+        do {
+            return try withLiveConnection(context: nil, query: sql) { pgconn in
+                var failure: OpaquePointer?
+                if let name = statements.name(for: sql, types: parameters.types, on: pgconn, failure: &failure) {
+                    return PQexecPrepared(pgconn, name, Int32(binds.count), parameters.values, parameters.lengths, parameters.formats, 0)
+                }
+                if let failure { return failure }
+                return PQexecParams(
+                    pgconn, sql, Int32(binds.count), parameters.types, parameters.values, parameters.lengths,
+                    parameters.formats, 0)
+            }
+        } catch let error as PostgresError {
+            statements.failed(error)
+            throw error
         }
     }
 
@@ -246,6 +258,7 @@ public final class PostgresConnection: @unchecked Sendable {
                 )
             }
             logger.info("postgres connection reconnecting")
+            statements.forgetAll()
             do {
                 try libpq.reset()
                 try Self.configureSession(libpq)

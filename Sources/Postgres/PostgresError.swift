@@ -93,6 +93,13 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
         return parts.joined(separator: "; ")
     }
 
+    /// A statement prepared on the session no longer fits its table (a migration changed
+    /// the columns it returns): this run failed, and running it again prepares it afresh
+    /// (`PreparedStatements`), so callers retry it rather than treat it as the data's fault.
+    public var isStalePreparedStatement: Bool {
+        sqlState == "0A000" && message.contains("cached plan must not change result type")
+    }
+
     /// SQLSTATE class 22 messages look like `invalid input syntax for type integer: "abc"`.
     private var messageIsSafe: Bool {
         !(sqlState?.hasPrefix("22") ?? false)

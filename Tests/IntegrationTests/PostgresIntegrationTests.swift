@@ -231,6 +231,43 @@ extension Integration {
             await connection.close()
         }
 
+        @Test func aStatementIsPreparedOncePerSessionAndAgainAfterAReconnect() async throws {
+            let connection = try await connect()
+            let sql = "SELECT $1::int + 1 AS n"
+            func preparedCopies() async throws -> Int {
+                try await connection.query("SELECT count(*)::int AS copies FROM pg_prepared_statements WHERE statement = \(sql)")[0]
+                    .decode(Int.self, "copies")
+            }
+            for number in 1...3 { #expect(try await connection.query(sql, [PostgresValue(Int32(number))])[0].decode(Int.self, "n") == number + 1) }
+            #expect(try await preparedCopies() == 1)
+            // A new session has no prepared statements: the statement is prepared there again
+            // (a stale name would fail with "prepared statement … does not exist").
+            try await terminate(try await backendPID(connection))
+            await #expect(throws: PostgresError.self) { try await connection.query(sql, [PostgresValue(Int32(1))]) }
+            #expect(try await connection.query(sql, [PostgresValue(Int32(41))])[0].decode(Int.self, "n") == 42)
+            #expect(try await preparedCopies() == 1)
+            await connection.close()
+        }
+
+        @Test func aTableAlteredUnderAPreparedStatementFailsItOnceThenItIsPreparedAgain() async throws {
+            let connection = try await connect()
+            let other = try await connect()
+            try await withTable("id int PRIMARY KEY", on: connection) { table in
+                try await connection.execute("INSERT INTO \(identifier: table) (id) VALUES (1)")
+                let select = "SELECT * FROM \(table) WHERE id = $1"
+                _ = try await connection.query(select, [PostgresValue(Int32(1))])
+                try await other.execute(PostgresQuery(unsafeSQL: "ALTER TABLE \(table) ADD COLUMN extra int DEFAULT 7"))
+                // The server refuses the old plan ("cached plan must not change result type")…
+                let error = try await #require(throws: PostgresError.self) { try await connection.query(select, [PostgresValue(Int32(1))]) }
+                #expect(error.isStalePreparedStatement)
+                // …and the next run prepares it afresh.
+                let rows = try await connection.query(select, [PostgresValue(Int32(1))])
+                #expect(try rows[0].decode(Int.self, "extra") == 7)
+            }
+            await other.close()
+            await connection.close()
+        }
+
         @Test func aConnectionLostInsideATransactionDoesNotSilentlyContinue() async throws {
             let connection = try await connect()
             let pid = try await backendPID(connection)
