@@ -52,6 +52,9 @@ public final class AMQPConnection: Sendable {
 
     /// Connected, blocked by a resource alarm, reconnecting, or closed.
     public var state: AMQPConnectionState { loop.status.current }
+    /// Publishes waiting inside the connection for it to be connected and unblocked again
+    /// (each fails by its own timeout if that takes too long).
+    public var heldPublishCount: Int { loop.status.heldPublishes.load(ordering: .relaxed) }
 
     /// The current state, then every change until the connection is closed.
     public func stateUpdates() -> AsyncStream<AMQPConnectionState> { loop.status.updates() }

@@ -52,6 +52,7 @@ final class ConnectionStateMachine {
     }
 
     var isHoldingWork: Bool { !heldPublishes.isEmpty || !heldCalls.isEmpty }
+    var heldPublishCount: Int { heldPublishes.count }
 
     // MARK: Connection and channel lifecycle
 

@@ -1,4 +1,5 @@
 import Locking
+import struct Synchronization.Atomic
 
 /// What a connection is doing, for callers and logs.
 public enum AMQPConnectionState: Sendable, Equatable {
@@ -22,6 +23,9 @@ final class ConnectionStatus: Sendable {
 
     private let inner = Mutex(Inner())
     private let metrics: AMQPMetrics
+    /// Publishes taken by the I/O thread and held back (blocked by the broker, or not
+    /// connected), as of its last turn of the loop.
+    let heldPublishes = Atomic<Int>(0)
 
     init(metrics: AMQPMetrics) {
         self.metrics = metrics

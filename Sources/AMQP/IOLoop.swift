@@ -132,6 +132,7 @@ final class IOLoop: @unchecked Sendable {
     }
 
     private func iterate() {
+        defer { status.heldPublishes.store(machine.heldPublishCount, ordering: .relaxed) }
         let commands = mailbox.withLock { box -> [Command] in
             defer { box.commands.removeAll(keepingCapacity: true) }
             return box.commands

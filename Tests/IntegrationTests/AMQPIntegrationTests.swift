@@ -469,7 +469,7 @@ extension Integration {
 
                 // A publish waiting when the alarm clears goes through.
                 let waiting = Task { try await channel.publish(Array("released".utf8), exchange: "", routingKey: queue, timeout: .seconds(30)) }
-                try await Task.sleep(for: .milliseconds(500))
+                try await eventually("the publish is held") { connection.heldPublishCount == 1 }
                 try TestEnvironment.services("ctl", "set_vm_memory_high_watermark", "0.4")
                 try await waiting.value
             } catch {
