@@ -13,6 +13,16 @@ public struct AMQPConfiguration: Sendable {
     /// Time a synchronous broker method (declare, bind, consume, …) may take.
     public var rpcTimeout: Duration
     public var reconnect: ReconnectPolicy
+    /// Whether starting may go on without a broker. False (the default): `run()` and
+    /// `connect` throw when no endpoint accepts the first connection, so a process that
+    /// cannot work without the broker stops with the reason. True: a first connection
+    /// that fails for the network's sake (`connectionFailed`: refused, unreachable, timed
+    /// out, broker still booting) is retried with `reconnect` like a lost one: `run()`
+    /// returns to its caller's service group at once, the state is `.reconnecting`, and
+    /// publishes and methods wait (up to their timeouts) as during any outage. Refused
+    /// credentials, TLS and configuration errors still stop it: no retry fixes them.
+    /// For a process with something to say meanwhile (`warren serve`: 503 and `/readyz`).
+    public var startsWithoutBroker = false
 
     public init(
         endpoints: [AMQPEndpoint],

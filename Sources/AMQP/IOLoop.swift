@@ -73,7 +73,8 @@ final class IOLoop: @unchecked Sendable {
     }
 
     /// Starts the thread and returns once the first connection is up, or throws the error
-    /// of the last endpoint tried. Reconnecting only starts after a first success.
+    /// of the last endpoint tried. Reconnecting only starts after a first success, unless
+    /// the configuration `startsWithoutBroker` and the first failure was the network's.
     func start() async throws(AMQPError) {
         guard !hasStarted.exchange(true, ordering: .relaxed) else {
             throw AMQPError(.library, "the connection was already started")
@@ -114,7 +115,15 @@ final class IOLoop: @unchecked Sendable {
         // while the connection's own service was starting) fail with its error.
         var leftoverError = AMQPError(.closed, "the connection is closed")
         do {
-            try connect()
+            do throws(AMQPError) {
+                try connect()
+            } catch where configuration.startsWithoutBroker && error.code == .connectionFailed {
+                // Retried from the loop like a lost connection; the caller goes on.
+                reconnectAttempt = 1
+                nextReconnect = .now + configuration.reconnect.delay(attempt: 0)
+                logger.warning("amqp.connect.waiting", metadata: ["amqp.error": "\(error)"])
+                status.set(.reconnecting(attempt: 0, lastError: error))
+            }
             started(.success(()))
             while !stopped { iterate() }
         } catch {

@@ -35,7 +35,10 @@ public struct ServeApplication: Sendable {
         } catch {
             throw ApplicationError("\(error)")
         }
-        let amqp = AMQPConnection(try ApplicationError.amqpConfiguration(urls: amqpURLs, connectionName: "warren serve"), logger: logger)
+        var amqpConfiguration = try ApplicationError.amqpConfiguration(urls: amqpURLs, connectionName: "warren serve")
+        // The front door opens without the broker: 503 and /readyz say so until it is back.
+        amqpConfiguration.startsWithoutBroker = true
+        let amqp = AMQPConnection(amqpConfiguration, logger: logger)
         let database = PostgresPool(conninfo: databaseURL, maxConnections: 4, logger: logger)
         let shared = try ApplicationError.sharedStore(logger: logger)
         let server = HTTPServer(

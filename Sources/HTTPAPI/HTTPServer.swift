@@ -494,7 +494,7 @@ final class Routes: Sendable {
             throw APIFailure(.unauthorized, "invalid_signature", reason)
         }
         let payload = try json(bytes)
-        if source.scheme == .xSignature { deliveryID = source.deliveryID(in: payload) }
+        if source.scheme == .xSignature { deliveryID = source.deliveryID(in: payload, body: bytes) }
         let event: CloudEvent
         do throws(EventError) {
             event = try source.event(payload: payload, deliveryID: deliveryID)

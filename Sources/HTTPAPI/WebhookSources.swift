@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import WarrenCore
@@ -25,7 +26,8 @@ public struct WebhookSource: Sendable {
     public var secretsVariable: String
     public var eventType: EventType
     /// x-signature: the payload field that identifies a delivery, so a resent one is
-    /// published once. Standard Webhooks always has `webhook-id`.
+    /// published once (without it, or when a payload lacks it, the body's SHA-256 does).
+    /// Standard Webhooks always has `webhook-id`.
     public var idField: String?
     /// With `type_field`: the event types the payload may name (topic patterns); the
     /// sender must not choose Warren's own types.
@@ -151,13 +153,19 @@ extension WebhookSource {
     /// same id, and `/v1/events` refuses ids in this form for a webhook source.
     static func eventID(source: String, deliveryID: String) -> String { "\(source):\(deliveryID)" }
 
-    /// The delivery id of an x-signature payload (`id_field`), if configured and present.
-    func deliveryID(in payload: JSONValue) -> String? {
-        guard let idField else { return nil }
-        switch payload[idField] {
-        case .string(let id)?: return id
-        case .integer(let id)?: return String(id)
-        default: return nil
+    /// The delivery id of an x-signature payload: its `id_field` when configured and
+    /// present, else `sha256:<hex digest of the raw body>`. The scheme signs no timestamp
+    /// and no id, so a captured request could otherwise be replayed for ever: with the
+    /// digest, the same body is one delivery (published once, then answered as a
+    /// duplicate), and a changed body fails the signature.
+    func deliveryID(in payload: JSONValue, body: [UInt8]) -> String {
+        if let idField {
+            switch payload[idField] {
+            case .string(let id)? where !id.isEmpty: return id
+            case .integer(let id)?: return String(id)
+            default: break
+            }
         }
+        return "sha256:" + Hex.encode(SHA256.hash(data: body))
     }
 }

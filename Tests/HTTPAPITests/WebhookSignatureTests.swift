@@ -112,8 +112,16 @@ import WarrenCore
     @Test func theEventTakesTheTypeThePayloadAndADerivedID() throws {
         let fixed = WebhookSource(name: "acme", scheme: .xSignature, header: "X-Signature", secretsVariable: "A", eventType: .fixed("acme.order.created"), idField: "id")
         let payload: JSONValue = ["id": 42, "event": "acme.order.paid"]
-        let event = try fixed.event(payload: payload, deliveryID: fixed.deliveryID(in: payload))
+        let event = try fixed.event(payload: payload, deliveryID: fixed.deliveryID(in: payload, body: Array("{}".utf8)))
         #expect(event.type == "acme.order.created" && event.id == "acme:42" && event.source == "/webhooks/acme" && event.data == payload)
+        // No id to go by (no id_field, or the payload lacks it): the body's SHA-256
+        // (`printf '{}' | sha256sum`), so a replayed request is the same delivery.
+        let digestOfEmptyObject = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        #expect(fixed.deliveryID(in: ["total": 1], body: Array("{}".utf8)) == digestOfEmptyObject)
+        var anonymous = fixed
+        anonymous.idField = nil
+        #expect(anonymous.deliveryID(in: payload, body: Array("{}".utf8)) == digestOfEmptyObject)
+        #expect(anonymous.deliveryID(in: payload, body: Array("{ }".utf8)) != digestOfEmptyObject)
         var fromField = fixed
         fromField.eventType = .field("event")
         fromField.eventPatterns = ["acme.#"]

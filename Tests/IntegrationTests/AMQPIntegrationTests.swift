@@ -551,6 +551,42 @@ extension Integration {
             #expect(!error.description.contains("wrong"), "the password leaked into the error")
         }
 
+        /// `startsWithoutBroker`: a first connection the network refuses is retried like a
+        /// lost one (publishes wait, then go through once it is up); refused credentials
+        /// still stop it, since no retry can fix them.
+        @Test func aConnectionAllowedToStartWithoutTheBrokerConnectsWhenItAppears() async throws {
+            let proxy = try FaultProxy(upstreamPort: 5672)
+            defer { proxy.stop() }
+            proxy.stall()  // accepted, then silence: the handshake times out
+            let started = ContinuousClock.now
+            let connection = try await AMQPConnection.forTests(url: "amqp://guest:guest@127.0.0.1:\(proxy.port)/%2f?connection_timeout=500") {
+                $0.startsWithoutBroker = true
+            }
+            defer { Task { await connection.close() } }
+            #expect(ContinuousClock.now - started < .seconds(5), "connect returns once the first attempt failed")
+            guard case .reconnecting(_, let lastError) = connection.state else {
+                Issue.record("expected reconnecting, got \(connection.state)")
+                return
+            }
+            #expect(lastError.code == .connectionFailed)
+            let channel = try await connection.openChannel()
+            let queue = TestEnvironment.uniqueName("late")
+            let waiting = Task { try await channel.publish(Array("first".utf8), exchange: "", routingKey: queue, properties: AMQPProperties(), timeout: .seconds(30)) }
+            try await Task.sleep(for: .seconds(1))
+            proxy.reset()  // let the next attempt through
+            try await eventually("connected through the proxy") { if case .connected = connection.state { true } else { false } }
+            try await waiting.value  // held while disconnected, confirmed after (unroutable to the default exchange is still confirmed)
+            try await channel.declareQueue(queue, durable: false, autoDelete: false)
+            defer { Task { try? await channel.deleteQueue(queue) } }
+            try await channel.publish(Array("second".utf8), exchange: "", routingKey: queue, properties: AMQPProperties())
+            #expect(try await channel.queueInfo(queue).messageCount == 1)
+
+            let refused = try await #require(throws: AMQPError.self) {
+                _ = try await AMQPConnection.forTests(url: "amqp://guest:wrong@127.0.0.1:5672/%2f") { $0.startsWithoutBroker = true }
+            }
+            #expect(refused.code == .authenticationFailed, "bad credentials are not waited out")
+        }
+
         @Test func noBrokerListeningFailsFastWithConnectionFailed() async throws {
             let started = ContinuousClock.now
             let error = try await #require(throws: AMQPError.self) {

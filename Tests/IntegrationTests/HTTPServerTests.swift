@@ -221,15 +221,29 @@ extension Integration {
             #expect(ready.json["problems"]?["broker"] != nil && ready.retryAfter == "5")
             let refused = try await server.publish(Self.userJSON("down-1"), key: key)
             #expect(refused.status == 503 && refused.retryAfter == "5" && refused.errorCode == "unavailable")
+
+            // A server started while the broker is down serves too: up, not ready, 503.
+            let late = try await Server.start(harness)
+            defer { _ = late.stop() }
+            let lateReady = try await late.request("GET", "/readyz")
+            #expect(lateReady.status == 503 && lateReady.json["problems"]?["broker"] != nil, "\(lateReady.json)")
+            let lateRefused = try await late.publish(Self.userJSON("down-2"), key: key)
+            #expect(lateRefused.status == 503 && lateRefused.retryAfter == "5" && lateRefused.errorCode == "unavailable")
+
             try TestEnvironment.services("start", "rabbitmq")
             restarted = true
             try await eventually(timeout: .seconds(60), "the retried request is accepted") {
                 try await server.publish(Self.userJSON("down-1"), key: key).status == 202
             }
+            try await eventually(timeout: .seconds(60), "the late server connects and publishes") {
+                try await late.publish(Self.userJSON("down-2"), key: key).status == 202
+            }
+            #expect(try await late.request("GET", "/readyz").status == 200)
             let harnessAfter = try await AMQPConnection.forTests(url: harness.amqpURL)
             defer { Task { await harnessAfter.close() } }
             let channel = try await harnessAfter.openChannel()
-            #expect(try await channel.queueInfo(harness.spec.queueName).messageCount == 1, "exactly one event")
+            #expect(try await channel.queueInfo(harness.spec.queueName).messageCount == 2, "exactly one event per accepted request")
+            #expect(late.stop() == 0)
         }
 
         /// The database down: keys cannot be checked, so 503 with Retry-After (nothing
@@ -372,13 +386,17 @@ extension Integration {
                     scheme: x-signature
                     secrets_env: TEST_UNSET_SECRET
                     type: partner.silent
+                  plain:
+                    scheme: x-signature
+                    secrets_env: TEST_PLAIN_SECRET
+                    type: partner.ping
                 """.utf8).write(to: URL(fileURLWithPath: directory + "/sources.yaml"))
             let acmeSecret = "acme-\(UUID().uuidString)"
             let keyBytes = (0..<24).map { _ in UInt8.random(in: 0...255) }
             let hooksSecret = "whsec_" + Data(keyBytes).base64EncodedString()
             let server = try await Server.start(harness, environment: [
                 "WARREN_WEBHOOK_SOURCES": directory + "/sources.yaml", "WARREN_CATALOG": directory + "/events",
-                "TEST_ACME_SECRET": "rotated-out, \(acmeSecret)", "TEST_HOOKS_SECRET": hooksSecret,
+                "TEST_ACME_SECRET": "rotated-out, \(acmeSecret)", "TEST_HOOKS_SECRET": hooksSecret, "TEST_PLAIN_SECRET": acmeSecret,
             ])
             defer { _ = server.stop() }
 
@@ -416,7 +434,21 @@ extension Integration {
 
             let foreign = try await hooks(id: "msg_foreign_\(UUID().uuidString.prefix(8))", body: #"{"event":"payment.succeeded","invoice":"inv_3"}"#)
             #expect(foreign.status == 403 && foreign.errorCode == "type_not_allowed", "a payload may not name Warren's own types")
-            #expect(try await harness.messages(in: harness.spec.queueName) == 2, "one event per delivery")
+
+            // x-signature without id_field: nothing signed says which delivery it is, so
+            // the body's SHA-256 does; a captured request replayed is a duplicate.
+            func plain(_ body: String) async throws -> Answer {
+                try await server.request("POST", "/webhooks/plain", body: Array(body.utf8), headers: ["X-Signature": try Self.openssl(body, textKey: acmeSecret)])
+            }
+            let ping = #"{"ping":"\#(UUID().uuidString)"}"#
+            let pinged = try await plain(ping)
+            let digest = try Self.shell("printf '%s' '\(ping)' | sha256sum | cut -d' ' -f1")
+            #expect(pinged.status == 200 && pinged.json["id"]?.stringValue == "plain:sha256:\(digest)", "\(pinged.json)")
+            let replayed = try await plain(ping)
+            #expect(replayed.status == 200 && replayed.json["duplicate"] == true, "a replayed body is published once")
+            let another = try await plain(#"{"ping":"\#(UUID().uuidString)"}"#)
+            #expect(another.status == 200 && another.json["duplicate"] == nil, "another body is another delivery")
+            #expect(try await harness.messages(in: harness.spec.queueName) == 4, "one event per delivery")
             let silent = try await server.request("POST", "/webhooks/silent", body: Array("{}".utf8))
             #expect(silent.status == 404 && silent.errorCode == "not_configured" && silent.errorMessage.contains("TEST_UNSET_SECRET"))
             #expect(try await server.request("POST", "/webhooks/nobody", body: Array("{}".utf8)).errorCode == "unknown_source")
