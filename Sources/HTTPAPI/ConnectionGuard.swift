@@ -31,7 +31,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let maxConnections: Int
     private let headerTimeout: TimeAmount
     private let bodyTimeout: TimeAmount
-    private var deadline: Scheduled<Void>?
+    /// When the connection is closed unless the phase it waits in ends first; nil while a
+    /// request is being handled.
+    private var deadline: NIODeadline?
+    /// One timer per connection, not one per phase: moving `deadline` later (every
+    /// request does) costs a clock read; the timer, when it fires, closes the connection
+    /// if the deadline has passed, or sleeps again until it.
+    private var timer: (task: Scheduled<Void>, at: NIODeadline)?
     private var counted = false
 
     init(counter: Counter, maxConnections: Int, headerTimeout: TimeAmount, bodyTimeout: TimeAmount) {
@@ -52,7 +58,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        disarm()
+        stopTimer()
         if counted {
             counter.open.wrappingSubtract(1, ordering: .relaxed)
             counted = false
@@ -98,13 +104,36 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func disarm() {
-        deadline?.cancel()
         deadline = nil
     }
 
     private func arm(_ timeout: TimeAmount, context: ChannelHandlerContext) {
-        deadline?.cancel()
-        let channel = context.channel
-        deadline = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        let deadline = NIODeadline.now() + timeout
+        self.deadline = deadline
+        if let timer, timer.at <= deadline { return }  // it fires first and looks again
+        timer?.task.cancel()
+        schedule(at: deadline, context: context)
+    }
+
+    private func schedule(at when: NIODeadline, context: ChannelHandlerContext) {
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        timer = (context.eventLoop.scheduleTask(deadline: when) { handler.value.fire(context: bound.value) }, when)
+    }
+
+    private func fire(context: ChannelHandlerContext) {
+        timer = nil
+        guard let deadline else { return }
+        if deadline <= .now() {
+            context.close(promise: nil)
+        } else {
+            schedule(at: deadline, context: context)
+        }
+    }
+
+    private func stopTimer() {
+        timer?.task.cancel()
+        timer = nil
+        deadline = nil
     }
 }

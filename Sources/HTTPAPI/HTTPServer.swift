@@ -348,10 +348,9 @@ final class Routes: Sendable {
     }
 
     func authenticate(_ request: Request) async throws -> APIKey {
-        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
+        guard let header = request.headers[.authorization], let secret = Self.bearerToken(header) else {
             throw APIFailure(.unauthorized, "unauthorized", "missing API key: send Authorization: Bearer <key>")
         }
-        let secret = String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
         // Only the shape a key can have reaches the database (no query per garbage token).
         guard APIKeyStore.isWellFormed(secret) else {
             throw APIFailure(.unauthorized, "unauthorized", "the API key in Authorization is not valid (unknown or revoked)")
@@ -360,6 +359,18 @@ final class Routes: Sendable {
             throw APIFailure(.unauthorized, "unauthorized", "the API key in Authorization is not valid (unknown or revoked)")
         }
         return key
+    }
+
+    /// The token of `Bearer <token>` (scheme in any case, spaces and tabs around the
+    /// token ignored), or nil for another scheme.
+    static func bearerToken(_ header: String) -> String? {
+        let utf8 = header.utf8
+        let scheme = "bearer ".utf8
+        guard utf8.count >= scheme.count, zip(utf8, scheme).allSatisfy({ $0 == $1 || ($1 >= UInt8(ascii: "a") && $1 <= UInt8(ascii: "z") && $0 == $1 - 0x20) }) else { return nil }
+        func blank(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        let rest = utf8.dropFirst(scheme.count)
+        guard let first = rest.firstIndex(where: { !blank($0) }), let last = rest.lastIndex(where: { !blank($0) }) else { return "" }
+        return String(header[first...last])
     }
 
     /// What the sender should do when the broker did not confirm: come back (503) or fix

@@ -9,14 +9,17 @@ import Locking
 /// Add it first, so it sees the final answer of every other middleware.
 public struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     private let cache = Cache()
-    private static var methods: Set<HTTPRequest.Method> { [.get, .head, .post, .put, .patch, .delete, .options] }
 
     public init() {}
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
         // Any other method is one label value, so a client cannot grow the series without end.
-        let method = Self.methods.contains(request.method) ? request.method.rawValue : "other"
+        let method =
+            switch request.method {
+            case .get, .head, .post, .put, .patch, .delete, .options: request.method.rawValue
+            default: "other"
+            }
         do {
             let response = try await next(request, context)
             record(route: context.endpointPath, method: method, status: Int(response.status.code), since: started)

@@ -53,14 +53,31 @@ public struct CloudEvent: Sendable, Hashable {
 extension CloudEvent {
     /// The event as one JSON object, keys sorted, time in RFC 3339 with milliseconds.
     public func jsonBytes() -> [UInt8] {
-        var object: [String: JSONValue] = [
-            "specversion": .string(Self.specVersion), "id": .string(id), "source": .string(source), "type": .string(type),
-        ]
-        if let time { object["time"] = .string(RFC3339.format(time)) }
-        if let subject { object["subject"] = .string(subject) }
-        if let dataContentType { object["datacontenttype"] = .string(dataContentType) }
-        if let data { object["data"] = data }
-        return JSONValue.object(object).serialized()
+        // What `JSONValue.object([...]).serialized()` writes, without building the
+        // dictionary: the attributes in sorted order.
+        var output: [UInt8] = []
+        output.reserveCapacity(512)
+        output.append(UInt8(ascii: "{"))
+        func attribute(_ name: String, _ write: (inout [UInt8]) -> Void) {
+            if output.count > 1 { output.append(UInt8(ascii: ",")) }
+            JSONValue.writeString(name, to: &output)
+            output.append(UInt8(ascii: ":"))
+            write(&output)
+        }
+        func attribute(_ name: String, _ text: String?) {
+            guard let text else { return }
+            attribute(name) { JSONValue.writeString(text, to: &$0) }
+        }
+        if let data { attribute("data") { data.write(to: &$0) } }
+        attribute("datacontenttype", dataContentType)
+        attribute("id", id)
+        attribute("source", source)
+        attribute("specversion", Self.specVersion)
+        attribute("subject", subject)
+        attribute("time", time.map(RFC3339.format))
+        attribute("type", type)
+        output.append(UInt8(ascii: "}"))
+        return output
     }
 
     /// Parses a structured-mode event, checking the CloudEvents required attributes.

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// W3C Trace Context (`traceparent` + `tracestate`) as Warren carries it: from an HTTP
 /// request into the events it publishes (AMQP headers), from a delivery into the consumer's
 /// logs (`trace_id`, `span_id`) and into the provider calls and outbound webhooks it makes.
@@ -62,16 +65,15 @@ public struct TraceContext: Sendable, Hashable {
             && !zero(3..<35) && !zero(36..<52) && bytes.count <= 512 && bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
     }
 
-    /// `bytes` (8 or 16) random bytes in hex, not all zero: one or two 64-bit draws.
+    /// `bytes` (8 or 16) random bytes in hex, not all zero: one `arc4random_buf` call
+    /// (glibc 2.36+: the kernel's `getrandom`; `SystemRandomNumberGenerator` makes one
+    /// system call per 8 bytes).
     static func randomHex(bytes count: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        while true {
-            let words = (0..<(count / 8)).map { _ in generator.next() }
-            guard words.contains(where: { $0 != 0 }) else { continue }
-            return words.map { word in
-                let digits = String(word, radix: 16)
-                return String(repeating: "0", count: 16 - digits.count) + digits
-            }.joined()
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { buffer in
+            while true {
+                arc4random_buf(buffer.baseAddress!, count)
+                if buffer.contains(where: { $0 != 0 }) { return Hex.encode(buffer: UnsafeBufferPointer(buffer)) }
+            }
         }
     }
 }

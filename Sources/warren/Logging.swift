@@ -19,10 +19,44 @@ enum LoggingBootstrap {
                 var handler: any LogHandler =
                     format == .json
                     ? JSONLogHandler(label: label, metadataProvider: provider)
-                    : StreamLogHandler.standardError(label: label, metadataProvider: provider)
+                    : TextLogHandler(label: label, metadataProvider: provider)
                 handler.logLevel = level
                 return handler
             }, metadataProvider: .traceContext)
+    }
+}
+
+/// swift-log's `StreamLogHandler` on stderr, the same lines, but metadata is only
+/// formatted when a line is written: `StreamLogHandler` formats it again whenever a key
+/// is set, and the HTTP server sets one per request (Hummingbird's `hb.request.id`)
+/// that is almost never logged.
+struct TextLogHandler: LogHandler {
+    private var stream: StreamLogHandler
+    var metadata: Logger.Metadata = [:]
+
+    init(label: String, metadataProvider: Logger.MetadataProvider?) {
+        stream = StreamLogHandler.standardError(label: label, metadataProvider: metadataProvider)
+    }
+
+    var logLevel: Logger.Level {
+        get { stream.logLevel }
+        set { stream.logLevel = newValue }
+    }
+
+    var metadataProvider: Logger.MetadataProvider? {
+        get { stream.metadataProvider }
+        set { stream.metadataProvider = newValue }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var stream = self.stream
+        stream.metadata = metadata
+        stream.log(event: event)
     }
 }
 

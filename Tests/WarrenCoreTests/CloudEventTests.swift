@@ -19,6 +19,20 @@ import WarrenCore
         #expect(parsed.data?["meta"]?["ratio"] == .number(0.5))
     }
 
+    /// The body bytes are exact: keys sorted, strings escaped as JSON requires (quote,
+    /// backslash, control characters), everything else (non-ASCII too) as is.
+    @Test func theBodyIsSortedCompactJSON() throws {
+        let time = try #require(RFC3339.parse("2024-05-01T10:00:00.250Z"))
+        let event = CloudEvent(
+            type: "user.created", source: "/s", data: ["b": "quote \" back \\ tab \t nl \n bell \u{07} é", "a": [1, nil, true]],
+            id: "e\"1", time: time, subject: "usr_1")
+        let expected = #"{"data":{"a":[1,null,true],"b":"quote \" back \\ tab \t nl \n bell \u0007 é"},"datacontenttype":"application/json","#
+            + #""id":"e\"1","source":"/s","specversion":"1.0","subject":"usr_1","time":"2024-05-01T10:00:00.250Z","type":"user.created"}"#
+        #expect(String(decoding: event.jsonBytes(), as: UTF8.self) == expected)
+        let bare = CloudEvent(type: "t", source: "/s", data: nil, id: "e", time: nil, dataContentType: nil)
+        #expect(String(decoding: bare.jsonBytes(), as: UTF8.self) == #"{"id":"e","source":"/s","specversion":"1.0","type":"t"}"#)
+    }
+
     @Test func timeWithOffsetAndFractionalSeconds() throws {
         let event = try parse(
             #"{"specversion":"1.0","id":"e1","source":"/s","type":"user.deleted","time":"2024-05-01T12:00:00.123+02:00","data":{"id":"u"}}"#)
