@@ -2,9 +2,11 @@
  * The raw rabbitmq-c baseline for Benchmarks/run: the same work as `warren bench`,
  * with nothing between the program and the library. One thread, blocking calls.
  *
- *   amqp_baseline publish --queue Q [--count N] [--window W] [--size BYTES]
+ *   amqp_baseline publish --queue Q [--count N] [--window W] [--size BYTES] [--exchange E]
  *       confirm.select, then persistent publishes to the default exchange with routing
- *       key Q, keeping up to W unconfirmed; done when all N are confirmed.
+ *       key Q, keeping up to W unconfirmed; done when all N are confirmed. With
+ *       --exchange: to E instead (routing key Q), mandatory, as Warren publishes events;
+ *       a returned (unroutable) publish is an error.
  *   amqp_baseline consume --queue Q [--count N] [--prefetch P]
  *       basic.qos P, basic.consume, and a basic.ack per delivery; done after N.
  *
@@ -43,7 +45,7 @@ static void report(long count, struct start started) {
          (now.cpu - started.cpu) * 1e6 / (double)count);
 }
 
-static int publish(const char *queue, long count, long window, long size) {
+static int publish(const char *queue, const char *exchange, long count, long window, long size) {
   amqp_connection_state_t conn = connect_broker();
   amqp_confirm_select(conn, 1);
   check_reply(amqp_get_rpc_reply(conn), "confirm.select");
@@ -52,6 +54,8 @@ static int publish(const char *queue, long count, long window, long size) {
   memset(body, 'x', (size_t)size);
   amqp_bytes_t message = {.len = (size_t)size, .bytes = body};
   amqp_bytes_t routing_key = amqp_cstring_bytes(queue);
+  amqp_bytes_t exchange_name = exchange[0] ? amqp_cstring_bytes(exchange) : amqp_empty_bytes;
+  amqp_boolean_t mandatory = exchange[0] ? 1 : 0;
   amqp_basic_properties_t props = {._flags = AMQP_BASIC_DELIVERY_MODE_FLAG, .delivery_mode = 2};
 
   /* Delivery tags are 1..count; the broker may confirm them out of order and `multiple`
@@ -63,7 +67,7 @@ static int publish(const char *queue, long count, long window, long size) {
   struct start started = start_clock();
   while (acked < count) {
     while (sent < count && sent - acked < window) {
-      check_status(amqp_basic_publish(conn, 1, amqp_empty_bytes, routing_key, 0, 0, &props, message),
+      check_status(amqp_basic_publish(conn, 1, exchange_name, routing_key, mandatory, 0, &props, message),
                    "basic.publish");
       sent++;
     }
@@ -102,14 +106,14 @@ static int consume(const char *queue, long count, long prefetch) {
 
 static _Noreturn void usage(void) {
   fprintf(stderr,
-          "usage: amqp_baseline publish --queue Q [--count N] [--window W] [--size BYTES]\n"
+          "usage: amqp_baseline publish --queue Q [--count N] [--window W] [--size BYTES] [--exchange E]\n"
           "       amqp_baseline consume --queue Q [--count N] [--prefetch P]\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
   if (argc < 2) usage();
-  const char *mode = argv[1], *queue = NULL;
+  const char *mode = argv[1], *queue = NULL, *exchange = "";
   long count = 50000, window = 256, size = 256, prefetch = 256;
   for (int i = 2; i < argc; i += 2) {
     if (i + 1 >= argc) usage();
@@ -119,10 +123,11 @@ int main(int argc, char **argv) {
     else if (strcmp(flag, "--window") == 0) window = atol(value);
     else if (strcmp(flag, "--size") == 0) size = atol(value);
     else if (strcmp(flag, "--prefetch") == 0) prefetch = atol(value);
+    else if (strcmp(flag, "--exchange") == 0) exchange = value;
     else usage();
   }
   if (!queue || count <= 0 || window <= 0 || size < 0 || prefetch <= 0 || prefetch > 65535) usage();
-  if (strcmp(mode, "publish") == 0) return publish(queue, count, window, size);
+  if (strcmp(mode, "publish") == 0) return publish(queue, exchange, count, window, size);
   if (strcmp(mode, "consume") == 0) return consume(queue, count, prefetch);
   usage();
 }

@@ -77,6 +77,7 @@ static long settle_confirm(amqp_connection_state_t conn, amqp_frame_t *frame, un
   if (frame->frame_type == AMQP_FRAME_METHOD) {
     amqp_method_number_t id = frame->payload.method.id;
     if (id == AMQP_BASIC_NACK_METHOD) die("the broker nacked a publish", NULL);
+    if (id == AMQP_BASIC_RETURN_METHOD) die("the broker returned a mandatory publish (unroutable)", NULL);
     if (id == AMQP_CHANNEL_CLOSE_METHOD || id == AMQP_CONNECTION_CLOSE_METHOD)
       die("the broker closed the channel or connection", NULL);
     if (id == AMQP_BASIC_ACK_METHOD) {
