@@ -86,7 +86,9 @@ public struct ConsumerApplication: Sendable {
             consumers.append(
                 WebhookDispatcher(
                     settings: try Self.webhookSettings(), database: database, conninfo: configuration.databaseURL,
-                    destinations: DestinationGuard.from(environment: ProcessInfo.processInfo.environment), logger: logger))
+                    destinations: DestinationGuard.from(environment: ProcessInfo.processInfo.environment), logger: logger,
+                    // WARREN_WEBHOOK_RATE for all processes together with Redis, per process without.
+                    bucket: { rate in shared.rateLimiter(name: "webhooks", rate: rate, per: .seconds(1)) }))
         }
         if var relay = configuration.outboxRelay {
             relay.metricsInterval = refresh

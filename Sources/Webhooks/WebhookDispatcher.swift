@@ -26,7 +26,8 @@ public struct WebhookDispatcherSettings: Sendable {
     var limits: DispatchSlots.Limits {
         .init(perSubscription: perSubscriptionConcurrency, perFailingSubscription: perFailingSubscriptionConcurrency, prefetch: max(prefetch, perSubscriptionConcurrency), total: concurrency)
     }
-    /// Requests per second in all, if limited.
+    /// Requests per second in all, if limited (for every process together when the
+    /// dispatcher's bucket is shared through Redis).
     public var ratePerSecond: Int? = 5_000
     /// How long to sleep when idle if no notification comes (and the only wake-up when
     /// LISTEN is unavailable): retries fall due without one.
@@ -93,13 +94,22 @@ public struct WebhookDispatcher: Service {
     let destinations: DestinationGuard
     let logger: Logger
     let metrics = WebhookMetrics()
+    /// The bucket of `settings.ratePerSecond`.
+    let bucket: @Sendable (_ ratePerSecond: Int) -> any TokenBucket
 
-    public init(settings: WebhookDispatcherSettings, database: PostgresPool, conninfo: String, destinations: DestinationGuard, logger: Logger) {
+    /// `bucket`: where the rate's tokens come from; by default this process' own, so
+    /// each dispatcher gets the whole rate. `warren consume`/`run` pass one shared by
+    /// every process through Redis when it is configured (`SharedStore.rateLimiter`).
+    public init(
+        settings: WebhookDispatcherSettings, database: PostgresPool, conninfo: String, destinations: DestinationGuard, logger: Logger,
+        bucket: @escaping @Sendable (_ ratePerSecond: Int) -> any TokenBucket = { RateLimiter(rate: $0, per: .seconds(1)) }
+    ) {
         self.settings = settings
         self.database = database
         self.conninfo = conninfo
         self.destinations = destinations
         self.logger = logger
+        self.bucket = bucket
     }
 
     /// What the loop and the sending tasks share.
@@ -186,7 +196,7 @@ public struct WebhookDispatcher: Service {
 
     public func run() async throws {
         let sender = WebhookSender(destinations: destinations, timeout: settings.policy.timeout)
-        let limiter = settings.ratePerSecond.map { RateLimiter(rate: $0, per: .seconds(1)) }
+        let limiter = settings.ratePerSecond.map(bucket)
         let progress = Progress(limits: settings.limits)
         logger.info("webhooks.dispatcher.started", metadata: ["webhooks.guard": "\(destinations.allowPrivate ? "lifted" : "on")"])
         await withDiscardingTaskGroup { group in
@@ -242,7 +252,7 @@ public struct WebhookDispatcher: Service {
     }
 
     /// Sends `delivery`, then whatever the slots give next, until they give nothing.
-    private func send(_ delivery: WebhookDeliveries.Claimed, sender: WebhookSender, limiter: RateLimiter?, progress: Progress) async {
+    private func send(_ delivery: WebhookDeliveries.Claimed, sender: WebhookSender, limiter: (any TokenBucket)?, progress: Progress) async {
         var next: WebhookDeliveries.Claimed? = delivery
         while let delivery = next {
             try? await limiter?.acquire()

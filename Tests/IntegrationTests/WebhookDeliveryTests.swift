@@ -7,6 +7,7 @@ import Postgres
 import ServiceLifecycle
 import Locking
 import ProviderFakes
+import SharedState
 import Testing
 import WarrenCore
 import Webhooks
@@ -95,17 +96,25 @@ extension Integration {
             let type: String
             let dispatcher: (ServiceGroup, Task<Void, any Error>)
 
-            static func start(policy: DeliveryPolicy = DeliveryPolicy(schedule: [.milliseconds(200), .milliseconds(200), .milliseconds(200)], timeout: .seconds(5)))
-                async throws -> Rig
-            {
+            static func start(
+                policy: DeliveryPolicy = DeliveryPolicy(schedule: [.milliseconds(200), .milliseconds(200), .milliseconds(200)], timeout: .seconds(5)),
+                bucket: (@Sendable (Int) -> any TokenBucket)? = nil
+            ) async throws -> Rig {
                 let harness = try await ConsumerHarness.make(consumer: "webhooks.delivery", bindings: ["#"])
                 harness.start(module: WebhookFanOut())
                 var settings = WebhookDispatcherSettings()
                 settings.policy = policy
                 settings.pollInterval = .milliseconds(200)
-                let dispatcher = WebhookDispatcher(
-                    settings: settings, database: harness.database, conninfo: TestEnvironment.databaseURL, destinations: lifted,
-                    logger: TestEnvironment.logger)
+                let dispatcher =
+                    if let bucket {
+                        WebhookDispatcher(
+                            settings: settings, database: harness.database, conninfo: TestEnvironment.databaseURL, destinations: lifted,
+                            logger: TestEnvironment.logger, bucket: bucket)
+                    } else {
+                        WebhookDispatcher(
+                            settings: settings, database: harness.database, conninfo: TestEnvironment.databaseURL, destinations: lifted,
+                            logger: TestEnvironment.logger)
+                    }
                 let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [dispatcher], logger: TestEnvironment.logger))
                 // Open catalog pattern (stripe.#): a type no other test publishes or subscribes to.
                 let type = "stripe.\(TestEnvironment.uniqueName("wh").replacingOccurrences(of: "-", with: "")).ping"
@@ -172,6 +181,23 @@ extension Integration {
             #expect(log.map(\.statusCode) == [200, 503, 500])
             #expect(log.allSatisfy { $0.eventID == ids[0] })
             #expect(try await rig.subscriptions.get(subscription.id).failingSince == nil, "a success clears the failure record")
+            await rig.stop(deleting: [subscription.id])
+        }
+
+        /// `WARREN_WEBHOOK_RATE` is one budget for every process when Redis is configured:
+        /// the dispatcher takes its tokens from the bucket it is given, here one in Redis.
+        @Test func theRateIsTakenFromTheBucketItIsGivenOneInRedisForEveryProcess() async throws {
+            let shared = try SharedStore.from(environment: ["WARREN_REDIS_URL": TestEnvironment.redisURL], logger: TestEnvironment.logger)
+            let name = TestEnvironment.uniqueName("webhooks-rate")
+            // A token takes an hour to come back: the bucket's key is there when we look.
+            let rig = try await Rig.start(bucket: { _ in shared.rateLimiter(name: name, rate: 1000, per: .seconds(3600)) })
+            let receiver = try await WebhookReceiver.start()
+            defer { receiver.stop() }
+            let (subscription, _) = try await rig.subscriptions.create(url: receiver.url, eventPatterns: [rig.type], secret: nil, description: "t")
+            #expect(try HTTPServerTests.shell("redis-cli -u '\(TestEnvironment.redisURL)' EXISTS 'warren:rate:\(name)'") == "0")
+            _ = try await rig.publish()
+            try await eventually("delivered") { try await rig.deliveries(subscription.id, status: "delivered") == 1 }
+            #expect(try HTTPServerTests.shell("redis-cli -u '\(TestEnvironment.redisURL)' EXISTS 'warren:rate:\(name)'") == "1", "a token was taken in Redis")
             await rig.stop(deleting: [subscription.id])
         }
 
