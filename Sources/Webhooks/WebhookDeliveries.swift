@@ -62,7 +62,7 @@ public enum WebhookDeliveries {
             SET next_attempt_at = now() + make_interval(secs => \(lease.inSeconds)), attempts = d.attempts + 1
             FROM picked p, warren_webhook_subscriptions s, warren_webhook_events e
             WHERE d.subscription_id = p.subscription_id AND d.event_id = p.event_id AND s.id = d.subscription_id
-              AND e.event_id = d.event_id AND d.status = 'pending'
+              AND e.event_id = d.event_id AND d.finished_at IS NULL
             RETURNING d.subscription_id, d.event_id, d.webhook_id, d.attempts, e.payload, e.traceparent, s.url, s.secret,
                 CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END AS previous_secret, p.failing
             """)
@@ -85,7 +85,7 @@ public enum WebhookDeliveries {
             FROM unnest(\(PostgresArrayLiteral.text(claimed.map { $0.subscriptionID }))::text[],
                         \(PostgresArrayLiteral.text(claimed.map { $0.eventID }))::text[],
                         \(PostgresArrayLiteral.bigint(claimed.map { Int64($0.attempt) }))::int[]) AS u(subscription_id, event_id, attempt)
-            WHERE d.subscription_id = u.subscription_id AND d.event_id = u.event_id AND d.status = 'pending' AND d.attempts = u.attempt
+            WHERE d.subscription_id = u.subscription_id AND d.event_id = u.event_id AND d.finished_at IS NULL AND d.attempts = u.attempt
             """)
         _ = try await connection.execute("SELECT pg_notify(\(notificationChannel), '')")
     }
@@ -195,11 +195,13 @@ public enum WebhookDeliveries {
             ), settled AS (
                 -- Fenced: only the lease this attempt held. A delivery leased again meanwhile
                 -- (this one outlived its lease) or retried by hand keeps its newer state.
+                -- Pending as `finished_at IS NULL` (migration 0014): one primary-key probe
+                -- per row, never a walk of the pending index.
                 UPDATE warren_webhook_deliveries d SET status = u.status, last_error = u.error,
                     next_attempt_at = COALESCE(u.next_attempt_at, d.next_attempt_at),
                     finished_at = CASE WHEN u.status = 'pending' THEN NULL ELSE now() END
                 FROM u
-                WHERE d.subscription_id = u.subscription_id AND d.event_id = u.event_id AND d.status = 'pending' AND d.attempts = u.attempt
+                WHERE d.subscription_id = u.subscription_id AND d.event_id = u.event_id AND d.finished_at IS NULL AND d.attempts = u.attempt
             )
             UPDATE warren_webhook_subscriptions SET failing_since = NULL WHERE id = ANY(\(succeeded)::text[]) AND failing_since IS NOT NULL
             """
@@ -271,6 +273,17 @@ public enum WebhookDeliveries {
             DELETE FROM warren_webhook_events e WHERE received_at < now() - make_interval(secs => \(seconds))
               AND NOT EXISTS (SELECT 1 FROM warren_webhook_deliveries d WHERE d.event_id = e.event_id)
             """)
+    }
+
+    /// Refreshes the planner's statistics of the deliveries and their events
+    /// (`StatisticsRefresh` says when) and returns the rows the deliveries table holds by
+    /// them. A role that does not own the tables gets a warning from the server, not an
+    /// error: then autovacuum alone keeps them.
+    static func analyze(on connection: PostgresConnection) async throws -> Int {
+        _ = try await connection.execute("ANALYZE warren_webhook_deliveries, warren_webhook_events")
+        let rows = try await connection.query(
+            "SELECT GREATEST(reltuples, 0)::bigint AS rows FROM pg_class WHERE oid = 'warren_webhook_deliveries'::regclass")
+        return Int(try rows.first?.decode(Int64.self, "rows") ?? 0)
     }
 }
 

@@ -129,6 +129,8 @@ public struct WebhookDispatcher: Service {
         let notified = Atomic<Bool>(true)
         /// Shutting down: the recorder stops once nothing is held.
         let draining = Atomic<Bool>(false)
+        /// The deliveries the table held when this dispatcher last analyzed it.
+        let analyzedRows = Atomic<Int>(0)
 
         init(limits: DispatchSlots.Limits) {
             state = Mutex(State(slots: DispatchSlots(limits: limits)))
@@ -207,6 +209,7 @@ public struct WebhookDispatcher: Service {
             await withGracefulShutdownHandler {
                 var nextPrune = ContinuousClock.now + .seconds(5)
                 var lastClaim = ContinuousClock.now - settings.pollInterval
+                var statistics = StatisticsRefresh(backlog: settings.prefetch)
                 while !Task.isShuttingDownGracefully && !Task.isCancelled {
                     var sending = progress.nextToSend()
                     var claimed = false
@@ -220,6 +223,9 @@ public struct WebhookDispatcher: Service {
                         let leased = await claim(holding: asked, room: settings.maximumHeld - progress.totalHeld)
                         sending += progress.leased(leased, asked: asked)
                         claimed = !leased.isEmpty
+                        if statistics.claimed(leased.count, at: lastClaim, knownRows: progress.analyzedRows.load(ordering: .relaxed)) {
+                            group.addTask { await self.analyze(progress) }
+                        }
                     }
                     for delivery in sending {
                         group.addTask { await self.send(delivery, sender: sender, limiter: limiter, progress: progress) }
@@ -354,6 +360,19 @@ public struct WebhookDispatcher: Service {
             try await database.withConnection { try await WebhookDeliveries.release(deliveries, on: $0) }
         } catch {
             logger.notice("webhooks.release.failed", metadata: ["error": "\(error)", "deliveries": "\(deliveries.count)"])
+        }
+    }
+
+    /// Beside the loop: the planner's statistics are out of date (`StatisticsRefresh`).
+    private func analyze(_ progress: Progress) async {
+        let start = ContinuousClock.now
+        do {
+            let rows = try await database.withConnection { try await WebhookDeliveries.analyze(on: $0) }
+            progress.analyzedRows.store(rows, ordering: .relaxed)
+            logger.debug(
+                "webhooks.statistics.refreshed", metadata: ["rows": "\(rows)", "duration_ms": "\((ContinuousClock.now - start).inSeconds * 1000)"])
+        } catch {
+            logger.notice("webhooks.statistics.failed", metadata: ["error": "\(error)"])
         }
     }
 

@@ -184,6 +184,24 @@ extension Integration {
             await rig.stop(deleting: [subscription.id])
         }
 
+        /// A backlog makes the dispatcher analyze the deliveries table itself: planned on
+        /// statistics that say it is empty (autovacuum after a quiet spell), each claim and
+        /// record walks every pending row, and deliveries fall seconds behind
+        /// (`StatisticsRefresh`; the effect is measured by `Benchmarks/run`). Autovacuum's
+        /// own analyses are counted apart (`autoanalyze_count`).
+        @Test func aBacklogMakesTheDispatcherRefreshThePlannersStatistics() async throws {
+            let analyses = "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'warren_webhook_deliveries'"
+            let rig = try await Rig.start()
+            let receiver = try await WebhookReceiver.start()
+            defer { receiver.stop() }
+            let (subscription, _) = try await rig.subscriptions.create(url: receiver.url, eventPatterns: [rig.type], secret: nil, description: "t")
+            let before = try await rig.harness.count(PostgresQuery(unsafeSQL: analyses))
+            _ = try await rig.publish(100)
+            try await eventually("delivered") { try await rig.deliveries(subscription.id, status: "delivered") == 100 }
+            try await eventually("analyzed by the dispatcher") { try await rig.harness.count(PostgresQuery(unsafeSQL: analyses)) > before }
+            await rig.stop(deleting: [subscription.id])
+        }
+
         /// `WARREN_WEBHOOK_RATE` is one budget for every process when Redis is configured:
         /// the dispatcher takes its tokens from the bucket it is given, here one in Redis.
         @Test func theRateIsTakenFromTheBucketItIsGivenOneInRedisForEveryProcess() async throws {
