@@ -4,12 +4,14 @@
  * against the publish time its event id carries (`<prefix>-<n>-<publish µs>`, as
  * consume_pg_baseline publishes them; the last "id" of the body, keys being sorted). One thread, epoll, all ports.
  *
- *   webhook_receiver --ports P1,P2,... --count N [--timeout S]
+ *   webhook_receiver --ports P1,P2,... --count N [--timeout S] [--trace FILE]
  *
  * Prints `ready` once listening; exits when every port received N requests, printing
  *   deliveries_per_sec=<float> p50_ms=<float> p99_ms=<float> duplicates=<int>
  * deliveries per second from the earliest publish to the last request, latencies publish →
  * request fully received. Exits 1 after S seconds (default 120) without all of them.
+ * --trace writes one line per request, `<publish µs> <latency µs> <port>`, in arrival
+ * order: to see when the slow ones came.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -53,6 +55,7 @@ static void die(const char *what) {
 int main(int argc, char **argv) {
   int ports[MAX_PORTS], port_count = 0;
   long count = 0, timeout = 120;
+  FILE *trace = NULL;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--ports")) {
       for (char *p = strtok(argv[i + 1], ","); p && port_count < MAX_PORTS; p = strtok(NULL, ",")) ports[port_count++] = atoi(p);
@@ -60,10 +63,13 @@ int main(int argc, char **argv) {
       count = atol(argv[i + 1]);
     } else if (!strcmp(argv[i], "--timeout")) {
       timeout = atol(argv[i + 1]);
+    } else if (!strcmp(argv[i], "--trace")) {
+      trace = fopen(argv[i + 1], "w");
+      if (!trace) die(argv[i + 1]);
     }
   }
   if (!port_count || count <= 0) {
-    fprintf(stderr, "usage: webhook_receiver --ports P1,P2,... --count N [--timeout S]\n");
+    fprintf(stderr, "usage: webhook_receiver --ports P1,P2,... --count N [--timeout S] [--trace FILE]\n");
     return 2;
   }
   int epoll = epoll_create1(0);
@@ -144,6 +150,7 @@ int main(int argc, char **argv) {
         if (write(c->fd, answer, sizeof answer - 1) < 0) break;
         if (per_port[c->port_index] < count && received < total) {
           latency[received++] = published ? now - published : 0;
+          if (trace) fprintf(trace, "%lld %lld %d\n", published, published ? now - published : 0, ports[c->port_index]);
           per_port[c->port_index]++;
           if (published && (!earliest || published < earliest)) earliest = published;
           last = now;
@@ -155,6 +162,7 @@ int main(int argc, char **argv) {
       }
     }
   }
+  if (trace) fclose(trace);
   qsort(latency, (size_t)total, sizeof *latency, compare_ll);
   printf("deliveries_per_sec=%.1f p50_ms=%.2f p99_ms=%.2f duplicates=%ld\n", (double)total / ((double)(last - earliest) / 1e6),
          (double)latency[total / 2] / 1000, (double)latency[total * 99 / 100] / 1000, duplicates);
