@@ -24,8 +24,8 @@ public struct Destination: Sendable, Equatable {
 /// addresses is loopback, private, link-local (cloud metadata at 169.254.169.254
 /// included), CGNAT, unique-local, multicast, unspecified or reserved, also when written
 /// as an IPv4-mapped, -compatible or NAT64 IPv6 address. The sender then connects to the
-/// checked address itself (no second lookup that a rebinding DNS could answer
-/// differently). `allowPrivate` (`WARREN_WEBHOOK_ALLOW_PRIVATE=1`) lifts every check but
+/// checked addresses themselves, the next one when it cannot connect to one (no second
+/// lookup that a rebinding DNS could answer differently). `allowPrivate` (`WARREN_WEBHOOK_ALLOW_PRIVATE=1`) lifts every check but
 /// the form, for local development and tests only: it lets anyone who can create a
 /// subscription make Warren call internal services.
 public struct DestinationGuard: Sendable {
@@ -75,25 +75,26 @@ public struct DestinationGuard: Sendable {
         return Destination(url: normalized, host: host, port: port)
     }
 
-    /// The address to connect to: the host itself when it is an address, else the first
-    /// of its resolved addresses once every one of them passed. Nil when the guard is
-    /// lifted (the HTTP client resolves as usual).
-    public func resolve(_ destination: Destination) async throws(DestinationRefusal) -> String? {
-        guard !allowPrivate else { return nil }
-        if IPAddress(destination.host) != nil { return destination.host }
+    /// The addresses to connect to, in the resolver's order (the sender tries the next
+    /// one when it cannot connect): the host itself when it is an address, else its
+    /// resolved addresses once every one of them passed. Empty when the guard is lifted
+    /// (the HTTP client resolves as usual).
+    public func resolve(_ destination: Destination) async throws(DestinationRefusal) -> [String] {
+        guard !allowPrivate else { return [] }
+        if IPAddress(destination.host) != nil { return [destination.host] }
         let addresses: [IPAddress]
         do {
             addresses = try await Self.lookup(destination.host)
         } catch {
             throw DestinationRefusal(description: "\(destination.host) does not resolve (\(error.description))")
         }
-        guard let first = addresses.first else { throw DestinationRefusal(description: "\(destination.host) has no address") }
+        guard !addresses.isEmpty else { throw DestinationRefusal(description: "\(destination.host) has no address") }
         for address in addresses {
             if let refusal = address.refusal {
                 throw DestinationRefusal(description: "\(destination.host) resolves to \(address) (\(refusal)); webhooks go to public addresses only")
             }
         }
-        return first.description
+        return addresses.map(\.description)
     }
 
     /// getaddrinfo on a Dispatch thread: it blocks, so never on Swift's cooperative pool.

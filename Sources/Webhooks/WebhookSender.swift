@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Locking
 import WarrenCore
 
@@ -32,6 +33,10 @@ final class WebhookSender: Sendable {
         configuration.redirectConfiguration = .disallow
         configuration.dnsOverride = pinning
         configuration.timeout = .init(connect: .seconds(10))
+        // An address that refuses or cannot be reached fails the request at once, so the
+        // next address can be tried (the client would otherwise retry the same one until
+        // the deadline); a delivery is retried on its own schedule anyway.
+        configuration.connectionPool.retryConnectionEstablishment = false
         // Warren sends its own span as `traceparent`; the client's own tracing (on when
         // span export is) would add a second one.
         configuration.tracing.tracer = nil
@@ -46,15 +51,22 @@ final class WebhookSender: Sendable {
     }
 
     private func send(_ delivery: WebhookDeliveries.Claimed, trace: TraceContext?) async -> AttemptResult {
-        let deadline = ContinuousClock.now + timeout
-        let client: HTTPClient
         let destination: Destination
+        let addresses: [String]
         do throws(DestinationRefusal) {
             destination = try destinations.check(delivery.url)
-            client = try await self.client(for: destination, address: destinations.resolve(destination))
+            addresses = try await destinations.resolve(destination)
         } catch {
             return .failed("refused by the SSRF guard: \(error.description)")
         }
+        return await send(delivery, to: destination, addresses: addresses, trace: trace)
+    }
+
+    /// Posts to `addresses` in turn (none: the client resolves the host itself) until one
+    /// accepts the connection; what it answers is the result. Every address gets the same
+    /// request within the one timeout.
+    func send(_ delivery: WebhookDeliveries.Claimed, to destination: Destination, addresses: [String], trace: TraceContext?) async -> AttemptResult {
+        let deadline = ContinuousClock.now + timeout
         // The checked URL: its host is the one the client's pinned address is keyed by.
         var request = HTTPClientRequest(url: destination.url)
         request.method = .POST
@@ -70,13 +82,24 @@ final class WebhookSender: Sendable {
             if let state = trace.state { request.headers.add(name: "tracestate", value: state) }
         }
         request.body = .bytes(ByteBuffer(bytes: body))
-        let response: HTTPClientResponse
-        do {
-            response = try await client.execute(request, deadline: NIODeadline.now() + TimeAmount(deadline - ContinuousClock.now))
-        } catch let error as HTTPClientError where [.deadlineExceeded, .readTimeout, .writeTimeout, .connectTimeout].contains(error) {
-            return .timedOut
-        } catch {
-            return .failed(String("\(error)".prefix(300)))
+        var response: HTTPClientResponse?
+        var unreachable: [String] = []
+        for address in addresses.isEmpty ? [nil] : addresses.map(Optional.some) {
+            let client = self.client(for: destination, address: address)
+            do {
+                response = try await client.execute(request, deadline: NIODeadline.now() + TimeAmount(deadline - ContinuousClock.now))
+                break
+            } catch let error where Self.neverConnected(error) && ContinuousClock.now < deadline {
+                unreachable.append("\(address ?? destination.host): \(error)")
+            } catch let error as HTTPClientError where [.deadlineExceeded, .readTimeout, .writeTimeout, .connectTimeout].contains(error) {
+                return .timedOut
+            } catch {
+                return .failed(String("\(error)".prefix(300)))
+            }
+        }
+        guard let response else {
+            let tried = unreachable.count == 1 ? "" : " (none of its \(unreachable.count) addresses)"
+            return .failed(String("could not connect\(tried): \(unreachable.joined(separator: "; "))".prefix(300)))
         }
         let result = AttemptResult.response(
             status: Int(response.status.code), retryAfter: DeliveryPolicy.retryAfter(response.headers.first(name: "Retry-After")))
@@ -90,6 +113,16 @@ final class WebhookSender: Sendable {
             group.cancelAll()
         }
         return result
+    }
+
+    /// The request never reached the endpoint: the connection was refused or could not be
+    /// made (no route, no answer to the connect), so another address may still take it.
+    static func neverConnected(_ error: any Error) -> Bool {
+        if error is NIOConnectionError { return true }
+        if let error = error as? HTTPClientError { return error == .connectTimeout }
+        if let error = error as? ChannelError, case .connectTimeout = error { return true }
+        if let error = error as? IOError { return [ECONNREFUSED, ENETUNREACH, EHOSTUNREACH, ETIMEDOUT].contains(error.errnoCode) }
+        return false
     }
 
     private func client(for destination: Destination, address: String?) -> HTTPClient {

@@ -10,7 +10,7 @@ import ProviderFakes
 import SharedState
 import Testing
 import WarrenCore
-import Webhooks
+@testable import Webhooks
 
 /// A subscriber's endpoint: real HTTP on loopback that records every request and answers
 /// from a script (then 200).
@@ -182,6 +182,36 @@ extension Integration {
             #expect(log.allSatisfy { $0.eventID == ids[0] })
             #expect(try await rig.subscriptions.get(subscription.id).failingSince == nil, "a success clears the failure record")
             await rig.stop(deleting: [subscription.id])
+        }
+
+        /// A host with several addresses: one that refuses the connection is skipped for
+        /// the next, within the same attempt. The addresses are given as the guard would
+        /// return them for a name (the test's resolver has only one per name); the
+        /// connections, the refusal and the request are real.
+        @Test func anAddressThatRefusesIsSkippedForTheHostsNextOne() async throws {
+            let receiver = try await WebhookReceiver.start()
+            defer { receiver.stop() }
+            let port = try #require(URLComponents(string: receiver.url)?.port)
+            let sender = WebhookSender(destinations: Self.lifted, timeout: .seconds(5))
+            let destination = Destination(url: "http://multi.test:\(port)/hooks", host: "multi.test", port: port)
+            let delivery = WebhookDeliveries.Claimed(
+                subscriptionID: "wh_multi", eventID: "multi-1", webhookID: "msg_multi", attempt: 1, payload: "{}", traceparent: nil,
+                url: destination.url, secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], failing: false)
+            // Nothing listens on 127.0.0.2: refused, then 127.0.0.1 answers.
+            let result = await sender.send(delivery, to: destination, addresses: ["127.0.0.2", "127.0.0.1"], trace: nil)
+            #expect(result == .response(status: 200, retryAfter: nil))
+            #expect(receiver.received.count == 1)
+            // None answers: failed at once (not at the timeout), naming each address.
+            let start = ContinuousClock.now
+            let failed = await sender.send(delivery, to: destination, addresses: ["127.0.0.2", "127.0.0.3"], trace: nil)
+            guard case .failed(let reason) = failed else {
+                Issue.record("expected a failure, got \(failed)")
+                return
+            }
+            #expect(reason.hasPrefix("could not connect (none of its 2 addresses)") && reason.contains("127.0.0.2") && reason.contains("127.0.0.3"), "\(reason)")
+            #expect(ContinuousClock.now - start < .seconds(4), "a refusal is not waited out to the timeout")
+            #expect(receiver.received.count == 1)
+            await sender.shutdown()
         }
 
         /// A backlog makes the dispatcher analyze the deliveries table itself: planned on
