@@ -118,11 +118,12 @@ final class IOLoop: @unchecked Sendable {
             do throws(AMQPError) {
                 try connect()
             } catch where configuration.startsWithoutBroker && error.code == .connectionFailed {
-                // Retried from the loop like a lost connection; the caller goes on.
+                // Retried from the loop like a lost connection; the caller goes on. This
+                // was the first failed attempt, counted as `reconnect()` counts them.
                 reconnectAttempt = 1
-                nextReconnect = .now + configuration.reconnect.delay(attempt: 0)
-                logger.warning("amqp.connect.waiting", metadata: ["amqp.error": "\(error)"])
-                status.set(.reconnecting(attempt: 0, lastError: error))
+                nextReconnect = .now + configuration.reconnect.delay(attempt: reconnectAttempt)
+                logger.warning("amqp.connect.waiting", metadata: ["amqp.attempt": "\(reconnectAttempt)", "amqp.error": "\(error)"])
+                status.set(.reconnecting(attempt: reconnectAttempt, lastError: error))
             }
             started(.success(()))
             while !stopped { iterate() }

@@ -564,11 +564,12 @@ extension Integration {
             }
             defer { Task { await connection.close() } }
             #expect(ContinuousClock.now - started < .seconds(5), "connect returns once the first attempt failed")
-            guard case .reconnecting(_, let lastError) = connection.state else {
+            guard case .reconnecting(let attempt, let lastError) = connection.state else {
                 Issue.record("expected reconnecting, got \(connection.state)")
                 return
             }
             #expect(lastError.code == .connectionFailed)
+            #expect(attempt == 1, "the first connection was the first failed attempt")
             let channel = try await connection.openChannel()
             let queue = TestEnvironment.uniqueName("late")
             let waiting = Task { try await channel.publish(Array("first".utf8), exchange: "", routingKey: queue, properties: AMQPProperties(), timeout: .seconds(30)) }
