@@ -95,6 +95,11 @@ extension HTTPServer.Configuration {
             }
         }
         configuration.webhookDestinations = DestinationGuard.from(environment: environment)
+        do {
+            configuration.webhookSecretSealer = try SecretSealer.from(environment: environment)
+        } catch {
+            throw ApplicationError(error.description)
+        }
         return configuration
     }
 }

@@ -49,6 +49,8 @@ public struct HTTPServer: Service, CustomStringConvertible {
         /// Which URLs outbound webhook subscriptions may name (`WARREN_WEBHOOK_ALLOW_PRIVATE`,
         /// `WARREN_WEBHOOK_HTTP_HOSTS`).
         public var webhookDestinations = DestinationGuard()
+        /// How subscription secrets are stored (`WARREN_SECRETS_KEY`).
+        public var webhookSecretSealer = SecretSealer.clear
         /// Connections open at once; more are closed as they are accepted.
         public var maxConnections = 1024
         /// How long a valid key is remembered without asking the database again (so a
@@ -118,7 +120,7 @@ public struct HTTPServer: Service, CustomStringConvertible {
         let routes = try Routes(
             configuration: configuration, amqp: amqp, database: database, publisher: publisher, keys: APIKeyStore(database: database, shared: shared, localTTL: configuration.keyCacheDuration),
             receipts: WebhookReceipts(database: database), shared: shared,
-            subscriptions: WebhookSubscriptions(database: database, destinations: configuration.webhookDestinations),
+            subscriptions: WebhookSubscriptions(database: database, destinations: configuration.webhookDestinations, sealer: configuration.webhookSecretSealer),
             stripe: StripeSignatureVerifier(secrets: configuration.stripeSecrets, tolerance: configuration.signatureTolerance), logger: logger)
         let router = Router()
         router.add(middleware: HTTPMetricsMiddleware())  // outermost: it counts the final answer

@@ -23,6 +23,9 @@ public enum WebhookDeliveries {
         var secrets: [String]
         /// The subscription has failed since its last success (it gets fewer slots).
         var failing: Bool
+        /// Why its secrets could not be opened (`SecretSealer`): the attempt fails with this
+        /// instead of being sent unsigned.
+        var unreadableSecret: String? = nil
     }
 
     /// Leases up to `limit` due deliveries of enabled subscriptions, each subscription's
@@ -33,7 +36,8 @@ public enum WebhookDeliveries {
     /// another dispatcher is leasing are skipped (`SKIP LOCKED`), never waited for. One
     /// index probe per enabled subscription (`warren_webhook_deliveries_due`).
     static func claim(
-        on connection: PostgresConnection, limit: Int, perSubscription: Int, perFailingSubscription: Int, holding: [String: Int], lease: Duration
+        on connection: PostgresConnection, limit: Int, perSubscription: Int, perFailingSubscription: Int, holding: [String: Int], lease: Duration,
+        sealer: SecretSealer = .clear
     ) async throws -> [Claimed] {
         let rows = try await connection.query("""
             WITH subscriptions AS (
@@ -67,13 +71,26 @@ public enum WebhookDeliveries {
                 CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END AS previous_secret, p.failing
             """)
         return try rows.map { row in
-            Claimed(
-                subscriptionID: try row.decode(String.self, "subscription_id"), eventID: try row.decode(String.self, "event_id"),
+            let subscription = try row.decode(String.self, "subscription_id")
+            var secrets: [String] = []
+            var unreadable: String?
+            let current = try row.decode(String.self, "secret")
+            do throws(WebhookError) {
+                secrets = [try sealer.open(current, subscription: subscription)]
+            } catch {
+                unreadable = error.description
+            }
+            // A previous secret that cannot be opened no longer signs (a rotation replaced
+            // one sealed under a lost key); the current one still does.
+            if let previous = try row.decode(String?.self, "previous_secret"), let opened = try? sealer.open(previous, subscription: subscription) {
+                secrets.append(opened)
+            }
+            return Claimed(
+                subscriptionID: subscription, eventID: try row.decode(String.self, "event_id"),
                 webhookID: try row.decode(String.self, "webhook_id"), attempt: Int(try row.decode(Int32.self, "attempts")),
                 payload: try row.decode(String.self, "payload"), traceparent: try row.decode(String?.self, "traceparent"),
-                url: try row.decode(String.self, "url"),
-                secrets: [try row.decode(String.self, "secret")] + [try row.decode(String?.self, "previous_secret")].compactMap { $0 },
-                failing: try row.decode(Bool.self, "failing"))
+                url: try row.decode(String.self, "url"), secrets: secrets, failing: try row.decode(Bool.self, "failing"),
+                unreadableSecret: unreadable)
         }
     }
 

@@ -37,6 +37,9 @@ public struct WebhookDispatcherSettings: Sendable {
     public var pruneInterval: Duration = .seconds(600)
     /// Pause after the database failed before trying again.
     public var failureBackoff: Duration = .seconds(1)
+    /// Opens the stored secrets (`WARREN_SECRETS_KEY`); at start the dispatcher seals
+    /// those not sealed under its current key yet.
+    public var sealer = SecretSealer.clear
 
     public init() {}
 
@@ -64,6 +67,7 @@ public struct WebhookDispatcherSettings: Sendable {
             }
             settings.perSubscriptionConcurrency = value
         }
+        settings.sealer = try SecretSealer.from(environment: environment)
         if let text = environment["WARREN_WEBHOOK_RATE"] {
             guard let value = Int(text), value >= 0 else {
                 throw WebhookError.invalid("WARREN_WEBHOOK_RATE", "WARREN_WEBHOOK_RATE must be a number of requests per second, 0 for no limit")
@@ -200,7 +204,10 @@ public struct WebhookDispatcher: Service {
         let sender = WebhookSender(destinations: destinations, timeout: settings.policy.timeout)
         let limiter = settings.ratePerSecond.map(bucket)
         let progress = Progress(limits: settings.limits)
-        logger.info("webhooks.dispatcher.started", metadata: ["webhooks.guard": "\(destinations.allowPrivate ? "lifted" : "on")"])
+        logger.info(
+            "webhooks.dispatcher.started",
+            metadata: ["webhooks.guard": "\(destinations.allowPrivate ? "lifted" : "on")", "webhooks.secrets": "\(settings.sealer.seals ? "sealed" : "clear")"])
+        await sealStoredSecrets()
         await withDiscardingTaskGroup { group in
             group.addTask { await self.listen(progress) }
             // Recording runs beside claiming, on its own pool connection: neither waits
@@ -344,7 +351,7 @@ public struct WebhookDispatcher: Service {
             return try await database.withConnection { connection in
                 try await WebhookDeliveries.claim(
                     on: connection, limit: room, perSubscription: settings.prefetch,
-                    perFailingSubscription: settings.perFailingSubscriptionConcurrency, holding: holding, lease: lease)
+                    perFailingSubscription: settings.perFailingSubscriptionConcurrency, holding: holding, lease: lease, sealer: settings.sealer)
             }
         } catch {
             logger.warning("webhooks.claim.failed", metadata: ["error": "\(error)"])
@@ -360,6 +367,25 @@ public struct WebhookDispatcher: Service {
             try await database.withConnection { try await WebhookDeliveries.release(deliveries, on: $0) }
         } catch {
             logger.notice("webhooks.release.failed", metadata: ["error": "\(error)", "deliveries": "\(deliveries.count)"])
+        }
+    }
+
+    /// Seals what was stored in clear before `WARREN_SECRETS_KEY` was set, or under a key
+    /// being rotated out. A failure is logged and the dispatcher goes on: secrets it can
+    /// open still sign, and the next start tries again.
+    private func sealStoredSecrets() async {
+        guard settings.sealer.seals else { return }
+        do {
+            let (sealed, unreadable) = try await WebhookSubscriptions(database: database, destinations: destinations, sealer: settings.sealer)
+                .sealStoredSecrets()
+            if sealed > 0 { logger.notice("webhooks.secrets.sealed", metadata: ["secrets": "\(sealed)"]) }
+            for id in unreadable {
+                logger.error(
+                    "webhooks.secret.unreadable",
+                    metadata: ["webhook.subscription": "\(id)", "reason": "sealed under a key not in WARREN_SECRETS_KEY; its deliveries fail until it is rotated"])
+            }
+        } catch {
+            logger.warning("webhooks.secrets.seal.failed", metadata: ["error": "\(error)"])
         }
     }
 

@@ -51,6 +51,7 @@ final class WebhookSender: Sendable {
     }
 
     private func send(_ delivery: WebhookDeliveries.Claimed, trace: TraceContext?) async -> AttemptResult {
+        if let unreadable = delivery.unreadableSecret { return .failed(unreadable) }
         let destination: Destination
         let addresses: [String]
         do throws(DestinationRefusal) {

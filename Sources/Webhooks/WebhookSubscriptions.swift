@@ -72,13 +72,16 @@ public struct DeliveryAttempt: Sendable, Equatable {
 public struct WebhookSubscriptions: Sendable {
     let database: PostgresPool
     let destinations: DestinationGuard
+    /// How secrets are stored (`WARREN_SECRETS_KEY`).
+    let sealer: SecretSealer
 
     /// How long a rotated-out secret keeps signing next to the new one.
     public static let rotationOverlap: Duration = .seconds(86_400)
 
-    public init(database: PostgresPool, destinations: DestinationGuard) {
+    public init(database: PostgresPool, destinations: DestinationGuard, sealer: SecretSealer = .clear) {
         self.database = database
         self.destinations = destinations
+        self.sealer = sealer
     }
 
     public struct Changes: Sendable {
@@ -107,7 +110,7 @@ public struct WebhookSubscriptions: Sendable {
         let rows = try await database.withConnection { connection in
             try await connection.query("""
                 INSERT INTO warren_webhook_subscriptions (id, url, event_patterns, description, secret)
-                VALUES (\(id), \(url), \(PostgresArrayLiteral.text(eventPatterns))::text[], \(description), \(secret))
+                VALUES (\(id), \(url), \(PostgresArrayLiteral.text(eventPatterns))::text[], \(description), \(sealer.seal(secret, subscription: id)))
                 RETURNING \(sql: Self.columns)
                 """)
         }
@@ -175,7 +178,7 @@ public struct WebhookSubscriptions: Sendable {
         let overlap = Self.rotationOverlap.inSeconds
         let rows = try await database.withConnection { connection in
             try await connection.query("""
-                UPDATE warren_webhook_subscriptions SET previous_secret = secret, secret = \(secret),
+                UPDATE warren_webhook_subscriptions SET previous_secret = secret, secret = \(sealer.seal(secret, subscription: id)),
                     previous_secret_expires_at = now() + make_interval(secs => \(overlap)), updated_at = now()
                 WHERE id = \(id)
                 RETURNING \(sql: Self.columns)
@@ -221,6 +224,38 @@ public struct WebhookSubscriptions: Sendable {
             return changed
         }
         guard changed == 1 else { throw WebhookError.notFound("no delivery of event '\(event)' to webhook subscription '\(id)'") }
+    }
+
+    /// Seals every stored secret that is not sealed under the current key yet: those
+    /// stored before `WARREN_SECRETS_KEY` was set, and those under a key that is being
+    /// rotated out (still listed after the new one). Each row is changed only if it still
+    /// holds what was read, so concurrent callers and rotations are safe. Returns how many
+    /// secrets were sealed and the subscriptions whose secret could not be opened (sealed
+    /// under a key no longer listed); nothing without a key.
+    public func sealStoredSecrets() async throws -> (sealed: Int, unreadable: [String]) {
+        guard sealer.seals else { return (0, []) }
+        return try await database.withConnection { connection in
+            var sealed = 0
+            var unreadable: [String] = []
+            for column in ["secret", "previous_secret"] {
+                let rows = try await connection.query(
+                    "SELECT id, \(identifier: column) AS stored FROM warren_webhook_subscriptions WHERE \(identifier: column) IS NOT NULL ORDER BY id")
+                for row in rows {
+                    let id = try row.decode(String.self, "id"), stored = try row.decode(String.self, "stored")
+                    guard !sealer.isSealedUnderCurrentKey(stored) else { continue }
+                    guard let secret = try? sealer.open(stored, subscription: id) else {
+                        if !unreadable.contains(id) { unreadable.append(id) }
+                        continue
+                    }
+                    let resealed = sealer.seal(secret, subscription: id)
+                    sealed += try await connection.execute("""
+                        UPDATE warren_webhook_subscriptions SET \(identifier: column) = \(resealed)
+                        WHERE id = \(id) AND \(identifier: column) = \(stored)
+                        """)
+                }
+            }
+            return (sealed, unreadable)
+        }
     }
 
     // MARK: Checks

@@ -174,7 +174,10 @@ struct WebhooksCommand: AsyncParsableCommand {
 
 private func withSubscriptions<T: Sendable>(_ options: GlobalOptions, _ body: (WebhookSubscriptions) async throws -> T) async throws -> T {
     try await withDatabase(options, label: "warren.webhooks") { database in
-        try await body(WebhookSubscriptions(database: database, destinations: DestinationGuard.from(environment: ProcessInfo.processInfo.environment)))
+        let environment = ProcessInfo.processInfo.environment
+        return try await body(
+            WebhookSubscriptions(
+                database: database, destinations: DestinationGuard.from(environment: environment), sealer: try SecretSealer.from(environment: environment)))
     }
 }
 

@@ -98,12 +98,14 @@ extension Integration {
 
             static func start(
                 policy: DeliveryPolicy = DeliveryPolicy(schedule: [.milliseconds(200), .milliseconds(200), .milliseconds(200)], timeout: .seconds(5)),
-                bucket: (@Sendable (Int) -> any TokenBucket)? = nil
+                bucket: (@Sendable (Int) -> any TokenBucket)? = nil,
+                sealer: SecretSealer = .clear
             ) async throws -> Rig {
                 let harness = try await ConsumerHarness.make(consumer: "webhooks.delivery", bindings: ["#"])
                 harness.start(module: WebhookFanOut())
                 var settings = WebhookDispatcherSettings()
                 settings.policy = policy
+                settings.sealer = sealer
                 settings.pollInterval = .milliseconds(200)
                 let dispatcher =
                     if let bucket {
@@ -119,7 +121,7 @@ extension Integration {
                 // Open catalog pattern (stripe.#): a type no other test publishes or subscribes to.
                 let type = "stripe.\(TestEnvironment.uniqueName("wh").replacingOccurrences(of: "-", with: "")).ping"
                 return Rig(
-                    harness: harness, subscriptions: WebhookSubscriptions(database: harness.database, destinations: lifted), type: type,
+                    harness: harness, subscriptions: WebhookSubscriptions(database: harness.database, destinations: lifted, sealer: sealer), type: type,
                     dispatcher: (group, Task { try await group.run() }))
             }
 
@@ -181,6 +183,76 @@ extension Integration {
             #expect(log.map(\.statusCode) == [200, 503, 500])
             #expect(log.allSatisfy { $0.eventID == ids[0] })
             #expect(try await rig.subscriptions.get(subscription.id).failingSince == nil, "a success clears the failure record")
+            await rig.stop(deleting: [subscription.id])
+        }
+
+        /// `WARREN_SECRETS_KEY`: a secret stored in clear before the key was set is sealed
+        /// when the dispatcher starts, a new one when it is created or rotated in; the
+        /// database holds neither, and every signature still verifies with the secret as
+        /// given (checked with openssl, not Warren's signer).
+        @Test func secretsAreSealedAtRestAndStillSign() async throws {
+            let sealer = SecretSealer(keys: [Array(repeating: 7, count: 32)])
+            let harness = try await ConsumerHarness.make(consumer: "webhooks.delivery", bindings: ["#"])
+            let receiver = try await WebhookReceiver.start()
+            defer { receiver.stop() }
+            let type = "stripe.\(TestEnvironment.uniqueName("wh").replacingOccurrences(of: "-", with: "")).ping"
+            let (before, beforeSecret) = try await WebhookSubscriptions(database: harness.database, destinations: Self.lifted)
+                .create(url: receiver.url, eventPatterns: [type], secret: nil, description: "stored before the key")
+            func stored(_ id: String, in harness: ConsumerHarness) async throws -> (String, String?) {
+                let row = try await harness.database.withConnection { connection in
+                    try await connection.query("SELECT secret, previous_secret FROM warren_webhook_subscriptions WHERE id = \(id)")
+                }
+                return (try row[0].decode(String.self, "secret"), try row[0].decode(String?.self, "previous_secret"))
+            }
+            #expect(try await stored(before.id, in: harness).0 == beforeSecret, "no key: stored as given")
+            await harness.tearDown()
+
+            let rig = try await Rig.start(sealer: sealer)
+            func stored(_ id: String) async throws -> (String, String?) { try await stored(id, in: rig.harness) }
+            let (after, afterSecret) = try await rig.subscriptions.create(url: receiver.url, eventPatterns: [rig.type], secret: nil, description: "t")
+            try await eventually("sealed at the dispatcher's start") { try await stored(before.id).0.hasPrefix("sealed:v1:") }
+            for (id, secret) in [(before.id, beforeSecret), (after.id, afterSecret)] {
+                let (current, _) = try await stored(id)
+                #expect(current.hasPrefix("sealed:v1:") && !current.contains(secret.dropFirst(6)))
+                #expect(try sealer.open(current, subscription: id) == secret)
+            }
+            // The subscription made before the key gets this rig's events too.
+            _ = try await rig.subscriptions.update(before.id, WebhookSubscriptions.Changes(eventPatterns: [rig.type]))
+            let (_, rotated) = try await rig.subscriptions.rotate(after.id)
+            #expect(try await stored(after.id).1.map { try sealer.open($0, subscription: after.id) } == afterSecret, "the previous one, sealed")
+            let ids = try await rig.publish()
+            try await eventually("both delivered") { receiver.received.filter { $0.eventID == ids[0] }.count == 2 }
+            for request in receiver.received where request.eventID == ids[0] {
+                let id = try #require(request.headers["webhook-id"]), timestamp = try #require(request.headers["webhook-timestamp"])
+                let text = String(decoding: request.body, as: UTF8.self)
+                let expected = try [beforeSecret, rotated, afterSecret].map { try HTTPServerTests.openssl("\(id).\(timestamp).\(text)", hexKey: try Self.hexKey(of: $0)) }
+                let signatures = Set((request.headers["webhook-signature"] ?? "").split(separator: " ").map { String($0.dropFirst(3)) })
+                if id == WebhookSigning.webhookID(subscription: before.id, event: ids[0]) {
+                    #expect(signatures == [expected[0]])
+                    #expect(request.headers["x-signature"] == (try HTTPServerTests.openssl(text, textKey: beforeSecret)))
+                } else {
+                    #expect(signatures == [expected[1], expected[2]], "the new secret and the rotated-out one")
+                    #expect(request.headers["x-signature"] == (try HTTPServerTests.openssl(text, textKey: rotated)))
+                }
+            }
+            await rig.stop(deleting: [before.id, after.id])
+        }
+
+        /// A dispatcher that cannot open a sealed secret (no key, or another one) does not
+        /// send unsigned: the attempt fails, and the log says why.
+        @Test func aSecretThatCannotBeOpenedFailsTheAttemptAndSaysWhy() async throws {
+            let rig = try await Rig.start()
+            let receiver = try await WebhookReceiver.start()
+            defer { receiver.stop() }
+            let (subscription, _) = try await WebhookSubscriptions(
+                database: rig.harness.database, destinations: Self.lifted, sealer: SecretSealer(keys: [Array(repeating: 9, count: 32)])
+            ).create(url: receiver.url, eventPatterns: [rig.type], secret: nil, description: "t")
+            _ = try await rig.publish()
+            try await eventually("the attempt recorded") { try await !rig.subscriptions.attempts(subscription.id).isEmpty }
+            let attempt = try #require(try await rig.subscriptions.attempts(subscription.id).first)
+            #expect(attempt.error?.contains("WARREN_SECRETS_KEY is not set") == true, "\(attempt.error ?? "")")
+            #expect(attempt.statusCode == nil)
+            #expect(receiver.received.isEmpty, "nothing sent unsigned")
             await rig.stop(deleting: [subscription.id])
         }
 
