@@ -25,9 +25,10 @@ public struct Destination: Sendable, Equatable {
 /// included), CGNAT, unique-local, multicast, unspecified or reserved, also when written
 /// as an IPv4-mapped, -compatible or NAT64 IPv6 address. The sender then connects to the
 /// checked addresses themselves, the next one when it cannot connect to one (no second
-/// lookup that a rebinding DNS could answer differently). `allowPrivate` (`WARREN_WEBHOOK_ALLOW_PRIVATE=1`) lifts every check but
-/// the form, for local development and tests only: it lets anyone who can create a
-/// subscription make Warren call internal services.
+/// lookup that a rebinding DNS could answer differently). `allowPrivate`
+/// (`WARREN_WEBHOOK_ALLOW_PRIVATE=1`) lifts every check but the form, for local
+/// development and tests only: it lets anyone who can create a subscription make Warren
+/// call internal services.
 public struct DestinationGuard: Sendable {
     public var allowPrivate: Bool
     /// Hosts that may be sent plain `http://` (lowercased).

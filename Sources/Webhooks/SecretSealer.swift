@@ -57,9 +57,9 @@ public struct SecretSealer: Sendable {
         return Self.prefix + current.id + ":" + box.combined!.base64EncodedString()
     }
 
-    /// Whether `stored` is sealed under the current key already.
+    /// Whether `stored` is sealed under the current key already (never without a key).
     func isSealedUnderCurrentKey(_ stored: String) -> Bool {
-        guard let current = keys.first else { return !stored.hasPrefix(Self.prefix) }
+        guard let current = keys.first else { return false }
         return stored.hasPrefix(Self.prefix + current.id + ":")
     }
 

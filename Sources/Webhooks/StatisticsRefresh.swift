@@ -16,9 +16,9 @@
 /// - one claim leased at least `backlog` deliveries and the last refresh is `interval`
 ///   old: a backlog lasts, and the share of pending rows may have changed.
 struct StatisticsRefresh {
-    var backlog = 64
-    var interval: Duration = .seconds(30)
-    var minimumInterval: Duration = .seconds(1)
+    let backlog: Int
+    let interval: Duration
+    let minimumInterval: Duration
 
     private var last: ContinuousClock.Instant?
     private var leasedSince = 0

@@ -207,9 +207,11 @@ public struct WebhookDispatcher: Service {
         logger.info(
             "webhooks.dispatcher.started",
             metadata: ["webhooks.guard": "\(destinations.allowPrivate ? "lifted" : "on")", "webhooks.secrets": "\(settings.sealer.seals ? "sealed" : "clear")"])
-        await sealStoredSecrets()
         await withDiscardingTaskGroup { group in
             group.addTask { await self.listen(progress) }
+            // Beside the loop: a database that is down at start delays neither sending
+            // nor shutdown.
+            group.addTask { await self.sealStoredSecrets() }
             // Recording runs beside claiming, on its own pool connection: neither waits
             // for the other's round trip.
             let recorder = Task { await self.recordUntilDrained(progress) }
