@@ -67,7 +67,8 @@ public struct ConsumerApplication: Sendable {
     public func run() async throws {
         let database = PostgresPool(conninfo: configuration.databaseURL, maxConnections: configuration.databaseConnections, logger: logger)
         let shared = try ApplicationError.sharedStore(logger: logger)
-        let modules = try Self.modules(database: database, shared: shared, logger: logger)
+        let handoff = DeliveryHandoff(logger: logger)
+        let modules = try Self.modules(database: database, shared: shared, handoff: handoff, logger: logger)
         let (topology, catalog, specs) = try loadConfiguration(modules: modules)
         var amqpConfiguration = try ApplicationError.amqpConfiguration(
             urls: configuration.amqpURLs, connectionName: "warren \(configuration.only ?? "run")")
@@ -79,17 +80,20 @@ public struct ConsumerApplication: Sendable {
                 logger: logger)
         }
         let refresh = try MetricsSettings.refreshInterval(ProcessInfo.processInfo.environment)
-        var consumers: [any Service] = runtimes
-        consumers.append(QueueDepthMonitor(amqp: amqp, consumers: specs.map { ConsumerSettings($0) }, interval: refresh, logger: logger))
+        var consumers: [any Service] = []
         if specs.contains(where: { $0.name == WebhookFanOut().name }) {
-            // The fan-out stores deliveries; the dispatcher sends them.
+            // The fan-out stores deliveries and hands them over; the dispatcher sends them.
+            // Listed before the consumers, it stops after them (services stop in reverse
+            // order): it takes the fan-out's last hand-offs before it drains.
             consumers.append(
                 WebhookDispatcher(
                     settings: try Self.webhookSettings(), database: database, conninfo: configuration.databaseURL,
                     destinations: DestinationGuard.from(environment: ProcessInfo.processInfo.environment), logger: logger,
                     // WARREN_WEBHOOK_RATE for all processes together with Redis, per process without.
-                    bucket: { rate in shared.rateLimiter(name: "webhooks", rate: rate, per: .seconds(1)) }))
+                    bucket: { rate in shared.rateLimiter(name: "webhooks", rate: rate, per: .seconds(1)) }, handoff: handoff))
         }
+        consumers += runtimes as [any Service]
+        consumers.append(QueueDepthMonitor(amqp: amqp, consumers: specs.map { ConsumerSettings($0) }, interval: refresh, logger: logger))
         if var relay = configuration.outboxRelay {
             relay.metricsInterval = refresh
             consumers.append(OutboxRelay(settings: relay, amqp: amqp, database: database, conninfo: configuration.databaseURL, logger: logger))
@@ -114,7 +118,7 @@ public struct ConsumerApplication: Sendable {
     /// Every module, with email.notifications (SendGrid when SENDGRID_API_KEY is set, else
     /// the log provider) and payments.customers (only when STRIPE_SECRET_KEY is set). The
     /// providers' rates are shared by every process through Redis when it is configured.
-    static func modules(database: PostgresPool, shared: SharedStore, logger: Logger) throws(ApplicationError) -> [String: ConsumerHandler] {
+    static func modules(database: PostgresPool, shared: SharedStore, handoff: DeliveryHandoff, logger: Logger) throws(ApplicationError) -> [String: ConsumerHandler] {
         do {
             var providers = ProviderSettings()
             providers.bucket = { provider, rate in shared.rateLimiter(name: "provider:\(provider)", rate: rate, per: .seconds(1)) }
@@ -123,7 +127,7 @@ public struct ConsumerApplication: Sendable {
             var modules = ConsumerModules.make(
                 email: EmailNotifications(provider: email, settings: .init(), logger: logger),
                 payments: payments.map { PaymentsCustomers(provider: $0) })
-            let webhooks = WebhookFanOut(shared: shared)
+            let webhooks = WebhookFanOut(shared: shared, handoff: handoff)
             modules[webhooks.name] = .transactional(webhooks)
             return modules
         } catch {

@@ -27,4 +27,8 @@ public enum PostgresArrayLiteral {
     public static func bigint(_ values: [Int64?]) -> String {
         "{" + values.map { $0.map(String.init) ?? "NULL" }.joined(separator: ",") + "}"
     }
+
+    public static func bool(_ values: [Bool]) -> String {
+        "{" + values.map { $0 ? "t" : "f" }.joined(separator: ",") + "}"
+    }
 }

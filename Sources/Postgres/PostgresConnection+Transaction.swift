@@ -13,15 +13,39 @@ extension PostgresConnection {
         _ body: (PostgresConnection) async throws -> T
     ) async throws -> T {
         let level = try await begin()
+        commitActions.withLock { $0.append([]) }
         let result: T
         do {
             result = try await body(self)
         } catch {
+            _ = commitActions.withLock { $0.removeLast() }
             await rollback(level)
             throw error
         }
+        // A failed commit drops them: its outcome is unknown.
+        let actions = commitActions.withLock { $0.removeLast() }
         try await commit(level)
+        // A savepoint's actions wait for the transaction around it; the outermost commit runs them all.
+        let outermost = commitActions.withLock { frames in
+            guard !frames.isEmpty else { return true }
+            frames[frames.count - 1] += actions
+            return false
+        }
+        if outermost { for action in actions { action() } }
         return result
+    }
+
+    /// Runs `action` once the transaction this connection is in has committed, right after
+    /// `COMMIT` returned: never if it rolls back (or a savepoint around the call does), nor
+    /// if the commit fails, whose outcome is then unknown. Outside a transaction it runs at
+    /// once. For what must see only committed work, such as handing new rows to another task.
+    public func afterCommit(_ action: @escaping @Sendable () -> Void) {
+        let deferred = commitActions.withLock { frames in
+            guard !frames.isEmpty else { return false }
+            frames[frames.count - 1].append(action)
+            return true
+        }
+        if !deferred { action() }
     }
 
     private func begin() async throws -> Int {

@@ -26,6 +26,9 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Statements with binds are prepared once per session (thread-confined).
     private var statements = PreparedStatements()
     private let broken = Atomic<Bool>(false)
+    /// `afterCommit` actions, one frame per open transaction level (see
+    /// PostgresConnection+Transaction.swift).
+    let commitActions = Mutex<[[@Sendable () -> Void]]>([])
     /// What `interrupt()` needs to end the current job (one `interruptible` run on the
     /// thread, which may make several libpq calls, e.g. a commit and its rollback).
     private struct Job {

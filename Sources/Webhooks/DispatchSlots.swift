@@ -51,17 +51,44 @@ struct DispatchSlots {
     mutating func leased(_ claimed: [WebhookDeliveries.Claimed], asked: [String: Int]) {
         var got: [String: Int] = [:]
         for delivery in claimed {
-            let id = delivery.subscriptionID
-            if queued[id]?.isEmpty ?? true, !turns.contains(id) { turns.append(id) }
-            queued[id, default: []].append(delivery)
-            held[id, default: 0] += 1
-            failing[id] = delivery.failing
-            got[id, default: 0] += 1
+            hold(delivery)
+            got[delivery.subscriptionID, default: 0] += 1
         }
         for id in Set(asked.keys).union(got.keys).union(busy) {
             let room = limit(failing: failing[id] ?? false) - (asked[id] ?? 0)
             if room > 0, (got[id] ?? 0) >= room { busy.insert(id) } else if room > 0 { busy.remove(id) }
         }
+    }
+
+    /// Which of the deliveries a fan-out is about to store (their subscriptions, in order)
+    /// it may lease for this dispatcher at once (`DeliveryHandoff`): as many of each
+    /// subscription as its room (`prefetch` less what it holds; none while it fails, which
+    /// the fan-out's statement checks again for subscriptions this dispatcher holds none
+    /// of), and `maximumHeld` in all. The rest are stored due, for a claim.
+    func handoffPlan(_ subscriptions: [String], maximumHeld: Int) -> [Bool] {
+        var total = totalHeld
+        var taken: [String: Int] = [:]
+        return subscriptions.map { id in
+            // A failing subscription's deliveries wait for a claim, which gives it fewer slots.
+            guard failing[id] != true, total < maximumHeld, taken[id, default: 0] < limits.prefetch - (held[id] ?? 0) else { return false }
+            taken[id, default: 0] += 1
+            total += 1
+            return true
+        }
+    }
+
+    /// Takes in deliveries leased as they were stored (`handoffPlan`): held and queued like
+    /// claimed ones, leaving alone which subscriptions are claimed for.
+    mutating func handedOff(_ deliveries: [WebhookDeliveries.Claimed]) {
+        for delivery in deliveries { hold(delivery) }
+    }
+
+    private mutating func hold(_ delivery: WebhookDeliveries.Claimed) {
+        let id = delivery.subscriptionID
+        if queued[id]?.isEmpty ?? true, !turns.contains(id) { turns.append(id) }
+        queued[id, default: []].append(delivery)
+        held[id, default: 0] += 1
+        failing[id] = delivery.failing
     }
 
     /// The deliveries to send now (at most `maximum`), subscriptions taking turns.

@@ -88,3 +88,36 @@ public struct SecretSealer: Sendable {
         .invalid("secret", "the secret of webhook subscription '\(id)' cannot be read: \(why)")
     }
 }
+
+/// Opens the secrets of the deliveries of one claim or hand-off, each subscription's once.
+struct SecretOpener {
+    let sealer: SecretSealer
+    private var opened: [String: Result<String, WebhookError>] = [:]
+
+    init(_ sealer: SecretSealer) {
+        self.sealer = sealer
+    }
+
+    /// The secrets that sign (current first) and, when the current one cannot be opened,
+    /// why: the attempt then fails with that reason instead of going out unsigned. A
+    /// previous secret that cannot be opened no longer signs (a rotation replaced one
+    /// sealed under a lost key); the current one still does.
+    mutating func open(current: String, previous: String?, subscription: String) -> (secrets: [String], unreadable: String?) {
+        var secrets: [String] = []
+        var unreadable: String?
+        switch open(current, subscription) {
+        case .success(let secret): secrets = [secret]
+        case .failure(let error): unreadable = error.description
+        }
+        if let previous, case .success(let secret) = open(previous, subscription) { secrets.append(secret) }
+        return (secrets, unreadable)
+    }
+
+    private mutating func open(_ stored: String, _ subscription: String) -> Result<String, WebhookError> {
+        let key = subscription + "\n" + stored
+        if let known = opened[key] { return known }
+        let result = Result { () throws(WebhookError) in try sealer.open(stored, subscription: subscription) }
+        opened[key] = result
+        return result
+    }
+}

@@ -70,28 +70,11 @@ public enum WebhookDeliveries {
             RETURNING d.subscription_id, d.event_id, d.webhook_id, d.attempts, e.payload, e.traceparent, s.url, s.secret,
                 CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END AS previous_secret, p.failing
             """)
-        // Each subscription's secrets are opened once per claim, not once per delivery.
-        var opened: [String: Result<String, WebhookError>] = [:]
-        func open(_ stored: String, _ subscription: String) -> Result<String, WebhookError> {
-            let key = subscription + "\n" + stored
-            if let known = opened[key] { return known }
-            let result = Result { () throws(WebhookError) in try sealer.open(stored, subscription: subscription) }
-            opened[key] = result
-            return result
-        }
+        var opener = SecretOpener(sealer)
         return try rows.map { row in
             let subscription = try row.decode(String.self, "subscription_id")
-            var secrets: [String] = []
-            var unreadable: String?
-            switch open(try row.decode(String.self, "secret"), subscription) {
-            case .success(let secret): secrets = [secret]
-            case .failure(let error): unreadable = error.description
-            }
-            // A previous secret that cannot be opened no longer signs (a rotation replaced
-            // one sealed under a lost key); the current one still does.
-            if let previous = try row.decode(String?.self, "previous_secret"), case .success(let secret) = open(previous, subscription) {
-                secrets.append(secret)
-            }
+            let (secrets, unreadable) = opener.open(
+                current: try row.decode(String.self, "secret"), previous: try row.decode(String?.self, "previous_secret"), subscription: subscription)
             return Claimed(
                 subscriptionID: subscription, eventID: try row.decode(String.self, "event_id"),
                 webhookID: try row.decode(String.self, "webhook_id"), attempt: Int(try row.decode(Int32.self, "attempts")),

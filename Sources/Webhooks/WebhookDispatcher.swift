@@ -23,6 +23,16 @@ public struct WebhookDispatcherSettings: Sendable {
     /// How long a finished attempt may wait to be recorded with others.
     public var recordLinger: Duration = .milliseconds(5)
 
+    /// How long a leased delivery stays the dispatcher's. It covers sending what a
+    /// subscription holds, its requests one slot-full after another, the rate limiter's
+    /// wait and the recording; a lease that still runs out only means the delivery is sent
+    /// again.
+    var lease: Duration {
+        let rounds = (prefetch + perSubscriptionConcurrency - 1) / perSubscriptionConcurrency
+        let queueing = ratePerSecond.map { Duration.seconds(maximumHeld / $0 + 1) } ?? .zero
+        return policy.timeout * rounds + .seconds(15) + queueing
+    }
+
     var limits: DispatchSlots.Limits {
         .init(perSubscription: perSubscriptionConcurrency, perFailingSubscription: perFailingSubscriptionConcurrency, prefetch: max(prefetch, perSubscriptionConcurrency), total: concurrency)
     }
@@ -81,16 +91,19 @@ public struct WebhookDispatcherSettings: Sendable {
 /// Sends pending webhook deliveries (a `Service` of `warren run` and of
 /// `warren consume webhooks.delivery`).
 ///
-/// Its loop leases due deliveries (`WebhookDeliveries.claim`, up to `prefetch` per
-/// subscription) and hands them to sending tasks; which one goes next is `DispatchSlots`'
-/// decision (at most `perSubscriptionConcurrency` per subscription, fewer while it fails,
-/// `concurrency` in all), and a task whose request ended takes the next one itself. A
-/// recorder beside the loop records finished attempts in batches. The loop claims on
-/// `NOTIFY warren_webhooks` (a fan-out or a retry request), when a busy subscription ran
-/// low, and every `pollInterval`. On SIGTERM it stops claiming, gives back what it leased
-/// but never sent, lets the requests in flight finish (each within the timeout) and
-/// records them; anything unrecorded stays pending and is sent again when its lease runs
-/// out, with the same `webhook-id`.
+/// The fan-out of the same process hands over what it stores, leased to this dispatcher
+/// as far as it has room (`DeliveryHandoff`), when its transaction commits. Beside that,
+/// its loop leases due deliveries (`WebhookDeliveries.claim`, up to `prefetch` per
+/// subscription: retries, and what other processes or a full dispatcher left). Both go to
+/// sending tasks; which one goes next is `DispatchSlots`' decision (at most
+/// `perSubscriptionConcurrency` per subscription, fewer while it fails, `concurrency` in
+/// all), and a task whose request ended takes the next one itself. A recorder beside the
+/// loop records finished attempts in batches. The loop claims on `NOTIFY warren_webhooks`
+/// (a fan-out that left deliveries due, or a retry request), when a busy subscription ran
+/// low, and every `pollInterval`. On SIGTERM it stops claiming and taking hand-offs, gives
+/// back what it leased but never sent, lets the requests in flight finish (each within the
+/// timeout) and records them; anything unrecorded stays pending and is sent again when its
+/// lease runs out, with the same `webhook-id`.
 public struct WebhookDispatcher: Service {
     let settings: WebhookDispatcherSettings
     let database: PostgresPool
@@ -100,14 +113,20 @@ public struct WebhookDispatcher: Service {
     let metrics = WebhookMetrics()
     /// The bucket of `settings.ratePerSecond`.
     let bucket: @Sendable (_ ratePerSecond: Int) -> any TokenBucket
+    /// The fan-out of this process, if it runs here.
+    let handoff: DeliveryHandoff?
 
     /// `bucket`: where the rate's tokens come from; by default this process' own, so
     /// each dispatcher gets the whole rate. `warren consume`/`run` pass one shared by
     /// every process through Redis when it is configured (`SharedStore.rateLimiter`).
+    /// `handoff`: shared with the `WebhookFanOut` of this process, which then hands over
+    /// the deliveries it stores instead of leaving them for a claim.
     public init(
         settings: WebhookDispatcherSettings, database: PostgresPool, conninfo: String, destinations: DestinationGuard, logger: Logger,
-        bucket: @escaping @Sendable (_ ratePerSecond: Int) -> any TokenBucket = { RateLimiter(rate: $0, per: .seconds(1)) }
+        bucket: @escaping @Sendable (_ ratePerSecond: Int) -> any TokenBucket = { RateLimiter(rate: $0, per: .seconds(1)) },
+        handoff: DeliveryHandoff? = nil
     ) {
+        self.handoff = handoff
         self.settings = settings
         self.database = database
         self.conninfo = conninfo
@@ -197,6 +216,16 @@ public struct WebhookDispatcher: Service {
 
         func nextToSend() -> [WebhookDeliveries.Claimed] { state.withLock { $0.slots.nextToSend() } }
 
+        func handoffPlan(_ subscriptions: [String], maximumHeld: Int) -> [Bool] {
+            state.withLock { $0.slots.handoffPlan(subscriptions, maximumHeld: maximumHeld) }
+        }
+
+        /// Takes in what the fan-out handed over and wakes the loop to send it.
+        func handedOff(_ deliveries: [WebhookDeliveries.Claimed]) {
+            state.withLock { $0.slots.handedOff(deliveries) }
+            wakeup.signal()
+        }
+
         func dropQueued() -> [WebhookDeliveries.Claimed] { state.withLock { $0.slots.dropQueued() } }
     }
 
@@ -207,6 +236,11 @@ public struct WebhookDispatcher: Service {
         logger.info(
             "webhooks.dispatcher.started",
             metadata: ["webhooks.guard": "\(destinations.allowPrivate ? "lifted" : "on")", "webhooks.secrets": "\(settings.sealer.seals ? "sealed" : "clear")"])
+        handoff?.attach(
+            .init(
+                lease: settings.lease, sealer: settings.sealer,
+                plan: { [maximumHeld = settings.maximumHeld] in progress.handoffPlan($0, maximumHeld: maximumHeld) },
+                take: { progress.handedOff($0) }))
         await withDiscardingTaskGroup { group in
             group.addTask { await self.listen(progress) }
             // Beside the loop: a database that is down at start delays neither sending
@@ -250,8 +284,10 @@ public struct WebhookDispatcher: Service {
             } onGracefulShutdown: {
                 progress.wakeup.signal()
             }
-            // Draining: what was leased but not sent goes back at once; the requests in
-            // flight end within the timeout and the recorder records them.
+            // Draining: nothing more is handed over; what was leased but not sent goes back
+            // at once; the requests in flight end within the timeout and the recorder
+            // records them.
+            handoff?.detach()
             await release(progress.dropQueued())
             progress.draining.store(true, ordering: .relaxed)
             progress.recordable.signal()
@@ -343,17 +379,11 @@ public struct WebhookDispatcher: Service {
 
     private func claim(holding: [String: Int], room: Int) async -> [WebhookDeliveries.Claimed] {
         guard room > 0 else { return [] }
-        // The lease covers sending what a subscription holds, its requests one slot-full
-        // after another, the rate limiter's wait and the recording; a lease that still
-        // runs out only means the delivery is sent again.
-        let rounds = (settings.prefetch + settings.perSubscriptionConcurrency - 1) / settings.perSubscriptionConcurrency
-        let queueing = settings.ratePerSecond.map { Duration.seconds(settings.maximumHeld / $0 + 1) } ?? .zero
-        let lease = settings.policy.timeout * rounds + .seconds(15) + queueing
         do {
             return try await database.withConnection { connection in
                 try await WebhookDeliveries.claim(
                     on: connection, limit: room, perSubscription: settings.prefetch,
-                    perFailingSubscription: settings.perFailingSubscriptionConcurrency, holding: holding, lease: lease, sealer: settings.sealer)
+                    perFailingSubscription: settings.perFailingSubscriptionConcurrency, holding: holding, lease: settings.lease, sealer: settings.sealer)
             }
         } catch {
             logger.warning("webhooks.claim.failed", metadata: ["error": "\(error)"])

@@ -26,9 +26,13 @@ public struct WebhookFanOut: ConsumerModule {
     }
 
     let cache: SharedCache<[Enabled]>
+    let handoff: DeliveryHandoff?
 
-    /// `shared`: Redis, to load each version once for every process (without it, once per process).
-    public init(shared: SharedStore? = nil) {
+    /// `shared`: Redis, to load each version once for every process (without it, once per
+    /// process). `handoff`: the dispatcher of this process, which gets what it has room
+    /// for straight after the commit (without one, every delivery waits for a claim).
+    public init(shared: SharedStore? = nil, handoff: DeliveryHandoff? = nil) {
+        self.handoff = handoff
         // Keyed by version: an entry is never stale, the TTLs only free memory.
         let store = shared ?? SharedStore(configuration: nil, logger: Logger(label: "warren.webhooks"))
         cache = store.cache([Enabled].self, namespace: Self.cacheNamespace, ttl: .seconds(3600), localTTL: .seconds(3600))
@@ -54,26 +58,61 @@ public struct WebhookFanOut: ConsumerModule {
             fanned += matching.map { ($0.id, event.id) }
         }
         guard !fanned.isEmpty else { return [:] }
-        _ = try await connection.execute("""
-            INSERT INTO warren_webhook_events (event_id, event_type, payload, traceparent)
-            SELECT * FROM unnest(\(PostgresArrayLiteral.text(stored.map(\.id)))::text[], \(PostgresArrayLiteral.text(stored.map(\.type)))::text[],
-                                 \(PostgresArrayLiteral.text(stored.map { String(decoding: $0.jsonBytes(), as: UTF8.self) }))::text[],
-                                 \(PostgresArrayLiteral.text(stored.map(\.traceparent)))::text[])
-            ON CONFLICT (event_id) DO NOTHING
-            """)
+        let payloads = stored.map { String(decoding: $0.jsonBytes(), as: UTF8.self) }
+        // Only an event stored now is handed off with the payload in hand (one stored
+        // before, by an earlier delivery of the same id, is sent as stored, by a claim).
+        let fresh = Set(
+            try await connection.query("""
+                INSERT INTO warren_webhook_events (event_id, event_type, payload, traceparent)
+                SELECT * FROM unnest(\(PostgresArrayLiteral.text(stored.map(\.id)))::text[], \(PostgresArrayLiteral.text(stored.map(\.type)))::text[],
+                                     \(PostgresArrayLiteral.text(payloads))::text[], \(PostgresArrayLiteral.text(stored.map(\.traceparent)))::text[])
+                ON CONFLICT (event_id) DO NOTHING
+                RETURNING event_id
+                """).map { try $0.decode(String.self, "event_id") })
+        let plan = handoff?.plan(fanned.map(\.subscription))
+        let leased = fanned.indices.map { (plan?.leased[$0] ?? false) && fresh.contains(fanned[$0].event) }
+        let lease = plan?.lease.inSeconds ?? 0
         // Joined with the subscriptions as they are now: one deleted or disabled by a
         // transaction that committed after the version was read gets no delivery (and no
-        // foreign-key error).
-        _ = try await connection.execute("""
-            INSERT INTO warren_webhook_deliveries (subscription_id, event_id, webhook_id)
-            SELECT u.subscription_id, u.event_id, u.webhook_id
-            FROM unnest(\(PostgresArrayLiteral.text(fanned.map(\.subscription)))::text[], \(PostgresArrayLiteral.text(fanned.map(\.event)))::text[],
-                        \(PostgresArrayLiteral.text(fanned.map { WebhookSigning.webhookID(subscription: $0.subscription, event: $0.event) }))::text[])
-                AS u(subscription_id, event_id, webhook_id)
-            JOIN warren_webhook_subscriptions s ON s.id = u.subscription_id AND s.enabled
-            ON CONFLICT DO NOTHING
+        // foreign-key error). A delivery handed off is stored leased with its attempt
+        // counted, as a claim leaves it; not one of a subscription that is failing.
+        let rows = try await connection.query("""
+            WITH u AS (
+                SELECT * FROM unnest(\(PostgresArrayLiteral.text(fanned.map(\.subscription)))::text[], \(PostgresArrayLiteral.text(fanned.map(\.event)))::text[],
+                                     \(PostgresArrayLiteral.text(fanned.map { WebhookSigning.webhookID(subscription: $0.subscription, event: $0.event) }))::text[],
+                                     \(PostgresArrayLiteral.bool(leased))::bool[])
+                    AS u(subscription_id, event_id, webhook_id, leased)
+            ), inserted AS (
+                INSERT INTO warren_webhook_deliveries (subscription_id, event_id, webhook_id, attempts, next_attempt_at)
+                SELECT u.subscription_id, u.event_id, u.webhook_id, l.leased::int,
+                       CASE WHEN l.leased THEN now() + make_interval(secs => \(lease)) ELSE now() END
+                FROM u JOIN warren_webhook_subscriptions s ON s.id = u.subscription_id AND s.enabled
+                CROSS JOIN LATERAL (SELECT u.leased AND s.failing_since IS NULL AS leased) l
+                ON CONFLICT DO NOTHING
+                RETURNING subscription_id, event_id, webhook_id, attempts
+            )
+            SELECT i.subscription_id, i.event_id, i.webhook_id, i.attempts, s.url, s.secret,
+                   CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END AS previous_secret
+            FROM inserted i JOIN warren_webhook_subscriptions s ON s.id = i.subscription_id
             """)
-        _ = try await connection.execute("SELECT pg_notify(\(WebhookDeliveries.notificationChannel), '')")
+        let events = Dictionary(zip(stored.map(\.id), zip(payloads, stored.map(\.traceparent))), uniquingKeysWith: { first, _ in first })
+        var handed: [DeliveryHandoff.Stored] = []
+        var due = false
+        for row in rows {
+            guard try row.decode(Int32.self, "attempts") == 1, let (payload, traceparent) = events[try row.decode(String.self, "event_id")] else {
+                due = true
+                continue
+            }
+            handed.append(
+                DeliveryHandoff.Stored(
+                    subscriptionID: try row.decode(String.self, "subscription_id"), eventID: try row.decode(String.self, "event_id"),
+                    webhookID: try row.decode(String.self, "webhook_id"), payload: payload, traceparent: traceparent,
+                    url: try row.decode(String.self, "url"), secret: try row.decode(String.self, "secret"),
+                    previousSecret: try row.decode(String?.self, "previous_secret")))
+        }
+        // Due deliveries wake the dispatchers to claim them; handed-off ones need no one.
+        if due { _ = try await connection.execute("SELECT pg_notify(\(WebhookDeliveries.notificationChannel), '')") }
+        if let handoff, !handed.isEmpty { connection.afterCommit { [handed] in handoff.deliver(handed) } }
         return [:]
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Locking
 import Postgres
 import Testing
 
@@ -156,6 +157,48 @@ extension Integration {
                     try $0.decode(Int.self, "id")
                 }
                 #expect(ids == [2])
+            }
+            await connection.close()
+        }
+
+        @Test func afterCommitActionsRunOnlyOnceTheOutermostTransactionCommitted() async throws {
+            struct Boom: Error {}
+            let connection = try await connect()
+            let ran = Mutex<[String]>([])
+            try await withTable("id int PRIMARY KEY", on: connection) { table in
+                try await connection.transaction { tx in
+                    try await tx.execute("INSERT INTO \(identifier: table) VALUES (\(1))")
+                    tx.afterCommit { ran.withLock { $0.append("outer") } }
+                    try await tx.transaction { inner in
+                        inner.afterCommit { ran.withLock { $0.append("inner, released") } }
+                    }
+                    // Not yet: the savepoint's action waits for the outer commit too.
+                    #expect(ran.withLock { $0 }.isEmpty)
+                    try? await tx.transaction { inner in
+                        inner.afterCommit { ran.withLock { $0.append("inner, rolled back") } }
+                        throw Boom()
+                    }
+                    tx.afterCommit { ran.withLock { $0.append("committed") } }
+                }
+                #expect(ran.withLock { $0 } == ["outer", "inner, released", "committed"])
+                ran.withLock { $0 = [] }
+                await #expect(throws: Boom.self) {
+                    try await connection.transaction { tx in
+                        tx.afterCommit { ran.withLock { $0.append("rolled back") } }
+                        throw Boom()
+                    }
+                }
+                // A commit that fails (the transaction was aborted) runs nothing.
+                await #expect(throws: PostgresError.self) {
+                    try await connection.transaction { tx in
+                        tx.afterCommit { ran.withLock { $0.append("failed commit") } }
+                        _ = try? await tx.execute("INSERT INTO \(identifier: table) VALUES (\(1))")
+                    }
+                }
+                #expect(ran.withLock { $0 }.isEmpty)
+                // Outside a transaction: at once.
+                connection.afterCommit { ran.withLock { $0.append("now") } }
+                #expect(ran.withLock { $0 } == ["now"])
             }
             await connection.close()
         }

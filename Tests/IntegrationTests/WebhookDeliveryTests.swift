@@ -89,40 +89,46 @@ extension Integration {
     @Suite(.serialized) struct WebhookDeliveryTests {
         static let lifted = DestinationGuard(allowPrivate: true)
 
-        /// A harness running the fan-out, and a dispatcher in-process.
+        /// A harness running the fan-out, and a dispatcher in-process that it hands its
+        /// deliveries to, as in `warren consume webhooks.delivery`.
         struct Rig {
             let harness: ConsumerHarness
             let subscriptions: WebhookSubscriptions
             let type: String
+            let handoff: DeliveryHandoff
             let dispatcher: (ServiceGroup, Task<Void, any Error>)
 
             static func start(
                 policy: DeliveryPolicy = DeliveryPolicy(schedule: [.milliseconds(200), .milliseconds(200), .milliseconds(200)], timeout: .seconds(5)),
                 bucket: (@Sendable (Int) -> any TokenBucket)? = nil,
-                sealer: SecretSealer = .clear
+                sealer: SecretSealer = .clear,
+                pollInterval: Duration = .milliseconds(200)
             ) async throws -> Rig {
                 let harness = try await ConsumerHarness.make(consumer: "webhooks.delivery", bindings: ["#"])
-                harness.start(module: WebhookFanOut())
+                let handoff = DeliveryHandoff(logger: TestEnvironment.logger)
+                harness.start(module: WebhookFanOut(handoff: handoff))
                 var settings = WebhookDispatcherSettings()
                 settings.policy = policy
                 settings.sealer = sealer
-                settings.pollInterval = .milliseconds(200)
+                settings.pollInterval = pollInterval
                 let dispatcher =
                     if let bucket {
                         WebhookDispatcher(
                             settings: settings, database: harness.database, conninfo: TestEnvironment.databaseURL, destinations: lifted,
-                            logger: TestEnvironment.logger, bucket: bucket)
+                            logger: TestEnvironment.logger, bucket: bucket, handoff: handoff)
                     } else {
                         WebhookDispatcher(
                             settings: settings, database: harness.database, conninfo: TestEnvironment.databaseURL, destinations: lifted,
-                            logger: TestEnvironment.logger)
+                            logger: TestEnvironment.logger, handoff: handoff)
                     }
                 let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [dispatcher], logger: TestEnvironment.logger))
                 // Open catalog pattern (stripe.#): a type no other test publishes or subscribes to.
                 let type = "stripe.\(TestEnvironment.uniqueName("wh").replacingOccurrences(of: "-", with: "")).ping"
-                return Rig(
+                let rig = Rig(
                     harness: harness, subscriptions: WebhookSubscriptions(database: harness.database, destinations: lifted, sealer: sealer), type: type,
-                    dispatcher: (group, Task { try await group.run() }))
+                    handoff: handoff, dispatcher: (group, Task { try await group.run() }))
+                try await eventually("the dispatcher takes hand-offs") { handoff.isAttached }
+                return rig
             }
 
             static let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -184,6 +190,66 @@ extension Integration {
             #expect(log.allSatisfy { $0.eventID == ids[0] })
             #expect(try await rig.subscriptions.get(subscription.id).failingSince == nil, "a success clears the failure record")
             await rig.stop(deleting: [subscription.id])
+        }
+
+        /// The fan-out hands what it stores straight to the dispatcher of its process,
+        /// leased and with the attempt counted, except for a subscription that is failing:
+        /// that one's deliveries are stored due, for a claim (which gives it fewer slots).
+        @Test func theFanOutHandsItsDeliveriesToTheDispatcherExceptAFailingSubscriptions() async throws {
+            let rig = try await Rig.start(pollInterval: .milliseconds(500))
+            let healthy = try await WebhookReceiver.start(), dead = try await WebhookReceiver.start()
+            dead.stop()
+            defer { healthy.stop() }
+            let (a, _) = try await rig.subscriptions.create(url: healthy.url, eventPatterns: [rig.type], secret: nil, description: "healthy")
+            let (b, _) = try await rig.subscriptions.create(url: dead.url, eventPatterns: [rig.type], secret: nil, description: "failing")
+            try await rig.harness.database.withConnection { connection in
+                _ = try await connection.execute("UPDATE warren_webhook_subscriptions SET failing_since = now() WHERE id = \(b.id)")
+            }
+            let before = rig.handoff.handedOver.load(ordering: .relaxed)
+            let ids = try await rig.publish(20)
+            try await eventually("all recorded delivered") { try await rig.deliveries(a.id, status: "delivered") == 20 }
+            #expect(Set(healthy.received.compactMap(\.eventID)) == Set(ids) && healthy.received.count == 20, "each once")
+            let log = try await rig.subscriptions.attempts(a.id)
+            #expect(log.count == 20 && log.allSatisfy { $0.attempt == 1 && $0.outcome == "delivered" }, "each sent once, as attempt 1")
+            try await eventually("the failing one's claimed and tried") { try await rig.subscriptions.attempts(b.id).count >= 2 }
+            // The healthy subscription's 20 (it has room for 32), none of the failing one's.
+            #expect(rig.handoff.handedOver.load(ordering: .relaxed) - before == 20)
+            await rig.stop(deleting: [a.id, b.id])
+        }
+
+        /// With no dispatcher taking hand-offs (stopped, or not started yet), the fan-out
+        /// stores its deliveries due, not leased: the next dispatcher claims them at once.
+        @Test func withoutADispatcherTheFanOutLeavesDeliveriesDueForTheNextOne() async throws {
+            let harness = try await ConsumerHarness.make(consumer: "webhooks.delivery", bindings: ["#"])
+            let handoff = DeliveryHandoff(logger: TestEnvironment.logger)
+            harness.start(module: WebhookFanOut(handoff: handoff))
+            let receiver = try await WebhookReceiver.start()
+            defer { receiver.stop() }
+            let store = WebhookSubscriptions(database: harness.database, destinations: Self.lifted)
+            let type = "stripe.\(TestEnvironment.uniqueName("wh").replacingOccurrences(of: "-", with: "")).ping"
+            let (subscription, _) = try await store.create(url: receiver.url, eventPatterns: [type], secret: nil, description: "t")
+            let events = (0..<3).map { CloudEvent(type: type, source: "/tests/webhooks", data: ["n": .integer(Int64($0))]) }
+            try await harness.publish(events)
+            try await eventually("stored") {
+                try await harness.count("SELECT count(*) FROM warren_webhook_deliveries WHERE subscription_id = \(subscription.id)") == 3
+            }
+            #expect(
+                try await harness.count(
+                    "SELECT count(*) FROM warren_webhook_deliveries WHERE subscription_id = \(subscription.id) AND attempts = 0 AND next_attempt_at <= now()") == 3,
+                "due, no attempt counted")
+            var settings = WebhookDispatcherSettings()
+            settings.pollInterval = .seconds(60)
+            let dispatcher = WebhookDispatcher(
+                settings: settings, database: harness.database, conninfo: TestEnvironment.databaseURL, destinations: Self.lifted,
+                logger: TestEnvironment.logger, handoff: handoff)
+            let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [dispatcher], logger: TestEnvironment.logger))
+            let running = Task { try await group.run() }
+            try await eventually("the next dispatcher sent them") { Set(receiver.received.compactMap(\.eventID)) == Set(events.map(\.id)) }
+            #expect(handoff.handedOver.load(ordering: .relaxed) == 0)
+            await group.triggerGracefulShutdown()
+            _ = try? await running.value
+            try? await store.delete(subscription.id)
+            await harness.tearDown()
         }
 
         /// `WARREN_SECRETS_KEY`: a secret stored in clear before the key was set is sealed

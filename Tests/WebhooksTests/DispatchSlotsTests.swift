@@ -84,4 +84,26 @@ import Testing
         }
         #expect(slots.totalHeld == 0 && slots.totalInFlight == 0)
     }
+
+    @Test func theFanOutLeasesOnlyWhatEachSubscriptionHasRoomForAndNothingOfAFailingOne() {
+        var slots = DispatchSlots(limits: Self.limits)
+        // a holds 3 of its 4; dead is failing; b holds nothing.
+        slots.leased((0..<3).map { Self.delivery("a", $0) } + [Self.delivery("dead", 5, failing: true)], asked: [:])
+        let plan = slots.handoffPlan(["a", "a", "b", "dead", "b", "b", "b", "b", "c"], maximumHeld: 100)
+        #expect(plan == [true, false, true, false, true, true, true, false, true])
+        // The cap on everything held: 4 held, room for 2 more in all.
+        #expect(slots.handoffPlan(["b", "c", "b"], maximumHeld: 6) == [true, true, false])
+        #expect(slots.handoffPlan(["b"], maximumHeld: 4) == [false])
+    }
+
+    @Test func handedOffDeliveriesAreHeldAndSentButDoNotMakeASubscriptionBusy() {
+        var slots = DispatchSlots(limits: Self.limits)
+        slots.handedOff((0..<4).map { Self.delivery("a", $0) })
+        #expect(slots.holding == ["a": 4])
+        #expect(slots.nextToSend().count == 2, "its concurrency still caps it")
+        #expect(slots.handoffPlan(["a"], maximumHeld: 100) == [false], "held up to prefetch")
+        // Filling its room by hand-off says nothing about more being due: no claim for it.
+        for id in ["a", "a", "a", "a"] { slots.recorded([id]) }
+        #expect(!slots.wantsClaim)
+    }
 }
