@@ -1,9 +1,11 @@
 /// Which leased deliveries a dispatcher sends next and how many more it may lease, decided
 /// without I/O (`DispatchSlotsTests`).
 ///
-/// Per subscription it holds what it leased until each attempt is recorded: at most
-/// `prefetch` for a healthy subscription and `perFailingSubscription` for one failing
-/// since its last success, so a dead endpoint holds few rows. It sends at most
+/// Per subscription it holds what it leased until its request ended: at most `prefetch`
+/// for a healthy subscription and `perFailingSubscription` for one failing since its last
+/// success, so a dead endpoint holds few rows. Attempts waiting to be recorded count only
+/// towards the room in all (a slow recording slows every subscription alike, not the
+/// busiest one most). It sends at most
 /// `perSubscription` (healthy) or `perFailingSubscription` (failing) of a subscription at
 /// once and `total` in all, taking subscriptions in turn, so a slow endpoint only ever
 /// waits on its own slots. Leasing ahead (prefetch) means one claim per several requests
@@ -19,13 +21,21 @@ struct DispatchSlots {
     let limits: Limits
     private var queued: [String: [WebhookDeliveries.Claimed]] = [:]
     private var inFlight: [String: Int] = [:]
-    /// Queued, in flight, or finished and not yet recorded.
+    /// Queued or in flight.
     private var held: [String: Int] = [:]
+    /// Finished, not recorded yet.
+    private var unrecorded = 0
     private var failing: [String: Bool] = [:]
     /// Subscriptions whose last claim filled their room: more may be due, so they are
     /// claimed for again as soon as they run low. The others wait for a notification or
     /// the poll.
     private var busy: Set<String> = []
+    /// Subscriptions the fan-out stored deliveries due for, for lack of room, with the
+    /// number of the latest such mark: no more of theirs are handed over past the due ones
+    /// (which would starve those) until a claim begun after the mark comes back with room
+    /// to spare, having taken what was due.
+    private var backlog: [String: UInt64] = [:]
+    private var marks: UInt64 = 0
     /// Subscriptions with queued deliveries, in the order they take turns.
     private var turns: [String] = []
     private(set) var totalInFlight = 0
@@ -34,7 +44,8 @@ struct DispatchSlots {
         self.limits = limits
     }
 
-    var totalHeld: Int { held.values.reduce(0, +) }
+    /// Everything held, including attempts not recorded yet.
+    var totalHeld: Int { held.values.reduce(0, +) + unrecorded }
 
     /// What each subscription holds: the claim leases at most its limit minus this.
     var holding: [String: Int] { held }
@@ -42,35 +53,54 @@ struct DispatchSlots {
     /// The most a subscription may hold.
     func limit(failing: Bool) -> Int { failing ? limits.perFailingSubscription : limits.prefetch }
 
-    /// Whether a subscription that was still finding work has used half of its room.
+    /// What a claim starts from: `holding`, and the last backlog mark made before it.
+    var claimStart: (holding: [String: Int], mark: UInt64) { (held, marks) }
+
+    /// Whether a subscription that was still finding work, or has a backlog, has used half
+    /// of its room.
     var wantsClaim: Bool {
-        busy.contains { id in (held[id] ?? 0) <= limit(failing: failing[id] ?? false) / 2 }
+        busy.union(backlog.keys).contains { id in (held[id] ?? 0) <= limit(failing: failing[id] ?? false) / 2 }
     }
 
-    /// Records a claim's result; `asked` is `holding` as passed to it.
-    mutating func leased(_ claimed: [WebhookDeliveries.Claimed], asked: [String: Int]) {
+    /// Records a claim's result; `asked` and `mark` are `claimStart` as it began, and
+    /// `complete` says the claim was not cut short by the room in all (so a subscription
+    /// it brought fewer than its room has nothing more due).
+    mutating func leased(_ claimed: [WebhookDeliveries.Claimed], asked: [String: Int], mark: UInt64 = 0, complete: Bool = false) {
         var got: [String: Int] = [:]
         for delivery in claimed {
             hold(delivery)
             got[delivery.subscriptionID, default: 0] += 1
         }
-        for id in Set(asked.keys).union(got.keys).union(busy) {
+        for id in Set(asked.keys).union(got.keys).union(busy).union(backlog.keys) {
             let room = limit(failing: failing[id] ?? false) - (asked[id] ?? 0)
-            if room > 0, (got[id] ?? 0) >= room { busy.insert(id) } else if room > 0 { busy.remove(id) }
+            guard room > 0 else { continue }
+            if (got[id] ?? 0) >= room {
+                busy.insert(id)
+            } else {
+                busy.remove(id)
+                if complete, let marked = backlog[id], marked <= mark { backlog[id] = nil }
+            }
         }
     }
 
     /// Which of the deliveries a fan-out is about to store (their subscriptions, in order)
     /// it may lease for this dispatcher at once (`DeliveryHandoff`): as many of each
-    /// subscription as its room (`prefetch` less what it holds; none while it fails, which
-    /// the fan-out's statement checks again for subscriptions this dispatcher holds none
-    /// of), and `maximumHeld` in all. The rest are stored due, for a claim.
-    func handoffPlan(_ subscriptions: [String], maximumHeld: Int) -> [Bool] {
+    /// subscription as its room (`prefetch` less what it holds), and `maximumHeld` in all;
+    /// none of a subscription that is failing (the fan-out's statement checks that again
+    /// for subscriptions this dispatcher holds none of) or has a backlog. The rest are
+    /// stored due, for a claim; those left for lack of room give their subscription a
+    /// backlog.
+    mutating func handoffPlan(_ subscriptions: [String], maximumHeld: Int) -> [Bool] {
         var total = totalHeld
         var taken: [String: Int] = [:]
         return subscriptions.map { id in
             // A failing subscription's deliveries wait for a claim, which gives it fewer slots.
-            guard failing[id] != true, total < maximumHeld, taken[id, default: 0] < limits.prefetch - (held[id] ?? 0) else { return false }
+            guard backlog[id] == nil, failing[id] != true else { return false }
+            guard total < maximumHeld, taken[id, default: 0] < limits.prefetch - (held[id] ?? 0) else {
+                marks += 1
+                backlog[id] = marks
+                return false
+            }
             taken[id, default: 0] += 1
             total += 1
             return true
@@ -111,21 +141,26 @@ struct DispatchSlots {
         return sending
     }
 
-    /// A request ended; the delivery stays held until its attempt is recorded.
+    /// A request ended: its slot and its room are free; the attempt counts in all until
+    /// it is recorded.
     mutating func sent(_ delivery: WebhookDeliveries.Claimed) {
         inFlight[delivery.subscriptionID, default: 1] -= 1
         if inFlight[delivery.subscriptionID] == 0 { inFlight[delivery.subscriptionID] = nil }
         totalInFlight -= 1
+        release(delivery.subscriptionID)
+        unrecorded += 1
     }
 
-    /// Attempts recorded (or let go): their deliveries are no longer held.
-    mutating func recorded(_ subscriptionIDs: [String]) {
-        for id in subscriptionIDs {
-            held[id, default: 1] -= 1
-            if held[id] == 0 {
-                held[id] = nil
-                failing[id] = nil
-            }
+    /// Attempts recorded (or let go).
+    mutating func recorded(_ count: Int) {
+        unrecorded -= count
+    }
+
+    private mutating func release(_ id: String) {
+        held[id, default: 1] -= 1
+        if held[id] == 0 {
+            held[id] = nil
+            failing[id] = nil
         }
     }
 
@@ -135,7 +170,7 @@ struct DispatchSlots {
         var dropped: [WebhookDeliveries.Claimed] = []
         for (id, queue) in queued {
             dropped += queue
-            recorded(Array(repeating: id, count: queue.count))
+            for _ in queue { release(id) }
         }
         queued.removeAll()
         turns.removeAll()

@@ -162,13 +162,14 @@ public struct WebhookDispatcher: Service {
         /// Takes in a finished attempt and returns the next delivery this task should
         /// send (its slot is free now; recording comes later, in batches).
         func finished(_ item: WebhookDeliveries.Finished) -> WebhookDeliveries.Claimed? {
-            let (next, wake) = state.withLock { state in
+            let (next, record, claim) = state.withLock { state in
                 state.slots.sent(item.claimed)
                 state.finished.append(item)
                 if state.oldestFinished == nil { state.oldestFinished = .now }
-                return (state.slots.nextToSend(maximum: 1).first, state.finished.count == 1 || state.finished.count >= 64)
+                return (state.slots.nextToSend(maximum: 1).first, state.finished.count == 1 || state.finished.count >= 64, state.slots.wantsClaim)
             }
-            if wake { recordable.signal() }
+            if record { recordable.signal() }
+            if claim { wakeup.signal() }
             return next
         }
 
@@ -189,7 +190,7 @@ public struct WebhookDispatcher: Service {
 
         func recorded(_ items: [WebhookDeliveries.Finished]) {
             let wantsClaim = state.withLock { state in
-                state.slots.recorded(items.map(\.claimed.subscriptionID))
+                state.slots.recorded(items.count)
                 return state.slots.wantsClaim
             }
             if wantsClaim { wakeup.signal() }
@@ -203,13 +204,13 @@ public struct WebhookDispatcher: Service {
         }
 
         var wantsClaim: Bool { state.withLock { $0.slots.wantsClaim } }
-        var holding: [String: Int] { state.withLock { $0.slots.holding } }
+        var claimStart: (holding: [String: Int], mark: UInt64) { state.withLock { $0.slots.claimStart } }
         var totalHeld: Int { state.withLock { $0.slots.totalHeld } }
 
         /// Takes in what a claim leased and returns what to send now.
-        func leased(_ claimed: [WebhookDeliveries.Claimed], asked: [String: Int]) -> [WebhookDeliveries.Claimed] {
+        func leased(_ claimed: [WebhookDeliveries.Claimed], asked: [String: Int], mark: UInt64, complete: Bool) -> [WebhookDeliveries.Claimed] {
             state.withLock { state in
-                state.slots.leased(claimed, asked: asked)
+                state.slots.leased(claimed, asked: asked, mark: mark, complete: complete)
                 return state.slots.nextToSend()
             }
         }
@@ -262,9 +263,10 @@ public struct WebhookDispatcher: Service {
                         || progress.wantsClaim
                     {
                         lastClaim = .now
-                        let asked = progress.holding
-                        let leased = await claim(holding: asked, room: settings.maximumHeld - progress.totalHeld)
-                        sending += progress.leased(leased, asked: asked)
+                        let (asked, mark) = progress.claimStart
+                        let room = settings.maximumHeld - progress.totalHeld
+                        let leased = await claim(holding: asked, room: room)
+                        sending += progress.leased(leased, asked: asked, mark: mark, complete: leased.count < room)
                         claimed = !leased.isEmpty
                         if statistics.claimed(leased.count, at: lastClaim, knownRows: progress.analyzedRows.load(ordering: .relaxed)) {
                             group.addTask { await self.analyze(progress) }
@@ -346,7 +348,7 @@ public struct WebhookDispatcher: Service {
             progress.recorded(finished)
             return true
         } catch let error as PostgresError where [.connectionFailed, .connectionLost, .acquireTimeout, .closed].contains(error.code) {
-            // Kept and recorded on the next pass; their slots stay taken meanwhile.
+            // Kept and recorded on the next pass; meanwhile they count in the room in all.
             progress.putBack(finished)
             logger.warning("webhooks.record.failed", metadata: ["error": "\(error)"])
             try? await Task.sleep(for: settings.failureBackoff)

@@ -36,7 +36,7 @@ import Testing
         while !batch.isEmpty {
             for delivery in batch {
                 slots.sent(delivery)
-                slots.recorded([delivery.subscriptionID])
+                slots.recorded(1)
                 sentFast += 1
             }
             batch = slots.nextToSend()
@@ -62,7 +62,7 @@ import Testing
         let sending = slots.nextToSend()
         for delivery in sending where delivery.subscriptionID == "a" {
             slots.sent(delivery)
-            slots.recorded(["a"])
+            slots.recorded(1)
         }
         #expect(slots.holding["a"] == 2)
         #expect(slots.wantsClaim, "a is down to half its room")
@@ -78,10 +78,10 @@ import Testing
         let dropped = slots.dropQueued()
         #expect(sending.count == 2 && dropped.count == 2)
         #expect(slots.totalHeld == 2, "the two in flight stay held until recorded")
-        for delivery in sending {
-            slots.sent(delivery)
-            slots.recorded([delivery.subscriptionID])
-        }
+        for delivery in sending { slots.sent(delivery) }
+        #expect(slots.holding.isEmpty && slots.totalHeld == 2, "finished: the subscription's room is free, the attempts count in all until recorded")
+        #expect(slots.handoffPlan(["a", "a", "a", "a", "a"], maximumHeld: 6) == [true, true, true, true, false])
+        slots.recorded(2)
         #expect(slots.totalHeld == 0 && slots.totalInFlight == 0)
     }
 
@@ -89,21 +89,54 @@ import Testing
         var slots = DispatchSlots(limits: Self.limits)
         // a holds 3 of its 4; dead is failing; b holds nothing.
         slots.leased((0..<3).map { Self.delivery("a", $0) } + [Self.delivery("dead", 5, failing: true)], asked: [:])
-        let plan = slots.handoffPlan(["a", "a", "b", "dead", "b", "b", "b", "b", "c"], maximumHeld: 100)
+        var plan = slots.handoffPlan(["a", "a", "b", "dead", "b", "b", "b", "b", "c"], maximumHeld: 100)
         #expect(plan == [true, false, true, false, true, true, true, false, true])
         // The cap on everything held: 4 held, room for 2 more in all.
-        #expect(slots.handoffPlan(["b", "c", "b"], maximumHeld: 6) == [true, true, false])
-        #expect(slots.handoffPlan(["b"], maximumHeld: 4) == [false])
+        var capped = DispatchSlots(limits: Self.limits)
+        capped.leased((0..<4).map { Self.delivery("a", $0) }, asked: [:])
+        plan = capped.handoffPlan(["b", "c", "b", "d"], maximumHeld: 6)
+        #expect(plan == [true, true, false, false])
+    }
+
+    @Test func aSubscriptionWithDeliveriesLeftDueGetsNoneHandedOverUntilAClaimTookThem() {
+        var slots = DispatchSlots(limits: Self.limits)
+        let early = slots.claimStart
+        #expect(slots.handoffPlan(["b", "b", "b", "b", "b"], maximumHeld: 100) == [true, true, true, true, false])
+        slots.handedOff((0..<4).map { Self.delivery("b", $0) })
+        var sending = slots.nextToSend()
+        while !sending.isEmpty {
+            for delivery in sending { slots.sent(delivery) }
+            sending = slots.nextToSend()
+        }
+        #expect(slots.holding.isEmpty)
+        // Room again, but the fifth is due in the database: newer ones must not overtake it.
+        #expect(slots.handoffPlan(["b"], maximumHeld: 100) == [false])
+        #expect(slots.wantsClaim, "claim what was left due")
+        // A claim begun before the fifth was left due proves nothing about it...
+        slots.leased([], asked: early.holding, mark: early.mark, complete: true)
+        #expect(slots.handoffPlan(["b"], maximumHeld: 100) == [false])
+        // ...one begun after, that came back with room to spare, took it.
+        let start = slots.claimStart
+        slots.leased([Self.delivery("b", 4), Self.delivery("b", 5)], asked: start.holding, mark: start.mark, complete: true)
+        #expect(slots.handoffPlan(["b"], maximumHeld: 100) == [true])
+        #expect(!slots.wantsClaim)
+        // A claim cut short by the room in all proves nothing either.
+        #expect(slots.handoffPlan(["c"], maximumHeld: 0) == [false])
+        let cut = slots.claimStart
+        slots.leased([], asked: cut.holding, mark: cut.mark, complete: false)
+        #expect(slots.handoffPlan(["c"], maximumHeld: 100) == [false])
     }
 
     @Test func handedOffDeliveriesAreHeldAndSentButDoNotMakeASubscriptionBusy() {
         var slots = DispatchSlots(limits: Self.limits)
         slots.handedOff((0..<4).map { Self.delivery("a", $0) })
         #expect(slots.holding == ["a": 4])
-        #expect(slots.nextToSend().count == 2, "its concurrency still caps it")
-        #expect(slots.handoffPlan(["a"], maximumHeld: 100) == [false], "held up to prefetch")
+        let first = slots.nextToSend()
+        #expect(first.count == 2, "its concurrency still caps it")
         // Filling its room by hand-off says nothing about more being due: no claim for it.
-        for id in ["a", "a", "a", "a"] { slots.recorded([id]) }
         #expect(!slots.wantsClaim)
+        for delivery in first { slots.sent(delivery) }
+        #expect(!slots.wantsClaim)
+        #expect(slots.handoffPlan(["a", "a", "a"], maximumHeld: 100) == [true, true, false])
     }
 }
