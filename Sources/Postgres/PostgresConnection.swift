@@ -84,7 +84,7 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Rows of a query whose interpolations are bind parameters.
     public func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
-        try await run(query.sql, query.binds) { $0.rows() }
+        try await run(query.sql, query.binds, prepared: !query.plansEachRun) { $0.rows() }
     }
 
     /// Rows of `sql` with `$1`, `$2`… bound to `binds` (nil is NULL).
@@ -95,7 +95,7 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Runs a statement and returns the number of rows it affected.
     @discardableResult
     public func execute(_ query: PostgresQuery) async throws -> Int {
-        try await run(query.sql, query.binds) { $0.affectedRows }
+        try await run(query.sql, query.binds, prepared: !query.plansEachRun) { $0.affectedRows }
     }
 
     @discardableResult
@@ -122,10 +122,11 @@ public final class PostgresConnection: @unchecked Sendable {
     private func run<T: Sendable>(
         _ sql: String,
         _ binds: [PostgresValue?],
+        prepared: Bool = true,
         _ read: @escaping @Sendable (borrowing LibPQResult) -> T
     ) async throws -> T {
         try await interruptible { [self] in
-            let result = try execute(sql, binds)
+            let result = try execute(sql, binds, prepared: prepared)
             return read(result)
         }
     }
@@ -216,13 +217,13 @@ public final class PostgresConnection: @unchecked Sendable {
 
     var transactionStatus: PGTransactionStatusType { libpq.transactionStatus }
 
-    private func execute(_ sql: String, _ binds: [PostgresValue?]) throws -> LibPQResult {
+    private func execute(_ sql: String, _ binds: [PostgresValue?], prepared: Bool) throws -> LibPQResult {
         var parameters = try BindParameters(binds)
         defer { parameters.deallocate() }
         do {
             return try withLiveConnection(context: nil, query: sql) { pgconn in
                 var failure: OpaquePointer?
-                if let name = statements.name(for: sql, types: parameters.types, on: pgconn, failure: &failure) {
+                if prepared, let name = statements.name(for: sql, types: parameters.types, on: pgconn, failure: &failure) {
                     return PQexecPrepared(pgconn, name, Int32(binds.count), parameters.values, parameters.lengths, parameters.formats, 0)
                 }
                 if let failure { return failure }

@@ -6,6 +6,19 @@
 public struct PostgresQuery: Sendable, Hashable, ExpressibleByStringInterpolation {
     public var sql: String
     public var binds: [PostgresValue?]
+    /// Run unprepared (see `plannedEachRun()`).
+    public var plansEachRun = false
+
+    /// This statement, planned afresh by the server on every run, from the table sizes of
+    /// that moment, instead of prepared once per session. A prepared statement soon runs
+    /// a cached generic plan, made once; for a table whose size swings (a queue emptied
+    /// and refilled) a plan made while it was empty keeps scanning all of it as it grows,
+    /// until the next `ANALYZE`. Costs a parse and a plan per run.
+    public func plannedEachRun() -> PostgresQuery {
+        var query = self
+        query.plansEachRun = true
+        return query
+    }
 
     /// `sql` is sent as written: it must use `$n` placeholders, never spliced-in values.
     public init(unsafeSQL sql: String, binds: [PostgresValue?] = []) {

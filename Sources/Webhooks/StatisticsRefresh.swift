@@ -11,8 +11,9 @@
 /// So the dispatcher analyzes the table itself (a fresh `ANALYZE` also drops cached
 /// plans), at most once per `minimumInterval`, when (`backlog` is the dispatcher's
 /// prefetch: a claim that leased that many found more due than one subscription holds)
-/// - it has leased more deliveries since its last refresh than the statistics knew rows
-///   (at least `backlog`): the table outgrew what the planner believes, or
+/// - it has leased more deliveries since its last refresh (claimed, or handed over by the
+///   fan-out) than the statistics knew rows (at least `backlog`): the table outgrew what
+///   the planner believes, or
 /// - one claim leased at least `backlog` deliveries and the last refresh is `interval`
 ///   old: a backlog lasts, and the share of pending rows may have changed.
 struct StatisticsRefresh {
@@ -29,11 +30,12 @@ struct StatisticsRefresh {
         self.minimumInterval = minimumInterval
     }
 
-    /// A claim leased `count` deliveries at `now`; `knownRows` is what the table held when
-    /// it was last analyzed (`pg_class.reltuples`, 0 if unknown). True when the table
-    /// should be analyzed now; the refresh is then counted as done.
-    mutating func claimed(_ count: Int, at now: ContinuousClock.Instant, knownRows: Int) -> Bool {
-        leasedSince += count
+    /// A claim leased `count` deliveries at `now`, and the fan-out handed over `handedOff`
+    /// since the last call; `knownRows` is what the table held when it was last analyzed
+    /// (`pg_class.reltuples`, 0 if unknown). True when the table should be analyzed now;
+    /// the refresh is then counted as done.
+    mutating func claimed(_ count: Int, handedOff: Int = 0, at now: ContinuousClock.Instant, knownRows: Int) -> Bool {
+        leasedSince += count + handedOff
         let since = last.map { now - $0 }
         if let since, since < minimumInterval { return false }
         let outgrown = leasedSince >= max(backlog, knownRows)

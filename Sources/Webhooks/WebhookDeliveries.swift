@@ -39,7 +39,7 @@ public enum WebhookDeliveries {
         on connection: PostgresConnection, limit: Int, perSubscription: Int, perFailingSubscription: Int, holding: [String: Int], lease: Duration,
         sealer: SecretSealer = .clear
     ) async throws -> [Claimed] {
-        let rows = try await connection.query("""
+        let rows = try await connection.query(PostgresQuery("""
             WITH subscriptions AS (
                 SELECT s.id, s.failing_since IS NOT NULL AS failing,
                        GREATEST(0, (CASE WHEN s.failing_since IS NULL THEN \(perSubscription) ELSE \(perFailingSubscription) END)
@@ -69,7 +69,7 @@ public enum WebhookDeliveries {
               AND e.event_id = d.event_id AND d.finished_at IS NULL
             RETURNING d.subscription_id, d.event_id, d.webhook_id, d.attempts, e.payload, e.traceparent, s.url, s.secret,
                 CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END AS previous_secret, p.failing
-            """)
+            """).plannedEachRun())
         var opener = SecretOpener(sealer)
         return try rows.map { row in
             let subscription = try row.decode(String.self, "subscription_id")
@@ -87,13 +87,13 @@ public enum WebhookDeliveries {
     /// Gives back leases never used (a dispatcher shutting down with deliveries queued):
     /// due now, the attempt not counted. Fenced like `record`.
     static func release(_ claimed: [Claimed], on connection: PostgresConnection) async throws {
-        _ = try await connection.execute("""
+        _ = try await connection.execute(PostgresQuery("""
             UPDATE warren_webhook_deliveries d SET next_attempt_at = now(), attempts = d.attempts - 1
             FROM unnest(\(PostgresArrayLiteral.text(claimed.map { $0.subscriptionID }))::text[],
                         \(PostgresArrayLiteral.text(claimed.map { $0.eventID }))::text[],
                         \(PostgresArrayLiteral.bigint(claimed.map { Int64($0.attempt) }))::int[]) AS u(subscription_id, event_id, attempt)
             WHERE d.subscription_id = u.subscription_id AND d.event_id = u.event_id AND d.finished_at IS NULL AND d.attempts = u.attempt
-            """)
+            """).plannedEachRun())
         _ = try await connection.execute("SELECT pg_notify(\(notificationChannel), '')")
     }
 
@@ -188,7 +188,9 @@ public enum WebhookDeliveries {
         // The log, each delivery's new state and the successes' failure records in one
         // statement: one round trip, atomic by itself. Only a batch with failures needs
         // more (failure records, disabling, the outbox), in a transaction with it.
-        let logged: PostgresQuery = """
+        // Planned on every run: a cached plan made while the table was small joins it by a
+        // sequential scan, which grows with the table (`PostgresQuery.plannedEachRun`).
+        let logged = PostgresQuery("""
             WITH u AS (
                 SELECT * FROM unnest(\(PostgresArrayLiteral.text(subscriptions))::text[], \(PostgresArrayLiteral.text(eventIDs))::text[],
                     \(attempts)::int[], \(attemptedAt)::timestamptz[], \(statusCodes)::int[], \(latencies)::float8[], \(outcomes)::text[],
@@ -211,7 +213,7 @@ public enum WebhookDeliveries {
                 WHERE d.subscription_id = u.subscription_id AND d.event_id = u.event_id AND d.finished_at IS NULL AND d.attempts = u.attempt
             )
             UPDATE warren_webhook_subscriptions SET failing_since = NULL WHERE id = ANY(\(succeeded)::text[]) AND failing_since IS NOT NULL
-            """
+            """).plannedEachRun()
         guard !failingIDs.isEmpty else {
             _ = try await connection.execute(logged)
             return []

@@ -154,6 +154,8 @@ public struct WebhookDispatcher: Service {
         let draining = Atomic<Bool>(false)
         /// The deliveries the table held when this dispatcher last analyzed it.
         let analyzedRows = Atomic<Int>(0)
+        /// Deliveries handed over since the loop last looked (for `StatisticsRefresh`).
+        let handedOffSince = Atomic<Int>(0)
 
         init(limits: DispatchSlots.Limits) {
             state = Mutex(State(slots: DispatchSlots(limits: limits)))
@@ -224,6 +226,7 @@ public struct WebhookDispatcher: Service {
         /// Takes in what the fan-out handed over and wakes the loop to send it.
         func handedOff(_ deliveries: [WebhookDeliveries.Claimed]) {
             state.withLock { $0.slots.handedOff(deliveries) }
+            handedOffSince.add(deliveries.count, ordering: .relaxed)
             wakeup.signal()
         }
 
@@ -268,7 +271,10 @@ public struct WebhookDispatcher: Service {
                         let leased = await claim(holding: asked, room: room)
                         sending += progress.leased(leased, asked: asked, mark: mark, complete: leased.count < room)
                         claimed = !leased.isEmpty
-                        if statistics.claimed(leased.count, at: lastClaim, knownRows: progress.analyzedRows.load(ordering: .relaxed)) {
+                        if statistics.claimed(
+                            leased.count, handedOff: progress.handedOffSince.exchange(0, ordering: .relaxed), at: lastClaim,
+                            knownRows: progress.analyzedRows.load(ordering: .relaxed))
+                        {
                             group.addTask { await self.analyze(progress) }
                         }
                     }

@@ -292,6 +292,23 @@ extension Integration {
             await connection.close()
         }
 
+        @Test func aStatementPlannedEachRunIsNeverPrepared() async throws {
+            let connection = try await connect()
+            let marker = TestEnvironment.uniqueName("each-run")
+            for number in 1...6 {
+                let query = PostgresQuery("SELECT \(Int32(number))::int + 1 AS n, \(marker)::text AS marker").plannedEachRun()
+                #expect(try await connection.query(query)[0].decode(Int.self, "n") == number + 1)
+                #expect(try await connection.execute(query) == 1)
+            }
+            let copies = try await connection.query("SELECT count(*)::int AS copies FROM pg_prepared_statements WHERE statement LIKE '%::text AS marker'")
+            #expect(try copies[0].decode(Int.self, "copies") == 0, "parsed and planned on every run, never kept")
+            // The same text without it is prepared, once.
+            for _ in 1...2 { _ = try await connection.query("SELECT \(Int32(1))::int + 1 AS n, \(marker)::text AS marker") }
+            let prepared = try await connection.query("SELECT count(*)::int AS copies FROM pg_prepared_statements WHERE statement LIKE '%::text AS marker'")
+            #expect(try prepared[0].decode(Int.self, "copies") == 1)
+            await connection.close()
+        }
+
         @Test func aTableAlteredUnderAPreparedStatementFailsItOnceThenItIsPreparedAgain() async throws {
             let connection = try await connect()
             let other = try await connect()

@@ -48,4 +48,15 @@ import Testing
             ])
         #expect(fired == [true, false, false, false, true])
     }
+
+    @Test func handedOverDeliveriesCountTowardsOutgrowingTheStatistics() {
+        var refresh = StatisticsRefresh(backlog: 32)
+        let start = ContinuousClock.now
+        let first = refresh.claimed(0, handedOff: 40, at: start, knownRows: 0)
+        #expect(first, "the fan-out stored 40 leased into a table believed empty")
+        // Claims (each poll) find nothing; the hand-offs alone outgrow the 1,000 rows seen.
+        let second = refresh.claimed(0, handedOff: 600, at: start + .seconds(2), knownRows: 1_000)
+        let third = refresh.claimed(0, handedOff: 600, at: start + .seconds(3), knownRows: 1_000)
+        #expect(!second && third)
+    }
 }
