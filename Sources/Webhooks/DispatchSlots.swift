@@ -58,8 +58,10 @@ struct DispatchSlots {
 
     /// Whether a subscription that was still finding work, or has a backlog, has used half
     /// of its room.
+    /// Asked after every request (no set is built for it).
     var wantsClaim: Bool {
-        busy.union(backlog.keys).contains { id in (held[id] ?? 0) <= limit(failing: failing[id] ?? false) / 2 }
+        func low(_ id: String) -> Bool { (held[id] ?? 0) <= limit(failing: failing[id] ?? false) / 2 }
+        return busy.contains(where: low) || backlog.keys.contains(where: low)
     }
 
     /// Records a claim's result; `asked` and `mark` are `claimStart` as it began, and

@@ -91,9 +91,10 @@ public struct WebhookFanOut: ConsumerModule {
                 ON CONFLICT DO NOTHING
                 RETURNING subscription_id, event_id, webhook_id, attempts
             )
+            -- The url and secrets only of those handed over.
             SELECT i.subscription_id, i.event_id, i.webhook_id, i.attempts, s.url, s.secret,
                    CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END AS previous_secret
-            FROM inserted i JOIN warren_webhook_subscriptions s ON s.id = i.subscription_id
+            FROM inserted i LEFT JOIN warren_webhook_subscriptions s ON s.id = i.subscription_id AND i.attempts = 1
             """)
         let events = Dictionary(zip(stored.map(\.id), zip(payloads, stored.map(\.traceparent))), uniquingKeysWith: { first, _ in first })
         var handed: [DeliveryHandoff.Stored] = []
